@@ -1,0 +1,69 @@
+"""``station sim``: simulated devices and services for tests, demos and training.
+
+``station sim card`` presents a virtual PIV card to a vpcd reader of a real pcscd, the way
+vsmartcard's ``vicc`` does: it connects to vpcd at HOST:PORT and serves APDUs until stopped;
+stopping it removes the card.
+"""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import sys
+
+from station.devices.connection import Interface
+from station.devices.virtual import blank_token, load_card_image
+from station.devices.virtual import vpcd
+
+# Other modules may add ``station sim`` subcommands (``register(sim_subparsers)``).
+SIM_MODULES = ["station.cli.sim_pki"]
+
+
+def register(sub) -> None:
+    sim = sub.add_parser("sim", help="simulated cards, tokens and PKI services")
+    sim_sub = sim.add_subparsers(dest="sim_command", metavar="SERVICE")
+    sim_sub.required = True
+    card = sim_sub.add_parser("card", help="present a virtual PIV card to a vpcd reader until stopped")
+    source = card.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from", dest="source", metavar="DIR", help="card image folder (GSA ICAM layout)")
+    source.add_argument("--blank-token", action="store_true", help="a blank PIV token: default PIN/PUK/management key, no keys")
+    source.add_argument("--demo", action="store_true", help="a fresh demo card with its own demo PKI")
+    card.add_argument("--pin", default="123456", help="the card's PIN (default 123456; the Global PIN too where the card uses one)")
+    card.add_argument("--vpcd", required=True, metavar="HOST:PORT", help="the vpcd reader to connect to (vpcd listens on 35963)")
+    card.add_argument("--contactless", action="store_true", help="present the card over a contactless interface (SP 800-73-4 restrictions apply)")
+    card.set_defaults(func=cmd_card)
+    for name in SIM_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sim_sub)
+
+
+def build_card(args):
+    interface = Interface.CONTACTLESS if args.contactless else Interface.CONTACT
+    if args.blank_token:
+        return blank_token(interface=interface)
+    if args.demo:
+        from station.devices.virtual.demo import make_demo_card
+
+        return make_demo_card(pin=args.pin, interface=interface).card
+    return load_card_image(args.source, pin=args.pin, interface=interface)
+
+
+def cmd_card(args) -> int:
+    card = build_card(args)
+    host, port = vpcd.parse_hostport(args.vpcd)
+    link = vpcd.VpcdLink(card, vpcd.connect(host, port))
+
+    def stop(signum, frame):
+        link.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"station: presenting {card.label} ({card.interface.value}) to vpcd at {host}:{port}", file=sys.stderr, flush=True)
+    link.serve()
+    print("station: card removed", file=sys.stderr)
+    return 0

@@ -1,0 +1,1 @@
+"""Talking to smart cards and tokens: transports, the PIV protocol, virtual devices."""

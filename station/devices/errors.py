@@ -1,0 +1,162 @@
+"""Typed errors of the card layer.
+
+Status words map to exception classes (ISO/IEC 7816-4, SP 800-73-4 Part 2 §5); transport
+failures and malformed data have their own classes. No message ever carries a PIN.
+"""
+
+from __future__ import annotations
+
+from station.errors import StationError
+
+
+class CardError(StationError):
+    """Something went wrong talking to a card."""
+
+    code = "card-error"
+
+
+class TlvError(CardError):
+    """BER-TLV data is malformed (truncated, length past the end, bad tag)."""
+
+    code = "malformed-data"
+
+
+class ProtocolError(CardError):
+    """The card broke the protocol (endless GET RESPONSE, reply of the wrong shape)."""
+
+    code = "protocol-error"
+
+
+class TransportError(CardError):
+    """The reader or the link to the card failed."""
+
+    code = "io-error"
+
+
+class CardRemoved(TransportError):
+    code = "card-removed"
+    hint = "put the card back in the reader and start again"
+
+
+class NoReader(StationError):
+    code = "no-reader"
+    hint = "connect a smart card reader (or check that pcscd is running)"
+
+
+class NoCard(StationError):
+    code = "no-card"
+    hint = "insert the card into the reader"
+
+
+class NotPivCard(CardError):
+    code = "not-piv"
+    hint = "this card has no PIV application; use the applicant's PIV card"
+
+
+class InterfaceRestricted(CardError):
+    """SP 800-73-4: the operation is not allowed over the contactless interface."""
+
+    code = "contactless-restricted"
+    hint = "insert the card into a contact reader"
+
+
+class InvalidPinFormat(StationError):
+    code = "pin-format"
+    hint = "a PIV PIN is 6 to 8 digits; a token PIN 6 to 8 characters from 0-9, A-Z, a-z"
+
+
+class ApduError(CardError):
+    """The card answered with an error status word."""
+
+    code = "card-status"
+
+    def __init__(self, sw: int, message: str | None = None, **kw):
+        self.sw = sw
+        super().__init__(message or f"card returned status {sw:04X}", **kw)
+
+
+class WrongLength(ApduError):
+    pass
+
+
+class SecurityStatusNotSatisfied(ApduError):
+    code = "security-status"
+    hint = "verify the PIN (or authenticate the management key) first"
+
+
+class PinBlocked(ApduError):
+    """6983: authentication method blocked (PIN or PUK retry counter at zero)."""
+
+    code = "pin-blocked"
+    hint = "the PIN is blocked; the card issuer must reset it"
+
+
+class PinIncorrect(ApduError):
+    """63Cx: verification failed, x tries left."""
+
+    code = "pin-incorrect"
+
+    def __init__(self, sw: int, retries_left: int):
+        self.retries_left = retries_left
+        super().__init__(sw, f"wrong PIN, {retries_left} tries left")
+
+
+class ConditionsNotSatisfied(ApduError):
+    code = "conditions-not-satisfied"
+
+
+class DataInvalid(ApduError):
+    code = "data-invalid"
+
+
+class IncorrectParameters(ApduError):
+    code = "incorrect-parameters"
+
+
+class FileNotFound(ApduError):
+    """6A82: data object or application not found."""
+
+    code = "not-found"
+
+
+class NotEnoughMemory(ApduError):
+    code = "card-full"
+
+
+class ReferenceNotFound(ApduError):
+    """6A88: referenced data (key, PIN) not found."""
+
+    code = "reference-not-found"
+
+
+class InstructionNotSupported(ApduError):
+    code = "not-supported"
+
+
+class ClassNotSupported(ApduError):
+    code = "not-supported"
+
+
+_SW_CLASSES: dict[int, type[ApduError]] = {
+    0x6700: WrongLength,
+    0x6982: SecurityStatusNotSatisfied,
+    0x6983: PinBlocked,
+    0x6984: DataInvalid,
+    0x6985: ConditionsNotSatisfied,
+    0x6A80: DataInvalid,
+    0x6A81: InstructionNotSupported,
+    0x6A82: FileNotFound,
+    0x6A84: NotEnoughMemory,
+    0x6A86: IncorrectParameters,
+    0x6B00: IncorrectParameters,
+    0x6A88: ReferenceNotFound,
+    0x6D00: InstructionNotSupported,
+    0x6E00: ClassNotSupported,
+}
+
+
+def error_for_sw(sw: int) -> ApduError:
+    """The exception for an error status word (not 9000, 61xx or 6Cxx)."""
+    if sw & 0xFFF0 == 0x63C0:
+        return PinIncorrect(sw, sw & 0x0F)
+    return _SW_CLASSES.get(sw, ApduError)(sw)

@@ -1,0 +1,187 @@
+"""PC/SC backend on pyscard's ``scard`` layer: readers, connections, card presence.
+
+Every wait has a deadline. A connection shares the card with other PC/SC clients but holds a
+transaction (exclusive access) around each unit of work via :meth:`PcscConnection.transaction`;
+``exclusive=True`` refuses other clients for the whole connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+from smartcard import scard
+
+from station.devices.connection import Interface, SmartCardConnection
+from station.devices.errors import CardRemoved, NoCard, NoReader, TransportError
+
+_REMOVED = {scard.SCARD_W_REMOVED_CARD, scard.SCARD_E_NO_SMARTCARD, scard.SCARD_W_RESET_CARD}
+_NO_SERVICE = {scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED}
+
+
+def _check(hresult: int, what: str) -> None:
+    if hresult == scard.SCARD_S_SUCCESS:
+        return
+    text = scard.SCardGetErrorMessage(hresult)
+    if hresult in _NO_SERVICE:
+        raise NoReader(f"the PC/SC service is not running ({text})")
+    if hresult in (scard.SCARD_E_NO_READERS_AVAILABLE, scard.SCARD_E_UNKNOWN_READER):
+        raise NoReader(f"{what}: no such reader ({text})")
+    if hresult == scard.SCARD_E_NO_SMARTCARD or hresult == scard.SCARD_W_REMOVED_CARD:
+        raise NoCard(f"{what}: no card in the reader")
+    raise TransportError(f"{what} failed: {text}")
+
+
+class _Context:
+    def __init__(self):
+        hresult, self.handle = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        _check(hresult, "connecting to the PC/SC service")
+
+    def close(self):
+        scard.SCardReleaseContext(self.handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def list_readers() -> list[str]:
+    with _Context() as ctx:
+        hresult, readers = scard.SCardListReaders(ctx.handle, [])
+        if hresult in (scard.SCARD_E_NO_READERS_AVAILABLE,):
+            return []
+        _check(hresult, "listing readers")
+        return list(readers)
+
+
+@dataclass(frozen=True)
+class ReaderState:
+    reader: str
+    present: bool
+    atr: bytes
+
+
+def reader_states(timeout: float = 0.0, previous: list[ReaderState] | None = None) -> list[ReaderState]:
+    """Card presence in every reader. With ``previous`` given, waits up to ``timeout`` seconds
+    for a change (insertion or removal) and returns the new states."""
+    with _Context() as ctx:
+        if previous is None:
+            readers = list_readers()
+            query = [(r, scard.SCARD_STATE_UNAWARE) for r in readers]
+            wait_ms = 0
+        else:
+            query = [(s.reader, scard.SCARD_STATE_PRESENT if s.present else scard.SCARD_STATE_EMPTY) for s in previous]
+            wait_ms = int(timeout * 1000)
+        if not query:
+            return []
+        hresult, states = scard.SCardGetStatusChange(ctx.handle, wait_ms, query)
+        if hresult == scard.SCARD_E_TIMEOUT:
+            return list(previous or [])
+        _check(hresult, "watching readers")
+        return [ReaderState(r, bool(ev & scard.SCARD_STATE_PRESENT), bytes(atr)) for r, ev, atr in states]
+
+
+def watch(timeout: float, poll: float = 0.5):
+    """Yield reader states each time a card is inserted or removed, until ``timeout``."""
+    end = time.monotonic() + timeout
+    states = reader_states()
+    yield states
+    while (left := end - time.monotonic()) > 0:
+        new = reader_states(min(poll, left), states)
+        if new != states:
+            states = new
+            yield states
+
+
+def wait_for_card(reader: str, *, present: bool = True, timeout: float = 10.0) -> bytes:
+    """Wait until ``reader`` holds a card (or is empty); returns the ATR. Raises on timeout."""
+    end = time.monotonic() + timeout
+    with _Context() as ctx:
+        state = scard.SCARD_STATE_UNAWARE
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                what = "a card" if present else "the card to be removed"
+                raise (NoCard if present else TransportError)(f"timed out waiting for {what} in {reader}")
+            hresult, states = scard.SCardGetStatusChange(ctx.handle, int(min(left, 1.0) * 1000), [(reader, state)])
+            if hresult == scard.SCARD_E_TIMEOUT:
+                continue
+            _check(hresult, f"watching {reader}")
+            _, event, atr = states[0]
+            if bool(event & scard.SCARD_STATE_PRESENT) == present and not event & scard.SCARD_STATE_MUTE:
+                return bytes(atr)
+            state = event & ~scard.SCARD_STATE_CHANGED
+
+
+class PcscConnection(SmartCardConnection):
+    """A connection to the card in one PC/SC reader."""
+
+    def __init__(self, reader: str, *, exclusive: bool = False):
+        self.reader = reader
+        self._ctx = _Context()
+        share = scard.SCARD_SHARE_EXCLUSIVE if exclusive else scard.SCARD_SHARE_SHARED
+        hresult, self._card, self._protocol = scard.SCardConnect(
+            self._ctx.handle, reader, share, scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
+        )
+        if hresult != scard.SCARD_S_SUCCESS:
+            self._ctx.close()
+            _check(hresult, f"connecting to the card in {reader}")
+        hresult, _, _, _, atr = scard.SCardStatus(self._card)
+        _check(hresult, "reading the card status")
+        self._atr = bytes(atr)
+        self.interface = Interface.from_atr(self._atr, reader)
+        self._open = True
+
+    @property
+    def atr(self) -> bytes:
+        return self._atr
+
+    def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
+        hresult, response = scard.SCardTransmit(self._card, self._protocol, list(apdu))
+        if hresult in _REMOVED:
+            raise CardRemoved("the card was removed from the reader")
+        _check(hresult, "sending a command to the card")
+        if len(response) < 2:
+            raise TransportError("the reader returned a reply without a status word")
+        return bytes(response[:-2]), response[-2] << 8 | response[-1]
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """Exclusive access to the card for the duration of the block."""
+        hresult = scard.SCardBeginTransaction(self._card)
+        if hresult in _REMOVED:
+            raise CardRemoved("the card was removed from the reader")
+        _check(hresult, "starting a card transaction")
+        try:
+            yield self
+        finally:
+            scard.SCardEndTransaction(self._card, scard.SCARD_LEAVE_CARD)
+
+    def close(self, reset: bool = False) -> None:
+        """Disconnect; ``reset=True`` resets the card so no PIN stays verified."""
+        if self._open:
+            self._open = False
+            scard.SCardDisconnect(self._card, scard.SCARD_RESET_CARD if reset else scard.SCARD_LEAVE_CARD)
+            self._ctx.close()
+
+
+def open_reader(name: str | None = None, *, exclusive: bool = False) -> PcscConnection:
+    """Open the card in the named reader (exact name, or a unique substring), else in the
+    first reader that holds a card."""
+    readers = list_readers()
+    if not readers:
+        raise NoReader("no smart card reader is connected")
+    if name is not None:
+        matches = [r for r in readers if r == name] or [r for r in readers if name.lower() in r.lower()]
+        if not matches:
+            raise NoReader(f"no reader named {name!r} (readers: {', '.join(readers)})")
+        if len(matches) > 1:
+            raise NoReader(f"{name!r} matches several readers: {', '.join(matches)}")
+        return PcscConnection(matches[0], exclusive=exclusive)
+    for state in reader_states():
+        if state.present:
+            return PcscConnection(state.reader, exclusive=exclusive)
+    raise NoCard(f"no card in any reader ({', '.join(readers)})")
