@@ -95,3 +95,15 @@ def test_interface_from_atr():
     assert Interface.from_atr(bytes.fromhex("3B8880010000000000000000")) is Interface.CONTACTLESS
     assert Interface.from_atr(bytes.fromhex("3BF81300008131FE15597562696B657934D4")) is Interface.CONTACT
     assert Interface.from_atr(bytes.fromhex("3BF81300"), "ACS ACR122U PICC Interface") is Interface.CONTACTLESS
+
+
+def test_atr_extended_length_capability():
+    from station.devices.atr import historical_bytes, supports_extended_length
+    from station.devices.virtual.card import CONTACT_ATR, CONTACTLESS_ATR
+
+    assert historical_bytes(CONTACT_ATR) == bytes.fromhex("8073C021C0") + b"VPIV"
+    assert supports_extended_length(CONTACT_ATR) and supports_extended_length(CONTACTLESS_ATR)
+    # YubiKey 5 NFC (contact): 80 73 C0 21 C0 -> extended
+    assert supports_extended_length(bytes.fromhex("3BFD1300008131FE158073C021C057597562694B657940"))
+    assert not supports_extended_length(bytes.fromhex("3B8880010000000000000000"))
+    assert historical_bytes(b"\x3b") == b"" and historical_bytes(bytes.fromhex("3BF8")) == b""

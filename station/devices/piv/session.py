@@ -11,17 +11,15 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from station.devices import tlv
 from station.devices.apdu import SW_OK, SmartCardProtocol
+from station.devices.atr import supports_extended_length
 from station.devices.connection import Interface, SmartCardConnection
 from station.devices.errors import (
     FileNotFound,
     InvalidPinFormat,
     NotPivCard,
-    PinBlocked,
-    PinIncorrect,
     ProtocolError,
     TlvError,
     error_for_sw,
@@ -93,8 +91,11 @@ def pkcs1v15_block(digest: bytes, hash_name: str, modulus_bytes: int) -> bytes:
 class PivSession:
     """A PIV Card Application on one connection."""
 
-    def __init__(self, connection: SmartCardConnection, *, aid: bytes | None = None, extended: bool = False):
+    def __init__(self, connection: SmartCardConnection, *, aid: bytes | None = None, extended: bool | None = None):
+        """``extended=None`` uses extended-length APDUs when the ATR announces them."""
         self.connection = connection
+        if extended is None:
+            extended = supports_extended_length(connection.atr)
         self.protocol = SmartCardProtocol(connection, extended=extended)
         self.aid = PIV_AID
         self.application_property_template = self.select(aid) if aid else self._select_any()
@@ -297,7 +298,4 @@ __all__ = [
     "parse_public_key",
     "encode_public_key",
     "algorithm_for_key",
-    "PinBlocked",
-    "PinIncorrect",
-    "Prehashed",
 ]

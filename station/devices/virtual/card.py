@@ -40,7 +40,7 @@ from station.devices.piv.session import algorithm_for_key, encode_public_key
 
 # Contact ATR: T=1, IFSC 254, historical bytes 80 73 C0 21 C0 ("chaining and extended
 # length supported") followed by "VPIV".
-CONTACT_ATR_BODY = bytes.fromhex("3B9896811FFE4580" "73C021C0") + b"VPIV"
+CONTACT_ATR_BODY = bytes.fromhex("3B99968131FE45" "8073C021C0") + b"VPIV"
 # Contactless ATR as a PC/SC reader builds it from the ATS: 3B 8n 80 01 <historical> TCK.
 CONTACTLESS_HISTORICAL = bytes.fromhex("8073C021C0") + b"VPIV"
 

@@ -1,0 +1,22 @@
+"""bench/results.json: one entry per figure, merged across benchmark modules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("results.json")
+
+
+def record(entries: list[dict]) -> None:
+    """Merge entries ({name, value, unit, peer, peer_value, ratio}) by name into results.json."""
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    names = {e["name"] for e in entries}
+    data = [e for e in data if e["name"] not in names] + entries
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def table(rows: list[tuple], headers: tuple) -> str:
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
