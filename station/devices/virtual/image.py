@@ -1,9 +1,9 @@
 """Load a card image folder in the GSA ICAM layout into a :class:`VirtualPivCard`.
 
-Files are named ``N - Name``: 1 Discovery Object (whole 7E TLV; ``7E 00`` means absent),
-2 Security Object, 3-6 certificate (PEM) and key (.p12, no password) for slots 9A, 9C, 9D, 9E,
-7 CCC, 8 CHUID, 9 Fingerprints, 10 Facial image, 11 Printed Information. Data objects hold the
-value of tag 53. Where a folder holds several certificates for one slot, the one named
+Files are named ``N - Name``: ``1 - Discovery Object`` (whole 7E TLV; ``7E 00`` means
+absent), ``2 - Security Object``, 3-6 certificate (PEM) and key (.p12, no password) for slots
+9A, 9C, 9D, 9E, ``7 - CCC``, ``8 - CHUID Object``, ``9 - Fingerprints``, ``10 - Face Object``,
+``11 - Printed Information``. Data objects hold the value of tag 53. Where a folder holds several certificates for one slot, the one named
 ``N - ICAM_PIV_*`` is the card's own (the card builder's output name); otherwise the first by
 name. The key comes from the .p12 beside the chosen certificate.
 """
@@ -22,14 +22,16 @@ from station.devices.piv.containers import CertificateContainer
 from station.devices.virtual.card import VirtualPivCard
 from station.errors import StationError
 
+# The card builder's file names; other files with the same number ("10 - Face Object
+# Untampered", "1 - Discovery Object No Tag") are its alternates, not loaded on the card.
 DATA_FILES = {
-    1: ObjectId.DISCOVERY,
-    2: ObjectId.SECURITY_OBJECT,
-    7: ObjectId.CARD_CAPABILITY_CONTAINER,
-    8: ObjectId.CHUID,
-    9: ObjectId.FINGERPRINTS,
-    10: ObjectId.FACIAL_IMAGE,
-    11: ObjectId.PRINTED_INFORMATION,
+    "1 - Discovery Object": ObjectId.DISCOVERY,
+    "2 - Security Object": ObjectId.SECURITY_OBJECT,
+    "7 - CCC": ObjectId.CARD_CAPABILITY_CONTAINER,
+    "8 - CHUID Object": ObjectId.CHUID,
+    "9 - Fingerprints": ObjectId.FINGERPRINTS,
+    "10 - Face Object": ObjectId.FACIAL_IMAGE,
+    "11 - Printed Information": ObjectId.PRINTED_INFORMATION,
 }
 CERT_FILES = {3: Slot.AUTHENTICATION, 4: Slot.SIGNATURE, 5: Slot.KEY_MANAGEMENT, 6: Slot.CARD_AUTH}
 MAX_OBJECT = 64 * 1024
@@ -76,12 +78,13 @@ def read_card_image(folder: str | Path) -> tuple[dict[int, bytes], dict[int, obj
         raise CardImageError(f"{folder} holds no card objects")
     objects: dict[int, bytes] = {}
     keys: dict[int, object] = {}
-    for number, tag in DATA_FILES.items():
-        if number not in files:
+    for name, tag in DATA_FILES.items():
+        path = folder / name
+        if not path.is_file():
             continue
-        data = files[number][0].read_bytes()
+        data = path.read_bytes()
         if len(data) > MAX_OBJECT:
-            raise CardImageError(f"{files[number][0].name} is larger than any PIV object")
+            raise CardImageError(f"{name} is larger than any PIV object")
         if tag == ObjectId.DISCOVERY and data in (b"", b"\x7e\x00"):
             continue  # a zero-length Discovery Object is an absent one
         objects[tag] = data
