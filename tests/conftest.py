@@ -58,3 +58,58 @@ def insert_card(pcscd):
     yield insert
     for link, slot in links:
         pcscd.remove(link, slot)
+
+
+@pytest.fixture(scope="session")
+def icam_profile(tmp_path_factory):
+    """The ``icam-test`` trust profile, served by a loopback PKI mirror (HTTP + openssl ocsp)."""
+    from station.crypto.trust import TrustProfile
+    from station.sim.pki_mirror import PkiMirror
+
+    work = tmp_path_factory.mktemp("pki")
+    with PkiMirror(ICAM) as mirror:
+        path = mirror.write_profile(work / "icam-test.toml")
+        yield TrustProfile.load(path), path, work / "crl-cache"
+
+
+class FixedPin:
+    """A PinEntry that answers with one PIN and remembers what it was asked."""
+
+    def __init__(self, pin: str = TEST_PIN):
+        self.pin = pin
+        self.asked: list[tuple[str, int | None]] = []
+
+    def request_pin(self, *, pin_kind: str, tries_left: int | None) -> str:
+        self.asked.append((pin_kind, tries_left))
+        return self.pin
+
+
+SOFTHSM_MODULE = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"
+SOFTHSM_SO_PIN = "12345678"
+
+
+@pytest.fixture(scope="session")
+def softhsm_conf(tmp_path_factory):
+    """One SoftHSM2 configuration for the whole run (SoftHSM reads SOFTHSM2_CONF once per
+    process). Tests add tokens with :func:`init_softhsm_token`."""
+    import tempfile
+
+    existing = os.environ.get("SOFTHSM2_CONF")
+    if existing and Path(existing).is_file() and "station-softhsm" in existing:
+        yield Path(existing)
+        return
+    root = Path(tempfile.mkdtemp(prefix="station-softhsm-"))
+    (root / "tokens").mkdir()
+    conf = root / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    yield conf
+
+
+def init_softhsm_token(label: str, pin: str) -> str:
+    """Initialize a fresh SoftHSM token; returns its PKCS#11 URI (with the PIN)."""
+    import subprocess
+
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", SOFTHSM_SO_PIN],
+                   check=True, capture_output=True, timeout=30)
+    return f"pkcs11:token={label}?module-path={SOFTHSM_MODULE}&pin-value={pin}"

@@ -1,0 +1,218 @@
+"""A PKCS#11 token as an issuance target's device: keys generated on the token.
+
+Key pairs are generated inside the token, private keys sensitive and never extractable
+(``CKA_SENSITIVE``, ``CKA_EXTRACTABLE=false``; the token then reports ``CKA_LOCAL``,
+``CKA_NEVER_EXTRACTABLE``, ``CKA_ALWAYS_SENSITIVE``). Signing hashes on the host: ECDSA with
+``CKM_ECDSA`` over a SHA-256/384 digest (SoftHSM 2.6 lacks ``CKM_ECDSA_SHA256``), RSA with
+``CKM_RSA_PKCS`` over a DigestInfo. The CSR is built here and signed on the token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import pkcs11
+from asn1crypto import csr as asn1csr, keys as asn1keys, x509 as asn1x509
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import exceptions as p11exc
+from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature, encode_named_curve_parameters
+from pkcs11.util.rsa import encode_rsa_public_key
+
+from station.devices.pkcs11.uri import Pkcs11Uri
+from station.errors import StationError
+
+_DIGEST_INFO = {  # RFC 8017 §9.2 note 1
+    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
+    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
+}
+ALGORITHMS = {"P-256": ("secp256r1", "sha256"), "P-384": ("secp384r1", "sha384"), "RSA-2048": (2048, "sha256"),
+              "RSA-3072": (3072, "sha256")}
+_LIBS: dict[str, pkcs11.lib] = {}
+
+
+class Pkcs11Error(StationError):
+    code = "pkcs11"
+
+
+class TokenPinIncorrect(Pkcs11Error):
+    code = "pin-incorrect"
+
+
+class TokenPinLocked(Pkcs11Error):
+    code = "pin-blocked"
+    hint = "the token's PIN is locked; re-initialize the token with its SO PIN"
+
+
+def _translate(exc: Exception, what: str) -> Pkcs11Error:
+    if isinstance(exc, p11exc.PinIncorrect):
+        return TokenPinIncorrect(f"{what}: the token refused the PIN")
+    if isinstance(exc, p11exc.PinLocked):
+        return TokenPinLocked(f"{what}: the token PIN is locked")
+    if isinstance(exc, (p11exc.PinLenRange, p11exc.PinInvalid)):
+        return Pkcs11Error(f"{what}: the token does not accept a PIN of that form", code="pin-format")
+    if isinstance(exc, (p11exc.NoSuchToken, p11exc.TokenNotPresent)):
+        return Pkcs11Error(f"{what}: the token is not present", code="no-token", hint="insert the token")
+    return Pkcs11Error(f"{what} failed: {type(exc).__name__}")
+
+
+def library(module_path: str) -> pkcs11.lib:
+    """The PKCS#11 module, loaded and initialized once per process."""
+    if module_path not in _LIBS:
+        _LIBS[module_path] = pkcs11.lib(module_path)
+    return _LIBS[module_path]
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: bytes
+    label: str
+    sensitive: bool
+    extractable: bool
+    local: bool  # generated on the token
+    never_extractable: bool
+
+
+class Pkcs11Token:
+    """One token named by a PKCS#11 URI."""
+
+    def __init__(self, uri: Pkcs11Uri | str):
+        self.uri = uri if isinstance(uri, Pkcs11Uri) else Pkcs11Uri.parse(uri)
+        lib = library(self.uri.module_path)
+        for attempt in (1, 2):
+            try:
+                self.token = lib.get_token(token_label=self.uri.token) if self.uri.token else lib.get_token()
+                break
+            except p11exc.MultipleTokensReturned:
+                raise Pkcs11Error("several tokens match; name one with token=<label>") from None
+            except (p11exc.NoSuchToken, p11exc.TokenNotPresent) as exc:
+                if attempt == 2:
+                    raise _translate(exc, f"opening token {self.uri.token!r}") from None
+                lib.reinitialize()  # a token plugged in (or initialized) after the module was loaded
+            except p11exc.PKCS11Error as exc:
+                raise _translate(exc, f"opening token {self.uri.token!r}") from None
+
+    def describe(self) -> dict[str, str]:
+        t = self.token
+        return {"label": t.label.strip(), "manufacturer": t.manufacturer_id.strip(), "model": t.model.strip(),
+                "serial": t.serial.decode(errors="replace").strip() if isinstance(t.serial, bytes) else str(t.serial).strip(),
+                "module": self.uri.query.get("module-path", "")}
+
+    def _open(self, pin: str):
+        try:
+            return self.token.open(user_pin=pin, rw=True)
+        except Exception as exc:
+            raise _translate(exc, "logging in to the token") from None
+
+    # --- keys ----------------------------------------------------------------------------------
+    def generate_key(self, pin: str, algorithm: str, label: str) -> tuple[bytes, object]:
+        """Generate a key pair on the token; returns (CKA_ID, public key)."""
+        if algorithm not in ALGORITHMS:
+            raise Pkcs11Error(f"unsupported key algorithm {algorithm}; use one of {', '.join(ALGORITHMS)}")
+        key_id = os.urandom(16)
+        private = {Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
+                   Attribute.EXTRACTABLE: False, Attribute.SIGN: True, Attribute.DECRYPT: False}
+        public = {Attribute.TOKEN: True, Attribute.VERIFY: True, Attribute.ENCRYPT: False, Attribute.WRAP: False}
+        param, _ = ALGORITHMS[algorithm]
+        with self._open(pin) as session:
+            try:
+                if algorithm.startswith("P-"):
+                    params = session.create_domain_parameters(
+                        KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters(param)}, local=True)
+                    pub, _ = params.generate_keypair(store=True, id=key_id, label=label,
+                                                     public_template=public, private_template=private)
+                    der = encode_ec_public_key(pub)
+                else:
+                    pub, _ = session.generate_keypair(KeyType.RSA, param, store=True, id=key_id, label=label,
+                                                      public_template=public, private_template=private)
+                    der = encode_rsa_public_key(pub)
+            except p11exc.PKCS11Error as exc:
+                raise _translate(exc, "generating the key pair on the token") from None
+        return key_id, load_der_public_key(der)
+
+    def key_info(self, pin: str, key_id: bytes) -> KeyInfo:
+        with self._open(pin) as session:
+            key = self._private_key(session, key_id)
+            return KeyInfo(key_id, key.label, bool(key[Attribute.SENSITIVE]), bool(key[Attribute.EXTRACTABLE]),
+                           bool(key[Attribute.LOCAL]), bool(key[Attribute.NEVER_EXTRACTABLE]))
+
+    @staticmethod
+    def _private_key(session, key_id: bytes):
+        try:
+            return session.get_key(ObjectClass.PRIVATE_KEY, id=key_id)
+        except p11exc.NoSuchKey:
+            raise Pkcs11Error(f"no private key with ID {key_id.hex()} on the token", code="no-key") from None
+
+    def sign(self, pin: str, key_id: bytes, message: bytes, hash_name: str = "sha256") -> bytes:
+        """Sign on the token; ECDSA signatures come back DER-encoded (X9.62)."""
+        digest = hashlib.new(hash_name, message).digest()
+        with self._open(pin) as session:
+            key = self._private_key(session, key_id)
+            try:
+                if key.key_type == KeyType.EC:
+                    return encode_ecdsa_signature(key.sign(digest, mechanism=Mechanism.ECDSA))
+                return key.sign(_DIGEST_INFO[hash_name] + digest, mechanism=Mechanism.RSA_PKCS)
+            except p11exc.PKCS11Error as exc:
+                raise _translate(exc, "signing on the token") from None
+
+    def certification_request(self, pin: str, key_id: bytes, public_key, subject: x509.Name) -> bytes:
+        """A PKCS#10 request for ``public_key``, signed by its private key on the token (DER)."""
+        spki = asn1keys.PublicKeyInfo.load(public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+        info = asn1csr.CertificationRequestInfo({
+            "version": "v1",
+            "subject": asn1x509.Name.load(subject.public_bytes()),
+            "subject_pk_info": spki,
+            "attributes": [],
+        })
+        is_ec = spki.algorithm == "ec"
+        hash_name = "sha384" if is_ec and spki.curve[1] == "secp384r1" else "sha256"
+        signature = self.sign(pin, key_id, info.dump(), hash_name)
+        algorithm = f"{hash_name}_{'ecdsa' if is_ec else 'rsa'}"
+        return asn1csr.CertificationRequest({
+            "certification_request_info": info,
+            "signature_algorithm": {"algorithm": algorithm},
+            "signature": signature,
+        }).dump()
+
+    # --- certificates and PIN ----------------------------------------------------------------------
+    def install_certificate(self, pin: str, key_id: bytes, certificate: x509.Certificate, label: str) -> None:
+        """Store the certificate on the token with the key's CKA_ID (replacing an earlier one)."""
+        der = certificate.public_bytes(Encoding.DER)
+        with self._open(pin) as session:
+            for old in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: key_id}):
+                if old[Attribute.VALUE] == der:
+                    return  # already installed: idempotent
+                old.destroy()
+            try:
+                session.create_object({
+                    Attribute.CLASS: ObjectClass.CERTIFICATE,
+                    Attribute.CERTIFICATE_TYPE: pkcs11.CertificateType.X_509,
+                    Attribute.TOKEN: True,
+                    Attribute.PRIVATE: False,
+                    Attribute.ID: key_id,
+                    Attribute.LABEL: label,
+                    Attribute.SUBJECT: certificate.subject.public_bytes(),
+                    Attribute.ISSUER: certificate.issuer.public_bytes(),
+                    Attribute.SERIAL_NUMBER: asn1x509.Certificate.load(der)["tbs_certificate"]["serial_number"].dump(),
+                    Attribute.VALUE: der,
+                })
+            except p11exc.PKCS11Error as exc:
+                raise _translate(exc, "storing the certificate on the token") from None
+
+    def certificate(self, key_id: bytes) -> x509.Certificate | None:
+        """The certificate stored with ``key_id`` (public object: no login needed)."""
+        with self.token.open() as session:
+            for obj in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: key_id}):
+                return x509.load_der_x509_certificate(obj[Attribute.VALUE])
+        return None
+
+    def change_pin(self, current: str, new: str) -> None:
+        """C_SetPIN as the user: the current PIN is needed to set a new one."""
+        with self._open(current) as session:
+            try:
+                session.set_pin(current, new)
+            except p11exc.PKCS11Error as exc:
+                raise _translate(exc, "setting the token PIN") from None

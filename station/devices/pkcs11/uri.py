@@ -1,0 +1,109 @@
+"""PKCS#11 URIs (RFC 7512): ``pkcs11:token=<label>;object=<label>?module-path=<.so>&pin-value=<PIN>``.
+
+Path attributes are separated by ``;``, query attributes by ``&``; values are percent-encoded.
+The PIN may come from ``pin-value``, from ``pin-source=file:<path>`` (RFC 7512 §2.3) or, a
+station extension, from ``pin-source=keyring:<service>/<username>`` (the OS keyring). The
+PIN is never part of ``str()``/``repr()`` of a URI.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from station.errors import StationError
+
+PATH_ATTRIBUTES = {
+    "token", "manufacturer", "serial", "model", "library-manufacturer", "library-description",
+    "library-version", "object", "type", "id", "slot-description", "slot-manufacturer", "slot-id",
+}
+QUERY_ATTRIBUTES = {"pin-value", "pin-source", "module-name", "module-path"}
+
+
+class UriError(StationError):
+    code = "pkcs11-uri"
+    hint = "write the token as pkcs11:token=<label>?module-path=<module .so>&pin-value=<PIN> (RFC 7512)"
+
+
+def _split(part: str, sep: str, allowed: set[str], where: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in filter(None, part.split(sep)):
+        name, eq, value = item.partition("=")
+        if not eq:
+            raise UriError(f"PKCS#11 URI {where} attribute {name!r} has no value")
+        name = name.lower()
+        if name not in allowed and not name.startswith("x-"):
+            raise UriError(f"unknown PKCS#11 URI {where} attribute {name!r}")
+        if name in out:
+            raise UriError(f"PKCS#11 URI attribute {name!r} appears twice")
+        out[name] = urllib.parse.unquote(value, errors="strict")
+    return out
+
+
+@dataclass(frozen=True)
+class Pkcs11Uri:
+    path: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def parse(cls, text: str) -> "Pkcs11Uri":
+        if not text.startswith("pkcs11:"):
+            raise UriError("a PKCS#11 URI starts with 'pkcs11:'")
+        body = text[len("pkcs11:"):]
+        path, _, query = body.partition("?")
+        try:
+            return cls(_split(path, ";", PATH_ATTRIBUTES, "path"), _split(query, "&", QUERY_ATTRIBUTES, "query"))
+        except UnicodeDecodeError:
+            raise UriError("PKCS#11 URI has a bad percent-encoding") from None
+
+    @property
+    def token(self) -> str | None:
+        return self.path.get("token")
+
+    @property
+    def object(self) -> str | None:
+        return self.path.get("object")
+
+    @property
+    def module_path(self) -> str:
+        module = self.query.get("module-path")
+        if not module:
+            raise UriError("the PKCS#11 URI names no module-path")
+        if not Path(module).is_file():
+            raise UriError(f"PKCS#11 module {module} does not exist", hint="install the token's PKCS#11 module or fix module-path")
+        return module
+
+    @property
+    def has_pin(self) -> bool:
+        return "pin-value" in self.query or "pin-source" in self.query
+
+    def pin(self) -> str:
+        """The PIN named by the URI (pin-value, pin-source=file:…, or pin-source=keyring:…)."""
+        if "pin-value" in self.query:
+            return self.query["pin-value"]
+        source = self.query.get("pin-source")
+        if source is None:
+            raise UriError("the PKCS#11 URI carries no PIN (pin-value or pin-source)")
+        scheme, _, rest = source.partition(":")
+        if scheme == "file":
+            path = Path(urllib.parse.urlparse(source).path if rest.startswith("//") else rest)
+            try:
+                return path.read_text().strip("\r\n")
+            except OSError as exc:
+                raise UriError(f"cannot read the PIN file {path}: {exc.strerror}") from None
+        if scheme == "keyring":
+            import keyring
+
+            service, _, user = rest.partition("/")
+            secret = keyring.get_password(service, user)
+            if secret is None:
+                raise UriError(f"no keyring entry {service}/{user} holds the token PIN")
+            return secret
+        raise UriError(f"unsupported pin-source scheme {scheme!r}; use file: or keyring:")
+
+    def __str__(self) -> str:
+        """The URI without any PIN (safe for logs, audit events and the database)."""
+        path = ";".join(f"{k}={urllib.parse.quote(v, safe='')}" for k, v in self.path.items())
+        query = "&".join(f"{k}={urllib.parse.quote(v, safe='/')}" for k, v in self.query.items() if k != "pin-value")
+        return f"pkcs11:{path}" + (f"?{query}" if query else "")

@@ -1,0 +1,1 @@
+"""The Qt-free issuance workflow: targets, PIN policy, self-test (and, next, the engine)."""

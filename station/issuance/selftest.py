@@ -1,0 +1,62 @@
+"""Step 7, the functional test: the new credential works (SP 800-157 "test system").
+
+Log in with the new PIN and sign a fresh challenge; verify the signature with the issued
+certificate; check the certificate chains to the derived PIV CA, is within its validity, and
+carries the expected policy OID.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+
+from station.issuance.targets.base import Target
+
+
+@dataclass
+class SelfTestResult:
+    passed: bool
+    checks: dict[str, bool] = field(default_factory=dict)
+    detail: str = ""
+
+    @property
+    def label(self) -> str:
+        return "pass" if self.passed else "fail"
+
+
+def _verify(public_key, signature: bytes, message: bytes, hash_algorithm=hashes.SHA256()) -> None:
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        public_key.verify(signature, message, ec.ECDSA(hash_algorithm))
+    else:
+        public_key.verify(signature, message, padding.PKCS1v15(), hash_algorithm)
+
+
+def run(target: Target, pin: str, certificate: x509.Certificate, ca_certificate: x509.Certificate,
+        policy_oid: str, *, now: dt.datetime | None = None) -> SelfTestResult:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    checks: dict[str, bool] = {}
+    challenge = os.urandom(32)
+    try:
+        _verify(certificate.public_key(), target.sign_challenge(pin, challenge), challenge)
+        checks["signature"] = True
+    except InvalidSignature:
+        checks["signature"] = False
+    try:
+        certificate.verify_directly_issued_by(ca_certificate)
+        checks["chain"] = True
+    except (ValueError, TypeError, InvalidSignature):
+        checks["chain"] = False
+    checks["validity"] = certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
+    try:
+        policies = certificate.extensions.get_extension_for_class(x509.CertificatePolicies).value
+        checks["policy"] = any(p.policy_identifier.dotted_string == policy_oid for p in policies)
+    except x509.ExtensionNotFound:
+        checks["policy"] = False
+    failed = [name for name, ok in checks.items() if not ok]
+    return SelfTestResult(not failed, checks, f"failed: {', '.join(failed)}" if failed else "all checks passed")

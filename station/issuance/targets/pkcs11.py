@@ -1,0 +1,80 @@
+"""Issuance onto a PKCS#11 token named by an RFC 7512 URI (SoftHSM2 in tests; OpenSC's
+``opensc-pkcs11.so`` or Yubico's ``libykcs11.so`` for real tokens).
+
+The URI's PIN (``pin-value``, ``pin-source``) is the token's transport user PIN; activation
+replaces it with the applicant's PIN (C_SetPIN). Whether the module is hardware is a matter of
+configuration (``hardware=True``): SoftHSM is software.
+"""
+
+from __future__ import annotations
+
+from cryptography import x509
+
+from station.devices.pkcs11 import Pkcs11Token, Pkcs11Uri
+from station.devices.pkcs11.token import TokenPinIncorrect
+from station.issuance.targets.base import DeviceDescription, Target, TargetError
+
+KEY_LABEL = "Derived PIV Authentication key"
+CERT_LABEL = "Derived PIV Authentication"
+
+
+class Pkcs11Target(Target):
+    kind = "pkcs11"
+
+    def __init__(self, uri: str | Pkcs11Uri, *, hardware: bool = False):
+        self.uri = uri if isinstance(uri, Pkcs11Uri) else Pkcs11Uri.parse(uri)
+        self.hardware = hardware
+        self.token = Pkcs11Token(self.uri)
+        self.key_id: bytes | None = None
+        self.public_key = None
+
+    def describe(self) -> DeviceDescription:
+        d = self.token.describe()
+        identity = f"pkcs11:token={d['label']};manufacturer={d['manufacturer']};model={d['model']};serial={d['serial']}"
+        return DeviceDescription("pkcs11", self.hardware, identity, smart_card=False, details=d)
+
+    def _transport_pin(self) -> str:
+        return self.uri.pin()
+
+    def _key(self) -> bytes:
+        if self.key_id is None:
+            raise TargetError("no key has been generated on this token for the request")
+        return self.key_id
+
+    def generate_key(self, algorithm: str):
+        self.key_id, self.public_key = self.token.generate_key(self._transport_pin(), algorithm, KEY_LABEL)
+        return self.public_key
+
+    def proof_of_possession(self, subject: x509.Name) -> bytes:
+        if self.public_key is None:
+            raise TargetError("the public key is unknown; generate the key first")
+        return self.token.certification_request(self._transport_pin(), self._key(), self.public_key, subject)
+
+    def install_certificate(self, certificate: x509.Certificate, chain: list[x509.Certificate]) -> None:
+        self.token.install_certificate(self._transport_pin(), self._key(), certificate, CERT_LABEL)
+
+    def installed_certificate(self) -> x509.Certificate | None:
+        return self.token.certificate(self._key())
+
+    def set_activation_secret(self, new_pin: str) -> None:
+        self.token.change_pin(self._transport_pin(), new_pin)
+
+    def activation_secret_set(self, new_pin: str) -> bool:
+        try:
+            self.token.key_info(new_pin, self._key())
+            return True
+        except TokenPinIncorrect:
+            return False
+
+    def sign_challenge(self, pin: str, challenge: bytes) -> bytes:
+        return self.token.sign(pin, self._key(), challenge)
+
+    def state(self) -> dict[str, str]:
+        return {"key_id": self.key_id.hex()} if self.key_id else {}
+
+    def restore(self, state: dict[str, str]) -> None:
+        if "key_id" in state:
+            self.key_id = bytes.fromhex(state["key_id"])
+            cert = self.token.certificate(self.key_id)
+            if cert is not None:
+                self.public_key = cert.public_key()
