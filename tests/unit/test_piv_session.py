@@ -233,3 +233,76 @@ def test_every_card_image_loads_and_reads(folder):
     info = summarize(session(load_card_image(folder, pin=TEST_PIN)))
     assert len(info["fascn"]) == 50 and info["pin_retries"] == 5
     assert {c["slot"] for c in info["certificates"]} >= {"9A"}
+
+
+def test_named_readers_and_pin_reference(golden):
+    s = session(golden)
+    assert s.pin_key_reference() == KeyRef.PIN
+    assert s.read_security_object()[:1] == b"\xba" and s.read_ccc()
+    s.verify(TEST_PIN)
+    assert s.read_facial_image() == golden.objects[ObjectId.FACIAL_IMAGE]
+    assert s.read_fingerprints() == golden.objects[ObjectId.FINGERPRINTS]
+    assert s.read_printed_information() == golden.objects[ObjectId.PRINTED_INFORMATION]
+    global_card = load_card_image(CARDS / "28_Disco_Object_Present_Global_PIN_Primary", pin=TEST_PIN)
+    assert session(global_card).pin_key_reference() == KeyRef.GLOBAL_PIN
+
+
+def test_short_apdus_chain_commands_to_the_card_and_collect_61xx(golden):
+    """With extended length off, a 1 KiB PUT DATA goes as a CLA 10 chain and the read comes
+    back through GET RESPONSE; the virtual card reassembles both ways."""
+    seen = []
+    conn = VirtualConnection(blank_token(), tap=lambda apdu, c: seen.append(apdu[:2]))
+    s = PivSession(conn, extended=False)
+    s.authenticate_management_key(DEFAULT_MANAGEMENT_KEY)
+    s.put_data(ObjectId.PRINTED_INFORMATION, bytes(range(256)) * 4)
+    assert [cla for cla, ins in seen if ins == 0xDB] == [0x10, 0x10, 0x10, 0x10, 0x00]
+    s.verify("123456")
+    seen.clear()
+    assert s.get_data(ObjectId.PRINTED_INFORMATION) == bytes(range(256)) * 4
+    assert [ins for _, ins in seen] == [0xCB, 0xC0, 0xC0, 0xC0, 0xC0]
+
+
+class Replies(VirtualPivCard):
+    """A card that answers SELECT normally and everything else from a script."""
+
+    def __init__(self, reply):
+        super().__init__()
+        self.reply = reply
+
+    def transmit(self, apdu):
+        if apdu[1] == 0xA4:
+            return super().transmit(apdu)
+        return self.reply(apdu)
+
+
+@pytest.mark.parametrize("reply, exc", [
+    ((bytes.fromhex("5305300102"), 0x9000), errors.TlvError),            # length past the end
+    ((bytes.fromhex("53"), 0x9000), errors.TlvError),                    # truncated TLV
+    ((bytes.fromhex("7E00"), 0x9000), errors.TlvError),                  # wrong tag
+    ((bytes.fromhex("5302FE00"), 0x9000), errors.TlvError),              # CHUID without FASC-N
+    ((b"", 0x6A82), errors.FileNotFound),
+    ((b"", 0x6982), errors.SecurityStatusNotSatisfied),
+    ((b"\x00" * 256, 0x6100), errors.ProtocolError),                     # endless 61xx
+])
+def test_malformed_card_replies_give_typed_errors(reply, exc):
+    s = session(Replies(lambda apdu: reply))
+    with pytest.raises(exc):
+        s.read_chuid()
+
+
+@pytest.mark.parametrize("sw, exc, tries", [(0x63C0, errors.PinIncorrect, 0), (0x63C2, errors.PinIncorrect, 2),
+                                            (0x6983, errors.PinBlocked, None)])
+def test_verify_status_words(sw, exc, tries):
+    s = session(Replies(lambda apdu: (b"", sw)))
+    with pytest.raises(exc) as info:
+        s.verify(TEST_PIN)
+    if tries is not None:
+        assert info.value.retries_left == tries
+
+
+def test_garbage_certificate_container_is_a_typed_error():
+    from station.devices.piv.containers import ContainerError
+
+    s = session(Replies(lambda apdu: (bytes.fromhex("530A7003AABBCC710100FE00"), 0x9000)))
+    with pytest.raises(ContainerError):
+        s.read_certificate(Slot.AUTHENTICATION)

@@ -46,7 +46,7 @@ from station.devices.piv.constants import (
     ObjectId,
     Slot,
 )
-from station.devices.piv.containers import CertificateContainer, DiscoveryObject
+from station.devices.piv.containers import CertificateContainer, DiscoveryObject, PinPolicy
 
 PIN_LENGTH = 8
 _DIGEST_INFO_PREFIX = {  # RFC 8017 §9.2 note 1
@@ -159,6 +159,30 @@ class PivSession:
 
     def read_certificate(self, slot: Slot) -> x509.Certificate:
         return self.read_certificate_container(slot).certificate
+
+    def read_security_object(self) -> bytes:
+        return self.get_data(ObjectId.SECURITY_OBJECT)
+
+    def read_facial_image(self) -> bytes:
+        """PIN-protected (VERIFY first)."""
+        return self.get_data(ObjectId.FACIAL_IMAGE)
+
+    def read_fingerprints(self) -> bytes:
+        """PIN-protected (VERIFY first)."""
+        return self.get_data(ObjectId.FINGERPRINTS)
+
+    def read_printed_information(self) -> bytes:
+        """PIN-protected (VERIFY first)."""
+        return self.get_data(ObjectId.PRINTED_INFORMATION)
+
+    def read_ccc(self) -> bytes:
+        return self.get_data(ObjectId.CARD_CAPABILITY_CONTAINER)
+
+    def pin_key_reference(self) -> KeyRef:
+        """The PIN the cardholder uses: the Global PIN (00) when the Discovery Object makes it
+        primary, else the PIV Card Application PIN (80)."""
+        disco = self.read_discovery()
+        return KeyRef.GLOBAL_PIN if disco and disco.pin_policy == PinPolicy.GLOBAL else KeyRef.PIN
 
     def put_certificate(self, slot: Slot, certificate: x509.Certificate, *, compress: bool = False) -> None:
         from cryptography.hazmat.primitives.serialization import Encoding

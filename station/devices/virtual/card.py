@@ -369,7 +369,11 @@ class VirtualPivCard:
             if len(payload) != size:
                 raise _Status(0x6A80)
             n = key.private_numbers()
-            return pow(int.from_bytes(payload, "big"), n.d, n.public_numbers.n).to_bytes(size, "big")
+            c = int.from_bytes(payload, "big")
+            if c >= n.public_numbers.n:
+                raise _Status(0x6A80)
+            m1, m2 = pow(c, n.dmp1, n.p), pow(c, n.dmq1, n.q)  # CRT (RFC 8017 §5.1.2)
+            return (m2 + n.q * ((n.iqmp * (m1 - m2)) % n.p)).to_bytes(size, "big")
         field = (key.curve.key_size + 7) // 8
         if len(payload) > field:
             raise _Status(0x6A80)
