@@ -33,13 +33,7 @@ def register(sub) -> None:
     card.add_argument("--contactless", action="store_true", help="present the card over a contactless interface (SP 800-73-4 restrictions apply)")
     card.set_defaults(func=cmd_card)
     for name in SIM_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(sim_sub)
+        importlib.import_module(name).register(sim_sub)
 
 
 def build_card(args):

@@ -10,7 +10,7 @@ from cryptography import x509
 
 from station.devices import tlv
 from station.devices.errors import TlvError
-from station.devices.piv.constants import PIV_AID
+from station.devices.piv.constants import PIV_AID, KeyRef
 
 TAG_CERTIFICATE = 0x70
 TAG_CERT_INFO = 0x71
@@ -110,3 +110,8 @@ class DiscoveryObject:
         if self.global_pin_satisfies and self.pin_usage_policy[1] == 0x20:
             return PinPolicy.GLOBAL
         return PinPolicy.APPLICATION
+
+    @property
+    def pin_key_reference(self) -> KeyRef:
+        """The key reference VERIFY uses: 00 (Global PIN) or 80 (PIV Card Application PIN)."""
+        return KeyRef.GLOBAL_PIN if self.pin_policy == PinPolicy.GLOBAL else KeyRef.PIN

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from station.devices import tlv
 from station.devices.apdu import SW_OK, SmartCardProtocol
 from station.devices.atr import supports_extended_length
+from station.devices.pkcs1 import emsa_pkcs1_v15
 from station.devices.connection import Interface, SmartCardConnection
 from station.devices.errors import (
     FileNotFound,
@@ -46,14 +48,9 @@ from station.devices.piv.constants import (
     ObjectId,
     Slot,
 )
-from station.devices.piv.containers import CertificateContainer, DiscoveryObject, PinPolicy
+from station.devices.piv.containers import CertificateContainer, DiscoveryObject
 
 PIN_LENGTH = 8
-_DIGEST_INFO_PREFIX = {  # RFC 8017 §9.2 note 1
-    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
-    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
-    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
-}
 _TOKEN_PIN_CHARS = set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
@@ -78,14 +75,6 @@ class PinStatus:
     verified: bool
     retries_left: int | None  # None when the card does not say (already verified)
     blocked: bool = False
-
-
-def pkcs1v15_block(digest: bytes, hash_name: str, modulus_bytes: int) -> bytes:
-    """EMSA-PKCS1-v1_5 encoding built on the host (the card does raw RSA)."""
-    t = _DIGEST_INFO_PREFIX[hash_name] + digest
-    if modulus_bytes < len(t) + 11:
-        raise ValueError("modulus too short for PKCS#1 v1.5 with this hash")
-    return b"\x00\x01" + b"\xff" * (modulus_bytes - len(t) - 3) + b"\x00" + t
 
 
 class PivSession:
@@ -182,11 +171,9 @@ class PivSession:
         """The PIN the cardholder uses: the Global PIN (00) when the Discovery Object makes it
         primary, else the PIV Card Application PIN (80)."""
         disco = self.read_discovery()
-        return KeyRef.GLOBAL_PIN if disco and disco.pin_policy == PinPolicy.GLOBAL else KeyRef.PIN
+        return disco.pin_key_reference if disco else KeyRef.PIN
 
     def put_certificate(self, slot: Slot, certificate: x509.Certificate, *, compress: bool = False) -> None:
-        from cryptography.hazmat.primitives.serialization import Encoding
-
         container = CertificateContainer(certificate.public_bytes(Encoding.DER), compress)
         self.put_data(Slot(slot).object_id, container.to_bytes())
 
@@ -237,7 +224,7 @@ class PivSession:
         digest = h.finalize()
         if algorithm.is_rsa:
             size = 256 if algorithm == Algorithm.RSA_2048 else 128
-            payload = pkcs1v15_block(digest, hash_algorithm.name, size)
+            payload = emsa_pkcs1_v15(hash_algorithm.name, digest, size)
         elif algorithm.is_ec:
             field = 32 if algorithm == Algorithm.ECC_P256 else 48
             payload = digest[:field]
@@ -292,8 +279,6 @@ def parse_public_key(algorithm: Algorithm, data: bytes):
 
 def encode_public_key(public_key) -> bytes:
     """The 7F49 template for a public key (the card side of GENERATE)."""
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         inner = [(0x86, public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))]
     else:
@@ -318,7 +303,6 @@ __all__ = [
     "PivSession",
     "PinStatus",
     "encode_pin",
-    "pkcs1v15_block",
     "parse_public_key",
     "encode_public_key",
     "algorithm_for_key",

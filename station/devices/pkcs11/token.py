@@ -22,13 +22,10 @@ from pkcs11 import exceptions as p11exc
 from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature, encode_named_curve_parameters
 from pkcs11.util.rsa import encode_rsa_public_key
 
+from station.devices.pkcs1 import digest_info
 from station.devices.pkcs11.uri import Pkcs11Uri
 from station.errors import StationError
 
-_DIGEST_INFO = {  # RFC 8017 §9.2 note 1
-    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
-    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
-}
 ALGORITHMS = {"P-256": ("secp256r1", "sha256"), "P-384": ("secp384r1", "sha384"), "RSA-2048": (2048, "sha256"),
               "RSA-3072": (3072, "sha256")}
 _LIBS: dict[str, pkcs11.lib] = {}
@@ -154,7 +151,7 @@ class Pkcs11Token:
             try:
                 if key.key_type == KeyType.EC:
                     return encode_ecdsa_signature(key.sign(digest, mechanism=Mechanism.ECDSA))
-                return key.sign(_DIGEST_INFO[hash_name] + digest, mechanism=Mechanism.RSA_PKCS)
+                return key.sign(digest_info(hash_name, digest), mechanism=Mechanism.RSA_PKCS)
             except p11exc.PKCS11Error as exc:
                 raise _translate(exc, "signing on the token") from None
 

@@ -7,6 +7,7 @@ content-signer certificates; the CHUID carries a CMS signature by the content si
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -134,7 +135,7 @@ def make_demo_card(
         (_key_usage(digital_signature=True), True), (x509.ExtendedKeyUsage([OID_PIV_CONTENT_SIGNING]), False)])
     unsigned = Chuid(fascn=fascn.to_bytes(), card_uuid=card_uuid,
                      expiry=(dt.date.today() + dt.timedelta(days=365 * 5)), cardholder_uuid=uuid.uuid4())
-    chuid = Chuid(**{**unsigned.__dict__, "issuer_signature": sign_chuid_cms(unsigned.signed_content(), signer, signer_key)})
+    chuid = dataclasses.replace(unsigned, issuer_signature=sign_chuid_cms(unsigned.signed_content(), signer, signer_key))
     objects = {
         ObjectId.DISCOVERY: DiscoveryObject().to_bytes(),
         ObjectId.CHUID: chuid.to_bytes(),
