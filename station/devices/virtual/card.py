@@ -195,10 +195,9 @@ class VirtualPivCard:
         if c.cla & ~0x10 != 0x00:
             raise _Status(0x6E00)
         data = c.data
+        if self._chain and self._chain[0] != c.ins:
+            self._chain = None  # a different command abandons the chain (as PIV applets do)
         if c.cla & 0x10:
-            if self._chain and self._chain[0] != c.ins:
-                self._chain = None
-                raise _Status(0x6883)  # last command of the chain expected
             if self._chain is None:
                 self._chain = (c.ins, bytearray())
             self._chain[1].extend(data)
@@ -207,11 +206,8 @@ class VirtualPivCard:
                 raise _Status(0x6A84)
             return b""
         if self._chain:
-            ins, buf = self._chain
+            data = bytes(self._chain[1]) + data
             self._chain = None
-            if ins != c.ins:
-                raise _Status(0x6883)
-            data = bytes(buf) + data
         handler = {
             0xA4: self._select, 0xCB: self._get_data, 0x20: self._verify, 0x24: self._change_reference_data,
             0x2C: self._reset_retry_counter, 0x87: self._general_authenticate, 0x47: self._generate, 0xDB: self._put_data,
