@@ -63,15 +63,30 @@ def insert_card(pcscd):
 
 
 @pytest.fixture(scope="session")
-def icam_profile(tmp_path_factory):
-    """The ``icam-test`` trust profile, served by a loopback PKI mirror (HTTP + openssl ocsp)."""
-    from station.crypto.trust import TrustProfile
+def mirror():
+    """The GSA test PKI's hosts on loopback: HTTP for AIA/SIA/CRLs, real `openssl ocsp` answers."""
     from station.sim.pki_mirror import PkiMirror
 
-    work = tmp_path_factory.mktemp("pki")
-    with PkiMirror(ICAM) as mirror:
-        path = mirror.write_profile(work / "icam-test.toml")
-        yield TrustProfile.load(path), path, work / "crl-cache"
+    with PkiMirror(ICAM) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def icam_profile_path(mirror, tmp_path_factory) -> Path:
+    """The ``icam-test`` trust profile (EXPECTED.md) with its url_map pointing at the mirror."""
+    return mirror.write_profile(tmp_path_factory.mktemp("profile") / "icam-test.toml")
+
+
+@pytest.fixture(scope="session")
+def icam_profile(icam_profile_path):
+    from station.crypto.trust import TrustProfile
+
+    return TrustProfile.load(icam_profile_path)
+
+
+@pytest.fixture(scope="session")
+def crl_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("crl-cache")
 
 
 class FixedPin:

@@ -51,7 +51,8 @@ def test_golden_chuid_fields_and_round_trip():
     assert chuid.expiry.isoformat() == "2032-12-02"
     assert chuid.issuer_signature[:2] == b"\x30\x82"
     assert chuid.to_bytes() == raw
-    assert raw.startswith(chuid.signed_content())
+    # the signature covers every field but 3E, FE included (SP 800-73-4 Part 1 §3.1.2)
+    assert Chuid.signed_content_of(raw) == chuid.signed_content() == raw[:raw.index(b"\x3e\x82")] + b"\xfe\x00"
 
 
 @pytest.mark.parametrize("folder", card_folders(), ids=lambda p: p.name)

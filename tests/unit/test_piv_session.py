@@ -306,3 +306,18 @@ def test_garbage_certificate_container_is_a_typed_error():
     s = session(Replies(lambda apdu: (bytes.fromhex("530A7003AABBCC710100FE00"), 0x9000)))
     with pytest.raises(ContainerError):
         s.read_certificate(Slot.AUTHENTICATION)
+
+
+def test_virtual_card_rsa_fast_path_equals_raw_rsa(golden):
+    import hashlib
+
+    from station.devices.pkcs1 import emsa_pkcs1_v15
+    from station.devices.virtual.card import _pkcs1_fast_path
+
+    key = golden.keys[Slot.AUTHENTICATION]
+    n = key.private_numbers()
+    for name in ("sha256", "sha384"):
+        block = emsa_pkcs1_v15(name, hashlib.new(name, b"challenge").digest(), 256)
+        raw = pow(int.from_bytes(block, "big"), n.d, n.public_numbers.n).to_bytes(256, "big")
+        assert _pkcs1_fast_path(key, block) == raw
+    assert _pkcs1_fast_path(key, b"\x00\x02" + b"\x11" * 254) is None  # not a signature block

@@ -83,8 +83,25 @@ class Chuid:
         return [(t, v) for t, v in items if v is not None]
 
     def signed_content(self) -> bytes:
-        """The bytes the issuer signature covers: every field before the signature."""
-        return tlv.encode_tlvs(self._unsigned_items())
+        """The bytes the issuer signature covers (SP 800-73-4 Part 1 §3.1.2): every field but
+        the signature (3E), the error detection code (FE) included, in card order. For a CHUID
+        read from a card use :meth:`signed_content_of` on the card's own bytes."""
+        return tlv.encode_tlvs([*self._unsigned_items(), (TAG_ERROR_DETECTION_CODE, b"")])
+
+    @staticmethod
+    def signed_content_of(data: bytes) -> bytes:
+        """The signed bytes of a CHUID exactly as the card encodes them: every TLV but 3E."""
+        data = bytes(data)
+        out, pos = bytearray(), 0
+        try:
+            while pos < len(data):
+                item, end = tlv.read_tlv(data, pos)
+                if item.tag != TAG_ISSUER_SIGNATURE:
+                    out += data[pos:end]
+                pos = end
+        except TlvError as exc:
+            raise ChuidError(f"CHUID is malformed: {exc}") from None
+        return bytes(out)
 
     def to_bytes(self) -> bytes:
         items = self._unsigned_items()

@@ -1,0 +1,1 @@
+"""Certificates, keys and signatures: the issuing CA, the certificate profile, validation."""

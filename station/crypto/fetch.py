@@ -1,0 +1,302 @@
+"""Fetching certificates (AIA ``caIssuers``), CRLs and OCSP responses for path validation.
+
+These are pyhanko-certvalidator fetchers that send every URL named in a certificate through
+the trust profile's URL map (an air-gapped badging office points the PKI's hosts at local
+mirrors) and keep CRLs in an on-disk cache that is reused until the CRL's ``nextUpdate``
+(or until it is older than the profile's ``crl_cache.max_age_hours``).
+
+Every request has a timeout; nothing here retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from asn1crypto import crl, ocsp, pem, x509
+from pyhanko_certvalidator import errors
+from pyhanko_certvalidator.fetchers.api import CertificateFetcher, CRLFetcher, Fetchers, OCSPFetcher
+from pyhanko_certvalidator.fetchers.common_utils import (
+    enumerate_delivery_point_urls,
+    format_ocsp_request,
+    gather_aia_issuer_urls,
+    process_ocsp_response_data,
+    unpack_cert_content,
+)
+from pyhanko_certvalidator.util import get_ocsp_urls, get_relevant_crl_dps, issuer_serial
+
+from station.crypto.trust import TrustProfile
+
+log = logging.getLogger(__name__)
+
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are not followed: they could lead past the URL map."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+class HttpClient:
+    """Blocking HTTP with the profile's URL map and timeout, run off the event loop."""
+
+    def __init__(self, profile: TrustProfile):
+        self.profile = profile
+        self._opener = urllib.request.build_opener(_NoRedirect)
+
+    async def get(self, url: str) -> tuple[bytes, str | None]:
+        return await asyncio.to_thread(self._request, url, None, None)
+
+    async def post(self, url: str, body: bytes, content_type: str) -> tuple[bytes, str | None]:
+        return await asyncio.to_thread(self._request, url, body, content_type)
+
+    def _request(self, url: str, body: bytes | None, content_type: str | None):
+        target = self.profile.map_url(url)
+        if target is None:
+            raise OSError(f"{url}: host not in the trust profile's url_map (offline profile)")
+        if not target.startswith(("http://", "https://")):
+            raise OSError(f"{url}: only http(s) URLs are fetched")
+        request = urllib.request.Request(target, data=body, method="POST" if body else "GET")
+        if content_type:
+            request.add_header("Content-Type", content_type)
+        with self._opener.open(request, timeout=self.profile.fetch_timeout) as response:
+            data = response.read(MAX_RESPONSE_BYTES + 1)
+            if len(data) > MAX_RESPONSE_BYTES:
+                raise OSError(f"{url}: response larger than {MAX_RESPONSE_BYTES} bytes")
+            return data, response.headers.get_content_type()
+
+
+class DiskCache:
+    """Files fetched from URLs, one per URL, written atomically; the file's mtime is when
+    it was fetched. ``None`` directory: nothing is kept."""
+
+    NEVER = datetime.min.replace(tzinfo=timezone.utc)
+
+    def __init__(self, directory: Path | None, suffix: str):
+        self.directory = directory
+        self.suffix = suffix
+
+    def _path(self, url: str) -> Path | None:
+        if self.directory is None:
+            return None
+        return self.directory / (hashlib.sha256(url.encode()).hexdigest()[:32] + self.suffix)
+
+    def read(self, url: str) -> tuple[bytes | None, datetime]:
+        path = self._path(url)
+        try:
+            if path is not None and path.is_file():
+                return path.read_bytes(), datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+        except OSError:
+            pass
+        return None, self.NEVER
+
+    def write(self, url: str, data: bytes) -> None:
+        path = self._path(url)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+
+
+class MappedCertificateFetcher(CertificateFetcher):
+    """Issuer certificates from AIA caIssuers (single certificates or .p7c bundles),
+    kept on disk for ``AIA_MAX_AGE`` so a warm station does not ask again."""
+
+    AIA_MAX_AGE = timedelta(hours=24)
+
+    def __init__(self, http: HttpClient, cache_dir: Path | None = None):
+        self.http = http
+        self.cache = DiskCache(cache_dir / "aia" if cache_dir else None, ".der")
+        self._by_url: dict[str, list[x509.Certificate]] = {}
+
+    async def _fetch_url(self, url: str) -> list[x509.Certificate]:
+        if url not in self._by_url:
+            self._by_url[url] = await self._load(url)
+        return self._by_url[url]
+
+    async def _load(self, url: str) -> list[x509.Certificate]:
+        cached, fetched_at = self.cache.read(url)
+        if cached is not None and fetched_at + self.AIA_MAX_AGE > datetime.now(timezone.utc):
+            certs = _certificates(cached, _cached_content_type(url), url)
+            if certs:
+                return certs
+        try:
+            data, ctype = await self.http.get(url)
+            certs = _certificates(data, ctype, url)
+        except OSError as exc:
+            log.info("certificate fetch from %s failed: %s", url, exc)
+            certs = []
+        if certs:
+            self.cache.write(url, data)
+            return certs
+        return _certificates(cached, _cached_content_type(url), url) if cached is not None else []
+
+    async def fetch_cert_issuers(self, cert):
+        for url in list(gather_aia_issuer_urls(cert))[:10]:
+            for issuer in await self._fetch_url(url):
+                yield issuer
+
+    async def fetch_crl_issuers(self, certificate_list):
+        for url in list(certificate_list.issuer_cert_urls)[:10]:
+            for issuer in await self._fetch_url(url):
+                yield issuer
+
+    def fetched_certs(self):
+        return [c for certs in self._by_url.values() for c in certs]
+
+
+def _cached_content_type(url: str) -> str | None:
+    """The type a cached AIA file was served with, from its name (RFC 5280 §4.2.2.1)."""
+    name = url.lower().rsplit("?", 1)[0]
+    if name.endswith(".p7c"):
+        return "application/pkcs7-mime"
+    if name.endswith((".crt", ".cer")):
+        return "application/pkix-cert"
+    return None
+
+
+def _certificates(data: bytes, content_type: str | None, url: str) -> list[x509.Certificate]:
+    try:
+        return list(unpack_cert_content(data, content_type, url, permit_pem=True))
+    except (ValueError, TypeError) as exc:
+        log.info("no certificates in %s: %s", url, exc)
+        return []
+
+
+class CachedCRLFetcher(CRLFetcher):
+    """CRLs from the distribution points, through an on-disk cache."""
+
+    def __init__(self, http: HttpClient, cache_dir: Path | None):
+        self.http = http
+        self.cache = DiskCache(cache_dir, ".crl")
+        self._by_cert: dict[bytes, list[crl.CertificateList]] = {}
+        self._by_url: dict[str, crl.CertificateList] = {}
+
+    async def fetch(self, cert, *, use_deltas=None):
+        key = issuer_serial(cert)
+        if key in self._by_cert:
+            return self._by_cert[key]
+        results = []
+        failures = []
+        for dp in get_relevant_crl_dps(cert, use_deltas=bool(use_deltas)):
+            for url in enumerate_delivery_point_urls(dp):
+                try:
+                    results.append(await self._get(url))
+                except (OSError, ValueError) as exc:
+                    failures.append(f"{url}: {exc}")
+        if failures and not results:
+            raise errors.CRLFetchError("; ".join(failures))
+        self._by_cert[key] = results
+        return results
+
+    async def _get(self, url: str) -> crl.CertificateList:
+        if url in self._by_url:
+            return self._by_url[url]
+        cached, fetched_at = self._read_cache(url)
+        if cached is not None and self._fresh(cached, fetched_at):
+            self._by_url[url] = cached
+            return cached
+        try:
+            data, _ = await self.http.get(url)
+            if pem.detect(data):
+                _, _, data = pem.unarmor(data)
+            fetched = crl.CertificateList.load(data)
+            fetched.native  # parse fully now: a broken CRL fails here, not mid-validation
+        except (OSError, ValueError) as exc:
+            if cached is None:
+                raise
+            log.info("CRL refresh from %s failed (%s); using the cached copy", url, exc)
+            fetched = cached
+        else:
+            self.cache.write(url, fetched.dump())
+        self._by_url[url] = fetched
+        return fetched
+
+    def crls_by_url(self) -> dict[str, crl.CertificateList]:
+        """Every CRL this fetcher handed out, by URL."""
+        return dict(self._by_url)
+
+    def _fresh(self, certificate_list: crl.CertificateList, fetched_at: datetime) -> bool:
+        """Usable without asking again: before its nextUpdate, and (if the profile sets
+        ``crl_cache.max_age_hours``) fetched less than that long ago."""
+        now = datetime.now(timezone.utc)
+        next_update = certificate_list["tbs_cert_list"]["next_update"].native
+        if next_update is None or next_update <= now:
+            return False
+        max_age = self.http.profile.crl_max_age_hours
+        return not (max_age > 0 and fetched_at + timedelta(hours=max_age) < now)
+
+    def _read_cache(self, url: str) -> tuple[crl.CertificateList | None, datetime]:
+        """The cached CRL for ``url`` and when it was fetched."""
+        data, fetched_at = self.cache.read(url)
+        if data is None:
+            return None, fetched_at
+        try:
+            cached = crl.CertificateList.load(data)
+            cached.native
+            return cached, fetched_at
+        except ValueError:
+            return None, DiskCache.NEVER
+
+    def fetched_crls(self):
+        # Deliberately empty: pyhanko checks every "currently available" CRL against every
+        # certificate, so a CRL fetched for one certificate would also be taken as the word
+        # on another certificate of a CA with the same name (here: the gen1-2 and gen3
+        # "ICAM Test Card Signing CA", which publish different CRLs). A certificate is
+        # judged only by the CRLs at its own distribution points (fetched_crls_for_cert).
+        return []
+
+    def fetched_crls_for_cert(self, cert):
+        return self._by_cert[issuer_serial(cert)]
+
+
+class MappedOCSPFetcher(OCSPFetcher):
+    def __init__(self, http: HttpClient):
+        self.http = http
+        self._results: dict[tuple, ocsp.OCSPResponse] = {}
+
+    async def fetch(self, cert, authority):
+        tag = (issuer_serial(cert), authority.hashable)
+        if tag in self._results:
+            return self._results[tag]
+        request = format_ocsp_request(cert, authority, certid_hash_algo="sha1", request_nonces=True)
+        urls = get_ocsp_urls(cert)
+        if not urls:
+            raise errors.OCSPFetchError("no OCSP responder named in the certificate")
+        last: Exception | None = None
+        for url in urls:
+            try:
+                data, _ = await self.http.post(url, request.dump(), "application/ocsp-request")
+                response = process_ocsp_response_data(data, ocsp_request=request, ocsp_url=url)
+                self._results[tag] = response
+                return response
+            except (OSError, errors.OCSPValidationError) as exc:
+                last = exc
+        raise errors.OCSPFetchError(f"no usable OCSP response: {last}")
+
+    def fetched_responses(self):
+        return list(self._results.values())
+
+    def fetched_responses_for_cert(self, cert):
+        target = issuer_serial(cert)
+        return [r for (subject, _), r in self._results.items() if subject == target]
+
+
+def make_fetchers(profile: TrustProfile, cache_dir: Path | None) -> Fetchers:
+    http = HttpClient(profile)
+    return Fetchers(
+        ocsp_fetcher=MappedOCSPFetcher(http),
+        crl_fetcher=CachedCRLFetcher(http, cache_dir),
+        cert_fetcher=MappedCertificateFetcher(http, cache_dir),
+    )

@@ -1,0 +1,151 @@
+"""PKI-AUTH of a PIV card in a reader (FIPS 201-3 §6.2.3.1), strict in-person profile.
+
+Order: read the public objects; show the PIN tries left and ask for the PIN (through a
+:class:`PinEntry` callback, in the manner of python-fido2's ``UserInteraction``); VERIFY; read
+the PIN-protected objects (facial image, fingerprints, printed information); run every static
+check (:func:`station.crypto.verdict.evaluate_card`); have key 9A sign a fresh random challenge
+and verify it with the PIV Authentication certificate's key.
+
+Refusals and outcomes:
+- a blocked PIN is a reject with ``pin-blocked``; a wrong PIN a reject with ``pin-incorrect``
+  (the details say how many tries are left);
+- with one try left the PIN is not sent unless the caller allows it (:class:`LastTryRefused`);
+- a card pulled out raises :class:`CardRemoved` (``card-removed``): nothing was written anywhere;
+- a card without a PIV application is a reject with ``not-piv``;
+- a contactless reader cannot do PKI-AUTH (no PIN, no key 9A there; SP 800-73-4 Part 1 §3).
+The PIN lives only in the local variable of :func:`pki_auth` and is never logged or stored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from station.crypto.card_contents import CardContents
+from station.crypto.trust import TrustProfile
+from station.crypto.verdict import REJECT, Identity, Verdict, check_challenge_signature, evaluate_card
+from station.devices.connection import Interface
+from station.devices.errors import ApduError, InterfaceRestricted, NotPivCard, PinBlocked, PinIncorrect
+from station.devices.piv.constants import KeyRef, ObjectId, Slot
+from station.devices.piv.containers import CertificateContainer, DiscoveryObject
+from station.devices.piv.session import PivSession, algorithm_for_key
+from station.errors import StationError
+
+_FREE_OBJECTS = {
+    "discovery": ObjectId.DISCOVERY,
+    "chuid": ObjectId.CHUID,
+    "security_object": ObjectId.SECURITY_OBJECT,
+    "ccc": ObjectId.CARD_CAPABILITY_CONTAINER,
+}
+_PIN_OBJECTS = {
+    "facial_image": ObjectId.FACIAL_IMAGE,
+    "fingerprints": ObjectId.FINGERPRINTS,
+    "printed_information": ObjectId.PRINTED_INFORMATION,
+}
+
+
+class PinEntry(Protocol):
+    """How PKI-AUTH asks the person at the card for the PIN (CLI prompt, kiosk screen)."""
+
+    def request_pin(self, *, pin_kind: str, tries_left: int | None) -> str: ...
+
+
+class LastTryRefused(StationError):
+    code = "pin-last-try"
+    hint = "one PIN try is left: the cardholder should have the PIN reset by the card issuer, or allow the last try explicitly"
+
+
+def _reject(reason: str, detail: str, identity: Identity | None = None) -> Verdict:
+    return Verdict(REJECT, [reason], [f"{reason}: {detail}"], identity or Identity())
+
+
+def read_public_objects(session: PivSession) -> CardContents:
+    """Everything readable without the PIN; absent or empty objects are ``None``."""
+    contents = CardContents()
+    for attr, tag in _FREE_OBJECTS.items():
+        setattr(contents, attr, session.read_optional(tag) or None)
+    for slot in Slot:
+        raw = session.read_optional(slot.object_id)
+        if raw:
+            try:
+                contents.certificates[str(slot)] = CertificateContainer.from_bytes(raw).certificate_der
+            except StationError:
+                contents.certificates[str(slot)] = raw  # judged (and rejected) by the checks
+    return contents
+
+
+def read_pin_objects(session: PivSession, contents: CardContents) -> None:
+    for attr, tag in _PIN_OBJECTS.items():
+        setattr(contents, attr, session.read_optional(tag) or None)
+
+
+def pin_reference(contents: CardContents) -> tuple[KeyRef, str]:
+    """The PIN to ask for, from the Discovery Object already read (no extra APDU)."""
+    disco = None
+    if contents.discovery:
+        try:
+            disco = DiscoveryObject.from_bytes(contents.discovery)
+        except StationError:
+            pass  # a malformed Discovery Object is judged by the checks; use the application PIN
+    key_ref = disco.pin_key_reference if disco else KeyRef.PIN
+    return key_ref, ("global" if key_ref == KeyRef.GLOBAL_PIN else "application")
+
+
+def pki_auth(
+    session: PivSession,
+    profile: TrustProfile,
+    pin_entry: PinEntry,
+    *,
+    mode: str | None = None,
+    allow_last_try: bool = False,
+    now: datetime | None = None,
+    cache_dir: str | Path | None = None,
+) -> Verdict:
+    """Authenticate the card in ``session``; returns the verdict (see the module docstring)."""
+    if session.interface == Interface.CONTACTLESS:
+        raise InterfaceRestricted("PKI-AUTH needs the contact interface: the PIN and key 9A do not work contactless")
+    contents = read_public_objects(session)
+    key_ref, pin_kind = pin_reference(contents)
+    status = session.get_pin_status(key_ref)
+    if status.blocked:
+        return _reject("pin-blocked", f"the {pin_kind} PIN is blocked")
+    if status.retries_left == 1 and not allow_last_try:
+        raise LastTryRefused(f"only one {pin_kind} PIN try is left; the station will not spend it")
+    pin = pin_entry.request_pin(pin_kind=pin_kind, tries_left=status.retries_left)
+    try:
+        session.verify(pin, key_ref)
+    except PinIncorrect as exc:
+        return _reject("pin-incorrect", f"wrong {pin_kind} PIN, {exc.retries_left} tries left")
+    except PinBlocked:
+        return _reject("pin-blocked", f"the {pin_kind} PIN is blocked")
+    finally:
+        del pin
+    read_pin_objects(session, contents)
+    verdict = evaluate_card(contents, profile, mode=mode, now=now, cache_dir=cache_dir)
+    cert_der = contents.certificates.get(str(Slot.AUTHENTICATION))
+    if cert_der is None:
+        verdict.add_failure("cert-invalid", "the card holds no PIV Authentication certificate", decisive=not verdict.reasons)
+        return verdict
+    try:
+        from cryptography import x509
+
+        algorithm = algorithm_for_key(x509.load_der_x509_certificate(cert_der).public_key())
+    except (ValueError, KeyError):
+        if verdict.accepted:
+            verdict.add_failure("cert-invalid", "the PIV Authentication key type is not supported by PIV")
+        return verdict
+
+    def sign(challenge: bytes) -> bytes:
+        try:
+            return session.sign(Slot.AUTHENTICATION, algorithm, challenge)
+        except ApduError:  # the card refuses: its 9A key is not the certificate's kind of key
+            return b""
+
+    return check_challenge_signature(verdict, cert_der, sign)
+
+
+def not_piv_verdict(exc: NotPivCard) -> Verdict:
+    return _reject("not-piv", str(exc))
+
+
