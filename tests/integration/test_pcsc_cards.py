@@ -209,3 +209,29 @@ def test_exclusive_connection_keeps_other_clients_out(insert_card, pcscd):
         assert PivSession(second).read_chuid().card_uuid
     second.close()
     assert second.interface is Interface.CONTACT
+
+
+def test_pcscd_dies_with_the_process_that_started_it(tmp_path):
+    """A test run killed with SIGKILL leaves no pcscd behind."""
+    script = (
+        "import sys, time\n"
+        "from station.devices.virtual.pcscd import IsolatedPcscd\n"
+        f"d = IsolatedPcscd({str(tmp_path)!r}).start()\n"
+        "print(d.process.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    starter = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pid = int(starter.stdout.readline())
+    os.kill(pid, 0)  # running
+    starter.kill()
+    starter.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, 9)
+        pytest.fail("pcscd outlived the process that started it")

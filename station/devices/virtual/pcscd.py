@@ -36,6 +36,13 @@ READER_NAME = "Station Test Reader"
 CLONE_NEWNET = 0x40000000
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the process that started it dies (Linux
+    PR_SET_PDEATHSIG survives exec), so a killed test run leaves no pcscd behind."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class HarnessError(StationError):
     code = "pcscd-harness"
     hint = "install pcscd and vsmartcard-vpcd (make setup) and run as root"
@@ -89,7 +96,8 @@ class IsolatedPcscd:
             ns[1:1] = ["--user", "--map-root-user"]
         self.log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [*ns, "sh", "-c", script], stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+            [*ns, "sh", "-c", script], stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         end = time.monotonic() + deadline
         while not self.socket_path.exists():
