@@ -9,6 +9,9 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display needed, even without `make test`
 
+# A station home with its keyring, PostgreSQL, SoftHSM tokens: shared by tests/ca and tests/issuance.
+pytest_plugins = ["tests.station_fixtures"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 ICAM = SHARED / "icam-test-pki"

@@ -19,6 +19,11 @@ COMMAND_MODULES = [
     "station.cli.card",
     "station.cli.sim",
     "station.cli.demo",
+    "station.cli.init",
+    "station.cli.ca",
+    "station.cli.credentials",
+    "station.cli.crl",
+    "station.cli.audit",
 ]
 
 

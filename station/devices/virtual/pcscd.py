@@ -36,9 +36,9 @@ READER_NAME = "Station Test Reader"
 CLONE_NEWNET = 0x40000000
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM it when the process that started it dies (Linux
-    PR_SET_PDEATHSIG survives exec), so a killed test run leaves no pcscd behind."""
+def die_with_parent() -> None:
+    """For ``preexec_fn``: SIGTERM the child when the process that started it dies (Linux
+    PR_SET_PDEATHSIG survives exec), so a killed test run leaves no daemon behind."""
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -97,7 +97,7 @@ class IsolatedPcscd:
         self.log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [*ns, "sh", "-c", script], stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         end = time.monotonic() + deadline
         while not self.socket_path.exists():

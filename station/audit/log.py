@@ -1,0 +1,151 @@
+"""Appending to the audit chain, inside the caller's transaction.
+
+:meth:`AuditLog.append` locks the single ``audit_head`` row (``SELECT … FOR UPDATE`` on
+PostgreSQL; SQLite transactions are ``BEGIN IMMEDIATE``), links the new event to the head and
+moves the head, all in the session of the change being recorded: the change and its event
+commit or roll back together. Every ``checkpoint_every_events`` events, or when
+``checkpoint_every_seconds`` have passed since the last checkpoint, the head is signed with
+the station's audit key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from cryptography.hazmat.primitives import hashes, serialization
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from station.audit import chain
+from station.crypto.signer import PrivateKeySigner
+from station.errors import StationError
+from station.home import write_private
+from station.records.models import AuditCheckpoint, AuditEvent, AuditHead, AuditKey
+
+SYSTEM_ACTOR = "system"
+
+
+class AuditError(StationError):
+    code = "audit"
+
+
+def key_fingerprint(public_key) -> str:  # noqa: ANN001
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+@dataclass
+class AuditLog:
+    station_id: str
+    signer: PrivateKeySigner | None = None  # None: events are chained but no checkpoint is signed
+    checkpoint_every_events: int = 100
+    checkpoint_every_seconds: int = 3600
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
+    anchor: Path | None = None  # where this station keeps its latest checkpoint, outside the database
+
+    def append(
+        self,
+        session: Session,
+        *,
+        actor: str,
+        action: str,
+        object_type: str,
+        object_id: str | int,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        details = details or {}
+        chain.check_no_secrets(details)
+        head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+        event = AuditEvent(
+            seq=head.seq + 1,
+            occurred_at=chain.timestamp(self.clock()),
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            details=chain.canonical_json(details),
+            prev_hash=head.hash,
+        )
+        event.hash = chain.event_hash(
+            event.seq, event.occurred_at, event.actor, event.action, event.object_type, event.object_id, event.details, event.prev_hash
+        )
+        session.add(event)
+        head.seq, head.hash = event.seq, event.hash
+        session.flush()
+        if self.signer is not None and self._checkpoint_due(session, event.seq):
+            self.checkpoint(session)
+        return event
+
+    def _checkpoint_due(self, session: Session, seq: int) -> bool:
+        last = session.execute(select(AuditCheckpoint.seq, AuditCheckpoint.signed_at).order_by(AuditCheckpoint.seq.desc()).limit(1)).first()
+        if last is None:
+            return True
+        if seq - last.seq >= self.checkpoint_every_events:
+            return True
+        elapsed = self.clock() - dt.datetime.fromisoformat(last.signed_at)
+        return elapsed.total_seconds() >= self.checkpoint_every_seconds
+
+    def register_key(self, session: Session, actor: str = SYSTEM_ACTOR) -> str:
+        """Record this station's audit public key (once) and the fact as an event."""
+        if self.signer is None:
+            raise AuditError("no audit key loaded", code="audit.no_key")
+        public = self.signer.public_key()
+        fingerprint = key_fingerprint(public)
+        if session.get(AuditKey, fingerprint) is None:
+            pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+            session.add(AuditKey(fingerprint=fingerprint, station_id=self.station_id, public_key_pem=pem))
+            session.flush()
+            self.append(
+                session,
+                actor=actor,
+                action="audit.key_registered",
+                object_type="audit_key",
+                object_id=fingerprint,
+                details={"station_id": self.station_id, "key_sha256": fingerprint},
+            )
+        return fingerprint
+
+    def checkpoint(self, session: Session) -> AuditCheckpoint | None:
+        """Sign the current head (in this transaction). None when the chain is empty."""
+        if self.signer is None:
+            raise AuditError("no audit key loaded", code="audit.no_key")
+        head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+        if head.seq == 0:
+            return None
+        fingerprint = key_fingerprint(self.signer.public_key())
+        if session.get(AuditKey, fingerprint) is None:
+            raise AuditError("this station's audit key is not registered in the records", code="audit.key_unregistered")
+        done = session.execute(
+            select(AuditCheckpoint).where(AuditCheckpoint.seq == head.seq, AuditCheckpoint.key_fingerprint == fingerprint)
+        ).scalars().first()
+        if done is not None and done.head_hash == head.hash:
+            return done  # this head is already signed by this station
+        signed_at = chain.timestamp(self.clock())
+        signature = self.signer.sign(chain.checkpoint_message(head.seq, head.hash, signed_at), hashes.SHA256())
+        cp = AuditCheckpoint(seq=head.seq, head_hash=head.hash, signed_at=signed_at, key_fingerprint=fingerprint, signature=signature)
+        session.add(cp)
+        session.flush()
+        if self.anchor is not None:
+            record = {"seq": cp.seq, "head_hash": cp.head_hash, "signed_at": signed_at, "key_sha256": fingerprint}
+            path = self.anchor
+            event.listen(session, "after_commit", lambda _s: write_anchor(path, record), once=True)
+        return cp
+
+
+def write_anchor(path: Path, record: dict[str, Any]) -> None:
+    """The station's latest committed checkpoint, kept beside the station's keys: deleting
+    checkpoints and rewriting the chain in the database cannot move it back."""
+    write_private(path, json.dumps(record).encode())
+
+
+def read_anchor(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def event_count(session: Session) -> int:
+    return session.execute(select(func.count()).select_from(AuditEvent)).scalar_one()

@@ -1,0 +1,72 @@
+"""``station audit verify`` and ``station audit export --format jsonl``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from station.audit.export import export_jsonl
+from station.audit.log import read_anchor
+from station.audit.verify import verify_chain
+from station.cli._station_args import add_station_args, open_station
+from station.crypto import ca_store
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("audit", help="the tamper-evident audit trail")
+    sub = p.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
+    sub.required = True
+    verify = sub.add_parser("verify", help="check the whole hash chain and the signed checkpoints")
+    add_station_args(verify)
+    verify.set_defaults(func=run_verify)
+    export = sub.add_parser("export", help="write the audit trail")
+    add_station_args(export)
+    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    export.set_defaults(func=run_export)
+    cp = sub.add_parser("checkpoint", help="sign the current chain head now")
+    add_station_args(cp)
+    cp.set_defaults(func=run_checkpoint)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    with open_station(args, signing=False) as station:
+        own_key = ca_store.load_audit_public_key(station.home)
+        with station.db.transaction() as session:
+            report = verify_chain(session, own_key, read_anchor(station.home.audit_anchor))
+    if report.ok:
+        print(f"audit trail intact: {report.events} events, {report.checkpoints_verified} signed checkpoints "
+              f"(last at event {report.last_checkpoint_seq})")
+        if report.last_checkpoint_seq < report.events:
+            print(f"note: events {report.last_checkpoint_seq + 1}..{report.events} are not yet covered by a signed checkpoint")
+        return 0
+    first = report.first_bad
+    print(f"audit trail BROKEN: first bad event {first.seq}: {first.problem}", file=sys.stderr)
+    for finding in report.findings:
+        if finding is not first:
+            print(f"  also: {finding}", file=sys.stderr)
+    return 1
+
+
+def run_export(args: argparse.Namespace) -> int:
+    with open_station(args, signing=False) as station, station.db.transaction() as session:
+        if args.out:
+            with args.out.open("w", encoding="utf-8") as fh:
+                count = export_jsonl(session, fh)
+            print(f"wrote {count} events to {args.out}", file=sys.stderr)
+        else:
+            try:
+                export_jsonl(session, sys.stdout)
+                sys.stdout.flush()
+            except BrokenPipeError:  # `… | head`: the reader has all it wanted
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def run_checkpoint(args: argparse.Namespace) -> int:
+    with open_station(args) as station, station.db.transaction() as session:
+        cp = station.audit.checkpoint(session)
+    print("nothing to sign: the audit trail is empty" if cp is None else f"the chain head at event {cp.seq} is signed")
+    return 0

@@ -1,0 +1,59 @@
+"""``station credentials list|show|revoke``."""
+
+from __future__ import annotations
+
+import argparse
+
+from station.cli._station_args import actor, add_station_args, open_station
+from station.service import revocation
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("credentials", help="issued derived PIV credentials")
+    sub = p.add_subparsers(dest="credentials_command", metavar="SUBCOMMAND")
+    sub.required = True
+    ls = sub.add_parser("list", help="list issued credentials")
+    add_station_args(ls)
+    ls.add_argument("--status", choices=["active", "revoked"])
+    ls.set_defaults(func=run_list)
+    show = sub.add_parser("show", help="show one credential")
+    add_station_args(show)
+    show.add_argument("serial", help="serial number (hex)")
+    show.add_argument("--pem", action="store_true", help="print the certificate too")
+    show.set_defaults(func=run_show)
+    rv = sub.add_parser("revoke", help="revoke a credential (it appears on the next CRL)")
+    add_station_args(rv)
+    rv.add_argument("serial", help="serial number (hex)")
+    rv.add_argument("--reason", required=True, help="RFC 5280 reason, e.g. keyCompromise, affiliationChanged, superseded")
+    rv.set_defaults(func=run_revoke)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    with open_station(args, signing=False) as station:
+        rows = revocation.list_credentials(station, status=args.status)
+    print(f"{'SERIAL':<42} {'STATUS':<8} {'NOT AFTER':<10} SUBJECT")
+    for c in rows:
+        print(f"{c.serial:<42} {c.status:<8} {c.not_after:%Y-%m-%d} {c.subject}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    with open_station(args, signing=False) as station:
+        c = revocation.show_credential(station, args.serial)
+    print(f"serial:      {c.serial}")
+    print(f"subject:     {c.subject}")
+    print(f"policy:      {c.policy}")
+    print(f"status:      {c.status}" + (f" ({c.revocation_reason}, {c.revoked_at:%Y-%m-%d %H:%M:%SZ})" if c.revoked_at else ""))
+    print(f"issued:      {c.issued_at:%Y-%m-%d %H:%M:%SZ} (request {c.request_id})")
+    print(f"not after:   {c.not_after:%Y-%m-%d %H:%M:%SZ}")
+    print(f"device:      {c.target_device or '-'}")
+    if args.pem:
+        print(c.certificate_pem, end="")
+    return 0
+
+
+def run_revoke(args: argparse.Namespace) -> int:
+    with open_station(args) as station:
+        c = revocation.revoke(station, args.serial, args.reason, actor=actor(args))
+    print(f"revoked {c.serial} ({c.revocation_reason}); publish a CRL: station crl publish --out FILE")
+    return 0

@@ -1,0 +1,61 @@
+"""``station init``: create (or import) the issuing CA of a new station home."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from station.crypto.ca_store import KEY_ALGORITHMS
+from station.crypto.pkcs11_signer import without_pin
+from station.crypto.profile import MAX_VALIDITY_DAYS
+from station.home import StationHome
+from station.service.setup import InitOptions, initialize
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("init", help="create a station home with its issuing CA")
+    p.add_argument("--home", help="station home folder (default: $STATION_HOME or the user data folder)")
+    p.add_argument("--profile", required=True, type=Path, help="trust profile TOML of this station")
+    p.add_argument("--ca-key", default="file", help="'file' (encrypted PKCS#8, passphrase in the OS keyring) or a pkcs11: URI (RFC 7512)")
+    p.add_argument("--key-algorithm", default="P-256", choices=KEY_ALGORITHMS, help="algorithm of a new CA key")
+    p.add_argument("--ca-subject", help="RFC 4514 name of a new CA (default names the station)")
+    p.add_argument("--import-ca", type=Path, metavar="CERT", help="existing CA certificate (PEM, followed by its chain)")
+    p.add_argument("--import-key", metavar="URI", help="its key: a pkcs11: URI or a PKCS#8 key file")
+    p.add_argument("--db", help="database URL (default: SQLite in the home)")
+    p.add_argument("--demo", action="store_true", help="demonstration station: allows a plain-file keyring")
+    p.add_argument("--aia-url", help="caIssuers URL put in every certificate (http://)")
+    p.add_argument("--crl-url", help="CRL distribution point put in every certificate (http://)")
+    p.add_argument("--ocsp-url", help="OCSP responder URL (optional)")
+    p.add_argument("--max-validity-days", type=int, default=MAX_VALIDITY_DAYS)
+    p.add_argument("--crl-hours", type=int, default=24, help="CRL nextUpdate, hours after thisUpdate")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    home = StationHome.locate(args.home)
+    config = initialize(
+        home,
+        InitOptions(
+            trust_profile=args.profile,
+            ca_key=args.ca_key,
+            key_algorithm=args.key_algorithm,
+            ca_subject=args.ca_subject,
+            import_ca=args.import_ca,
+            import_key=args.import_key,
+            db_url=args.db,
+            demo=args.demo,
+            ca_issuers_url=args.aia_url,
+            crl_url=args.crl_url,
+            ocsp_url=args.ocsp_url,
+            max_validity_days=args.max_validity_days,
+            crl_next_update_hours=args.crl_hours,
+        ),
+    )
+    key = config["ca"]["key"]
+    print(f"station {config['station_id']} initialised in {home.root}")
+    print(f"  CA certificate: {home.path(config['ca']['certificate'])}")
+    print(f"  CA key: {without_pin(key) if key.startswith('pkcs11:') else home.path(key.removeprefix('file:'))}")
+    print(f"  secrets: {config['secrets']['store']}")
+    if ".invalid/" in config["profile"]["crl_url"]:
+        print("  note: set [profile] ca_issuers_url and crl_url in station.toml to your published locations")
+    return 0

@@ -1,0 +1,6 @@
+"""The station's Qt-free service API: what the workflow and the CLI call.
+
+Open a station with :meth:`station.service.station.Station.open`, then use
+:mod:`~station.service.operators`, :mod:`~station.service.issuance` and
+:mod:`~station.service.revocation`. Every change and its audit event commit in one transaction.
+"""

@@ -1,0 +1,297 @@
+"""Applicants, requests and issuance of Derived PIV Authentication certificates.
+
+The workflow calls, in order: :func:`record_applicant` (after PKI-AUTH with the PIV card),
+:func:`open_request` (registrar), :func:`approve_request` (a different approver, FIPS 201-3
+§2.1), then :func:`issue_certificate` with the device's proof of possession. Issuance is
+idempotent per request: asking again with the same key returns the certificate already issued.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from station.crypto.profile import Aal, AssuranceMismatch, ProofOfPossession, TargetKind, plan_certificate
+from station.errors import StationError
+from station.records.models import (
+    Applicant,
+    Credential,
+    IssuanceRequest,
+    PivAuthCertificate,
+    RequestState,
+    Role,
+    serial_hex,
+    utcnow,
+)
+from station.service.operators import operator_with_role
+from station.service.station import Station
+
+IDENTITY_PROOFING_MAX_AGE = dt.timedelta(days=90)  # Common Policy §4.2.3
+
+
+class IssuanceError(StationError):
+    code = "issuance"
+
+
+@dataclass(frozen=True)
+class IssuedCredential:
+    credential_id: int
+    serial: str
+    certificate: x509.Certificate
+    already_issued: bool  # True when an earlier call issued it
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def public_key_sha256(key) -> str:  # noqa: ANN001
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def _common_name(cert: x509.Certificate) -> str:
+    cns = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(cns[0].value) if cns else cert.subject.rfc4514_string()
+
+
+def record_applicant(
+    station: Station,
+    piv_auth_cert: x509.Certificate,
+    *,
+    actor: str,
+    name: str | None = None,
+    fascn: str | None = None,
+    card_uuid: str | None = None,
+    cardholder_uuid: str | None = None,
+) -> tuple[int, int]:
+    """Record who authenticated with which PIV Authentication certificate.
+
+    Returns (applicant id, PIV Auth certificate record id). The certificate must already have
+    been validated (path, revocation, policy) and the card's signature checked by the caller.
+    """
+    fp = fingerprint(piv_auth_cert)
+    with station.db.transaction() as session:
+        known = session.execute(select(PivAuthCertificate).where(PivAuthCertificate.fingerprint == fp)).scalar_one_or_none()
+        if known is not None:
+            return known.applicant_id, known.id
+        applicant = None
+        if cardholder_uuid:
+            applicant = session.execute(select(Applicant).where(Applicant.cardholder_uuid == cardholder_uuid)).scalars().first()
+        if applicant is None and fascn:
+            applicant = session.execute(select(Applicant).where(Applicant.fascn == fascn)).scalars().first()
+        if applicant is None:
+            applicant = Applicant(cardholder_uuid=cardholder_uuid, fascn=fascn, card_uuid=card_uuid, name=name or _common_name(piv_auth_cert))
+            session.add(applicant)
+        else:
+            applicant.fascn, applicant.card_uuid = fascn or applicant.fascn, card_uuid or applicant.card_uuid
+        session.flush()
+        pac = PivAuthCertificate(
+            applicant_id=applicant.id,
+            fingerprint=fp,
+            serial=serial_hex(piv_auth_cert.serial_number),
+            issuer=piv_auth_cert.issuer.rfc4514_string(),
+            subject=piv_auth_cert.subject.rfc4514_string(),
+            not_after=piv_auth_cert.not_valid_after_utc,
+            der=piv_auth_cert.public_bytes(serialization.Encoding.DER),
+        )
+        session.add(pac)
+        session.flush()
+        station.audit.append(
+            session,
+            actor=actor,
+            action="applicant.piv_auth_recorded",
+            object_type="applicant",
+            object_id=applicant.id,
+            details={
+                "fascn": fascn,
+                "card_uuid": card_uuid,
+                "cardholder_uuid": cardholder_uuid,
+                "piv_auth_sha256": fp,
+                "piv_auth_serial": pac.serial,
+                "piv_auth_issuer": pac.issuer,
+                "piv_auth_not_after": pac.not_after.isoformat(),
+            },
+        )
+        return applicant.id, pac.id
+
+
+def open_request(
+    station: Station, piv_auth_certificate_id: int, *, aal: Aal | str, target_kind: TargetKind | str, registrar: str
+) -> int:
+    aal, target = Aal(aal), TargetKind(target_kind)
+    if aal is Aal.AAL3 and not target.is_hardware:
+        raise AssuranceMismatch(f"AAL3 cannot be issued to a {target.value} key")
+    with station.db.transaction() as session:
+        op = operator_with_role(session, registrar, Role.REGISTRAR)
+        pac = session.get(PivAuthCertificate, piv_auth_certificate_id)
+        if pac is None:
+            raise IssuanceError(f"no PIV Authentication certificate record {piv_auth_certificate_id}", code="issuance.unknown_piv_auth")
+        req = IssuanceRequest(
+            applicant_id=pac.applicant_id,
+            piv_auth_certificate_id=pac.id,
+            aal=aal.value,
+            target_kind=target.value,
+            registrar_id=op.id,
+            state=RequestState.REQUESTED.value,
+        )
+        session.add(req)
+        session.flush()
+        station.audit.append(
+            session,
+            actor=registrar,
+            action="request.opened",
+            object_type="request",
+            object_id=req.id,
+            details={"applicant_id": pac.applicant_id, "aal": aal.value, "target_kind": target.value, "piv_auth_sha256": pac.fingerprint},
+        )
+        return req.id
+
+
+def locked_request(session: Session, request_id: int) -> IssuanceRequest:
+    """The request row, locked for the rest of the transaction (``FOR UPDATE``; SQLite
+    transactions are exclusive anyway)."""
+    req = session.execute(select(IssuanceRequest).where(IssuanceRequest.id == request_id).with_for_update()).scalar_one_or_none()
+    if req is None:
+        raise IssuanceError(f"no request {request_id}", code="issuance.unknown_request")
+    return req
+
+
+
+
+def decide_request(station: Station, request_id: int, *, approver: str, approve: bool = True) -> None:
+    """Approve or reject. The approver holds the approver role and is not the registrar."""
+    with station.db.transaction() as session:
+        req = locked_request(session, request_id)
+        op = operator_with_role(session, approver, Role.APPROVER)
+        if op.id == req.registrar_id:
+            raise IssuanceError(
+                "the registrar of a request cannot approve it",
+                code="issuance.separation_of_duties",
+                hint="a second official must approve (FIPS 201-3 §2.1)",
+            )
+        if req.state != RequestState.REQUESTED.value:
+            raise IssuanceError(f"request {request_id} is {req.state}, not awaiting a decision", code="issuance.state")
+        req.state = (RequestState.APPROVED if approve else RequestState.REJECTED).value
+        req.approver_id = op.id
+        req.decided_at = utcnow()
+        station.audit.append(
+            session, actor=approver, action="request.approved" if approve else "request.rejected", object_type="request", object_id=req.id
+        )
+
+
+def approve_request(station: Station, request_id: int, *, approver: str) -> None:
+    decide_request(station, request_id, approver=approver, approve=True)
+
+
+def _existing(req: IssuanceRequest, key_sha256: str) -> IssuedCredential:
+    cred = req.credential
+    assert cred is not None
+    if cred.public_key_sha256 != key_sha256:
+        raise IssuanceError(
+            f"request {req.id} was already issued certificate {cred.serial} for another key",
+            code="issuance.already_issued",
+            hint="open a new request for a new key",
+        )
+    return IssuedCredential(cred.id, cred.serial, x509.load_der_x509_certificate(cred.certificate), True)
+
+
+def issue_certificate(
+    station: Station,
+    request_id: int,
+    proof: ProofOfPossession,
+    *,
+    actor: str,
+    applicant_piv_auth_cert: x509.Certificate | None = None,
+    aal: Aal | str | None = None,
+    target_kind: TargetKind | str | None = None,
+    target_device: str | None = None,
+    from_state: RequestState = RequestState.APPROVED,
+    to_state: RequestState = RequestState.ISSUED,
+) -> IssuedCredential:
+    """Issue (once) the Derived PIV Authentication certificate of an approved request.
+
+    ``proof`` is a :class:`~station.crypto.profile.CsrProof` or
+    :class:`~station.crypto.profile.SignedChallengeProof`; only its verified public key is used.
+    ``applicant_piv_auth_cert``, ``aal`` and ``target_kind``, when given, must match the request.
+    The credential row, the request's new state and the audit event commit together. The
+    issuance engine certifies an ``authenticated`` request into ``key_generated``
+    (``from_state``/``to_state``); ``issued`` then waits for the self-test.
+    """
+    subject_key = proof.verified_public_key()
+    key_sha = public_key_sha256(subject_key)
+    with station.db.transaction() as session:
+        req = locked_request(session, request_id)
+        if req.credential is not None:
+            return _existing(req, key_sha)
+        if req.state != from_state.value:
+            raise IssuanceError(f"request {request_id} is {req.state}; only a request that is {from_state.value} is certified",
+                                code="issuance.state")
+        piv_auth = x509.load_der_x509_certificate(req.piv_auth_certificate.der)
+        if applicant_piv_auth_cert is not None and fingerprint(applicant_piv_auth_cert) != req.piv_auth_certificate.fingerprint:
+            raise IssuanceError("the PIV Authentication certificate is not the one of this request", code="issuance.mismatch")
+        if (aal is not None and Aal(aal).value != req.aal) or (
+            target_kind is not None and TargetKind(target_kind).value != req.target_kind
+        ):
+            raise IssuanceError("AAL or target kind differ from the approved request", code="issuance.mismatch")
+        now = utcnow()
+        if now - req.created_at > IDENTITY_PROOFING_MAX_AGE:
+            raise IssuanceError(
+                "the identity check of this request is older than 90 days",
+                code="issuance.stale",
+                hint="the applicant authenticates with the PIV card again (new request)",
+            )
+        plan = plan_certificate(
+            issuer=station.ca.certificate,
+            subject_key=subject_key,
+            piv_auth=piv_auth,
+            aal=Aal(req.aal),
+            target=TargetKind(req.target_kind),
+            settings=station.profile_settings,
+            now=now,
+        )
+        cert = station.ca.issue(plan)
+        cred = Credential(
+            request_id=req.id,
+            serial=serial_hex(plan.serial),
+            issuer_key_id=station.ca.key_id,
+            certificate=cert.public_bytes(serialization.Encoding.DER),
+            policy=plan.policy.dotted_string,
+            subject=cert.subject.rfc4514_string(),
+            san_uuid=str(plan.san_uuid),
+            public_key_sha256=key_sha,
+            target_device=target_device,
+            piv_auth_certificate_id=req.piv_auth_certificate_id,
+            not_before=plan.not_before,
+            not_after=plan.not_after,
+            issued_at=now,
+        )
+        session.add(cred)
+        req.state, req.issued_at = to_state.value, now
+        session.flush()
+        station.audit.append(
+            session,
+            actor=actor,
+            action="credential.issued",
+            object_type="credential",
+            object_id=cred.serial,
+            details={
+                "request_id": req.id,
+                "serial": cred.serial,
+                "policy": cred.policy,
+                "aal": req.aal,
+                "target_kind": req.target_kind,
+                "target_device": target_device,
+                "san_uuid": cred.san_uuid,
+                "public_key_sha256": key_sha,
+                "not_after": cred.not_after.isoformat(),
+                "certificate_sha256": fingerprint(cert),
+            },
+        )
+        return IssuedCredential(cred.id, cred.serial, cert, False)

@@ -1,0 +1,146 @@
+"""Listing, revoking and publishing CRLs for the credentials the station issued."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import func, select
+
+from station.crypto.ca import Revocation
+from station.errors import StationError
+from station.home import write_private
+from station.records.models import Credential, CredentialStatus, CrlIssue, serial_hex, utcnow
+from station.service.station import Station
+
+# RFC 5280 §5.3.1 reasons a derived PIV credential may be revoked for (no certificateHold)
+REASONS = {
+    r.value.lower(): r
+    for r in x509.ReasonFlags
+    if r not in (x509.ReasonFlags.certificate_hold, x509.ReasonFlags.remove_from_crl, x509.ReasonFlags.aa_compromise, x509.ReasonFlags.ca_compromise)
+}
+
+
+class RevocationError(StationError):
+    code = "revocation"
+
+
+def parse_reason(text: str) -> x509.ReasonFlags:
+    key = text.replace("-", "").replace("_", "").lower()
+    if key not in REASONS:
+        raise RevocationError(
+            f"unknown revocation reason {text!r}",
+            code="revocation.reason",
+            hint="one of " + ", ".join(r.value for r in REASONS.values()),
+        )
+    return REASONS[key]
+
+
+def parse_serial(text: str) -> str:
+    """A serial number as typed (hex, optionally 0x-prefixed or with colons) -> stored form."""
+    cleaned = text.strip().lower().removeprefix("0x").replace(":", "")
+    try:
+        return serial_hex(int(cleaned, 16))
+    except ValueError:
+        raise RevocationError(f"not a hexadecimal serial number: {text!r}", code="revocation.serial") from None
+
+
+@dataclass(frozen=True)
+class CredentialView:
+    serial: str
+    subject: str
+    policy: str
+    status: str
+    not_after: dt.datetime
+    issued_at: dt.datetime
+    target_device: str | None
+    revocation_reason: str | None
+    revoked_at: dt.datetime | None
+    request_id: int
+    certificate_pem: str
+
+
+def _view(c: Credential) -> CredentialView:
+    pem = x509.load_der_x509_certificate(c.certificate).public_bytes(serialization.Encoding.PEM).decode()
+    return CredentialView(
+        c.serial, c.subject, c.policy, c.status, c.not_after, c.issued_at, c.target_device, c.revocation_reason, c.revoked_at, c.request_id, pem
+    )
+
+
+def list_credentials(station: Station, *, status: str | None = None) -> list[CredentialView]:
+    with station.db.transaction() as session:
+        query = select(Credential).order_by(Credential.issued_at, Credential.id)
+        if status:
+            query = query.where(Credential.status == status)
+        return [_view(c) for c in session.execute(query).scalars()]
+
+
+def show_credential(station: Station, serial: str) -> CredentialView:
+    with station.db.transaction() as session:
+        cred = session.execute(select(Credential).where(Credential.serial == parse_serial(serial))).scalar_one_or_none()
+        if cred is None:
+            raise RevocationError(f"no credential with serial {serial}", code="revocation.unknown_serial")
+        return _view(cred)
+
+
+def revoke(station: Station, serial: str, reason: str | x509.ReasonFlags, *, actor: str) -> CredentialView:
+    flag = reason if isinstance(reason, x509.ReasonFlags) else parse_reason(reason)
+    with station.db.transaction() as session:
+        cred = session.execute(select(Credential).where(Credential.serial == parse_serial(serial)).with_for_update()).scalar_one_or_none()
+        if cred is None:
+            raise RevocationError(f"no credential with serial {serial}", code="revocation.unknown_serial")
+        if cred.status == CredentialStatus.REVOKED.value:
+            raise RevocationError(f"credential {cred.serial} is already revoked ({cred.revocation_reason})", code="revocation.already")
+        mark_revoked(station, session, cred, flag, actor=actor)
+        return _view(cred)
+
+
+def mark_revoked(station: Station, session, cred: Credential, reason: x509.ReasonFlags, *, actor: str,  # noqa: ANN001
+                 because: str | None = None) -> None:
+    """Revoke ``cred`` inside ``session``: status, reason, time and the audit event commit together."""
+    cred.status, cred.revocation_reason, cred.revoked_at = CredentialStatus.REVOKED.value, reason.value, utcnow()
+    details = {"serial": cred.serial, "reason": reason.value}
+    if because:
+        details["because"] = because
+    station.audit.append(session, actor=actor, action="credential.revoked", object_type="credential",
+                         object_id=cred.serial, details=details)
+
+
+def publish_crl(station: Station, *, actor: str, out: Path | None = None, now: dt.datetime | None = None) -> x509.CertificateRevocationList:
+    """Sign this CA's next CRL (number = its last + 1), record it, cache it in the home, write ``out``.
+
+    Only credentials issued by this station's CA key are listed (stations sharing a database
+    may have CAs of their own); expired ones are left off (RFC 5280 §3.3)."""
+    now = (now or utcnow()).replace(microsecond=0)
+    key_id = station.ca.key_id
+    with station.db.transaction() as session:
+        number = (session.execute(select(func.max(CrlIssue.number)).where(CrlIssue.issuer_key_id == key_id)).scalar_one() or 0) + 1
+        rows = session.execute(
+            select(Credential.serial, Credential.revoked_at, Credential.revocation_reason).where(
+                Credential.issuer_key_id == key_id,
+                Credential.status == CredentialStatus.REVOKED.value,
+                Credential.not_after > now,
+            )
+        ).all()
+        entries = [Revocation(int(s, 16), at, x509.ReasonFlags(r)) for s, at, r in rows]
+        der = station.ca.crl_der(entries, number=number, this_update=now, next_update=now + station.crl_lifetime)
+        crl = x509.load_der_x509_crl(der)
+        session.add(CrlIssue(issuer_key_id=key_id, number=number, this_update=now, next_update=now + station.crl_lifetime, entries=len(entries), der=der))
+        station.audit.append(
+            session,
+            actor=actor,
+            action="crl.published",
+            object_type="crl",
+            object_id=number,
+            details={"number": number, "entries": len(entries), "next_update": (now + station.crl_lifetime).isoformat()},
+        )
+    latest = station.home.crl_dir / "latest.crl"
+    write_private(latest, der)
+    latest.chmod(0o644)  # a CRL is public
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(der)
+    return crl

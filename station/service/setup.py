@@ -1,0 +1,146 @@
+"""``station init``: a new station home with its issuing CA, audit key, records and config."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from station.audit.log import SYSTEM_ACTOR, AuditLog
+from station.crypto import ca_store
+from station.crypto.ca import CAError
+from station.crypto.profile import MAX_VALIDITY_DAYS, ProfileSettings
+from station.errors import StationError
+from station.home import StationHome
+from station.records.database import open_database, split_password
+from station.secret_store import DATABASE_PASSWORD, choose_store_kind, open_secret_store
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    trust_profile: Path
+    ca_key: str = "file"  # "file" or a pkcs11: URI
+    key_algorithm: str = "P-256"
+    ca_subject: str | None = None  # RFC 4514; default names the station
+    import_ca: Path | None = None
+    import_key: str | None = None
+    db_url: str | None = None
+    demo: bool = False
+    ca_issuers_url: str | None = None
+    crl_url: str | None = None
+    ocsp_url: str | None = None
+    max_validity_days: int = MAX_VALIDITY_DAYS
+    crl_next_update_hours: int = 24
+    checkpoint_every_events: int = 100
+    checkpoint_every_seconds: int = 3600
+
+
+def _check_options(home: StationHome, opts: InitOptions) -> None:
+    if home.exists() and "ca" in home.load_config():
+        raise ca_store.CAExists(f"{home.config_path} already configures an issuing CA")
+    for relative in (ca_store.CA_CERT, ca_store.CA_KEY, ca_store.AUDIT_KEY, "audit/anchor.json"):
+        if home.path(relative).exists():
+            raise ca_store.CAExists(f"{home.path(relative)} already exists")
+    if not opts.trust_profile.is_file():
+        raise StationError(f"cannot read the trust profile {opts.trust_profile}", code="init.profile", hint="give a readable --profile FILE")
+    opts.trust_profile.read_bytes()
+    if (opts.import_ca is None) != (opts.import_key is None):
+        raise CAError("--import-ca and --import-key go together", code="init.import")
+
+
+def initialize(home: StationHome, opts: InitOptions) -> dict:
+    """Create everything; returns the configuration written. Refuses to overwrite a CA."""
+    _check_options(home, opts)
+    station_id = str(uuid.uuid4())
+    store_kind = choose_store_kind(demo=opts.demo)  # fails before anything is written
+    default_base = f"http://pki.example.invalid/derived-piv/{station_id[:8]}"
+    settings = ProfileSettings(
+        ca_issuers_url=opts.ca_issuers_url or f"{default_base}/ca.p7c",
+        crl_url=opts.crl_url or f"{default_base}/ca.crl",
+        ocsp_url=opts.ocsp_url,
+        max_validity_days=opts.max_validity_days,
+    )
+    home.root.mkdir(parents=True, exist_ok=True)
+    store = open_secret_store(station_id, home.root, kind=store_kind, demo=opts.demo)
+    db_url = opts.db_url or home.default_database_url()
+    own_db = home.root / "station.db"
+    new_sqlite = opts.db_url is None and not own_db.exists()
+    stored_url, db_password = split_password(db_url)
+    if db_password is not None:
+        store.put(DATABASE_PASSWORD, db_password)
+    db = open_database(db_url)
+    # none of these existed (checked above): remove them all if anything fails
+    created = [home.path(p) for p in (ca_store.CA_CERT, ca_store.CA_KEY, ca_store.AUDIT_KEY, ca_store.AUDIT_PUBLIC_KEY)]
+    created.append(home.audit_anchor)
+    ca = None
+    try:
+        if opts.import_ca is not None:
+            ca, key_ref = ca_store.import_ca(home, store, cert_path=opts.import_ca, key_uri=opts.import_key or "")
+            how = "ca.imported"
+        else:
+            subject = x509.Name.from_rfc4514_string(
+                opts.ca_subject or f"CN=Derived PIV Station CA {station_id[:8]},OU=Derived PIV Station,O=U.S. Government,C=US"
+            )
+            ca, key_ref = ca_store.create_ca(home, store, subject=subject, key=opts.ca_key, algorithm=opts.key_algorithm)
+            how = "ca.created"
+        ca_store.create_audit_key(home, store)
+        config = {
+            "station_id": station_id,
+            "demo": opts.demo,
+            "trust_profile": str(opts.trust_profile.resolve()),
+            "secrets": {"store": store_kind},
+            "database": ({"url": stored_url} if opts.db_url else {}) | ({"password_in_keyring": True} if db_password else {}),
+            "ca": {"certificate": ca_store.CA_CERT, "key": key_ref},
+            "profile": {
+                "ca_issuers_url": settings.ca_issuers_url,
+                "crl_url": settings.crl_url,
+                **({"ocsp_url": settings.ocsp_url} if settings.ocsp_url else {}),
+                "max_validity_days": settings.max_validity_days,
+            },
+            "crl": {"next_update_hours": opts.crl_next_update_hours},
+            "audit": {
+                "checkpoint_every_events": opts.checkpoint_every_events,
+                "checkpoint_every_seconds": opts.checkpoint_every_seconds,
+            },
+        }
+        audit = AuditLog(
+            station_id,
+            ca_store.load_audit_signer(home, store),
+            opts.checkpoint_every_events,
+            opts.checkpoint_every_seconds,
+            anchor=home.audit_anchor,
+        )
+        with db.transaction() as session:
+            audit.register_key(session)
+            audit.append(
+                session,
+                actor=SYSTEM_ACTOR,
+                action=how,
+                object_type="ca",
+                object_id=format(ca.certificate.serial_number, "x"),
+                details={
+                    "station_id": station_id,
+                    "subject": ca.certificate.subject.rfc4514_string(),
+                    "certificate_sha256": ca.certificate.fingerprint(hashes.SHA256()).hex(),
+                    "key": key_ref,
+                    "keyring": store_kind,
+                    "trust_profile": config["trust_profile"],
+                },
+            )
+            audit.checkpoint(session)
+        home.save_config(config)
+    except BaseException:
+        if new_sqlite:
+            created += [own_db, own_db.with_name("station.db-wal"), own_db.with_name("station.db-shm")]
+        db.close()
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        if ca is not None and hasattr(ca.signer, "close"):
+            ca.signer.close()
+        db.close()
+    return config

@@ -1,0 +1,1 @@
+"""The issuing CA, the certificate profile, the records and the audit trail."""

@@ -1,0 +1,194 @@
+"""Station fixtures shared by tests/ca and tests/issuance (registered in tests/conftest.py):
+all real parts, no mocks.
+
+* ``secret_service``: a private D-Bus session bus with an unlocked GNOME Keyring
+  (Secret Service), so :mod:`keyring` works as on a desktop.
+* ``softhsm``: a SoftHSM2 token of this suite (in the run's shared SoftHSM configuration).
+* ``postgres``: a throwaway PostgreSQL server on a loopback port, run as the ``postgres``
+  user (it refuses root); each test gets its own database.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import keyring.core
+from keyring.backends import fail
+import pytest
+
+from station.devices.virtual.pcscd import die_with_parent
+
+from tests.ca.ca_helpers import SOFTHSM_MODULE, TOKEN_LABEL, TOKEN_PIN, Pki, new_pg_database
+
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def secret_service():
+    """A D-Bus session bus plus gnome-keyring-daemon (secrets component), unlocked."""
+    tmp = Path(tempfile.mkdtemp(prefix="station-keyring-"))
+    saved = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
+    procs: list[subprocess.Popen] = []
+    try:
+        bus = subprocess.Popen(
+            ["dbus-daemon", "--session", "--nofork", "--print-address=1", "--nopidfile"],
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=die_with_parent,
+        )
+        procs.append(bus)
+        address = bus.stdout.readline().strip()
+        env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=address, HOME=str(tmp), XDG_DATA_HOME=str(tmp / "data"))
+        daemon = subprocess.Popen(
+            ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=die_with_parent,
+        )
+        procs.insert(0, daemon)
+        daemon.stdin.write(b"keyring-test-password")
+        daemon.stdin.close()
+        os.environ["DBUS_SESSION_BUS_ADDRESS"] = address
+        keyring.core.init_backend()
+        deadline = time.monotonic() + 15
+        from station.secret_store import working_backend
+
+        while working_backend() is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError("gnome-keyring-daemon did not come up on the private bus")
+            time.sleep(0.2)
+            keyring.core.init_backend()
+        yield address
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+        if saved is None:
+            os.environ.pop("DBUS_SESSION_BUS_ADDRESS", None)
+        else:
+            os.environ["DBUS_SESSION_BUS_ADDRESS"] = saved
+        keyring.set_keyring(fail.Keyring())
+        time.sleep(0.3)  # the daemon writes its keyring file as the bus goes away
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def softhsm(softhsm_conf):
+    """A SoftHSM2 token of this suite inside the run's one SoftHSM configuration
+    (``softhsm_conf`` in tests/conftest.py: SoftHSM reads SOFTHSM2_CONF once per process).
+    Yields a function making a fresh key URI on it."""
+    from tests.conftest import init_softhsm_token
+
+    init_softhsm_token(TOKEN_LABEL, TOKEN_PIN)
+
+    def key_uri(label: str | None = None, *, with_pin: bool = True) -> str:
+        label = label or f"ca-{uuid.uuid4().hex[:8]}"
+        uri = f"pkcs11:token={TOKEN_LABEL};object={label}?module-path={SOFTHSM_MODULE}"
+        return uri + (f"&pin-value={TOKEN_PIN}" if with_pin else "")
+
+    return key_uri
+
+
+def _pg_bin(name: str) -> str:
+    """Debian keeps initdb/pg_ctl in /usr/lib/postgresql/<version>/bin, off the PATH."""
+    found = shutil.which(name) or max(
+        (str(p) for p in Path("/usr/lib/postgresql").glob(f"*/bin/{name}")), key=lambda p: int(Path(p).parts[-3]), default=None
+    )
+    if found is None:
+        raise RuntimeError(f"PostgreSQL's {name} not found: install the postgresql package (make apt)")
+    return found
+
+
+def _as_postgres(*cmd: str, **kw) -> subprocess.CompletedProcess:
+    """PostgreSQL refuses to run as root: as root, run it as the postgres user."""
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    return subprocess.run([*prefix, *cmd], check=True, capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server on 127.0.0.1:<free port>; yields the admin URL base."""
+    root = Path(tempfile.mkdtemp(prefix="station-pg-"))
+    root.chmod(0o755)
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+        shutil.chown(sock, "postgres", "postgres")
+    port = _free_port()
+    started = False
+    try:
+        _as_postgres(_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
+        _as_postgres(
+            _pg_bin("pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-t", "30",
+            "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start",
+        )  # fmt: skip
+        started = True
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        if started:
+            _as_postgres(_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh, empty database: SQLite in tmp_path, then PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'records.db'}"
+    return new_pg_database(request.getfixturevalue("postgres"))
+
+
+@pytest.fixture
+def trust_profile(tmp_path) -> Path:
+    path = tmp_path / "trust-profile.toml"
+    path.write_text('name = "test"\n')
+    return path
+
+
+@pytest.fixture(scope="session")
+def pki() -> Pki:
+    return Pki()
+
+
+@pytest.fixture
+def station(tmp_path, secret_service, trust_profile, db_url):
+    """An initialised station (file CA key, real keyring) on SQLite and on PostgreSQL."""
+    from station.home import StationHome
+    from station.service.setup import InitOptions, initialize
+    from station.service.station import Station
+
+    home = StationHome(tmp_path / "home")
+    initialize(home, InitOptions(trust_profile=trust_profile, db_url=db_url, checkpoint_every_events=3,
+                                 ca_issuers_url="http://pki.test/ca.p7c", crl_url="http://pki.test/ca.crl"))  # fmt: skip
+    st = Station.open(home)
+    yield st
+    st.close()
+
+
+@pytest.fixture
+def sqlite_station(tmp_path, secret_service, trust_profile):
+    from station.home import StationHome
+    from station.service.setup import InitOptions, initialize
+    from station.service.station import Station
+
+    home = StationHome(tmp_path / "home")
+    initialize(home, InitOptions(trust_profile=trust_profile, checkpoint_every_events=3,
+                                 ca_issuers_url="http://pki.test/ca.p7c", crl_url="http://pki.test/ca.crl"))  # fmt: skip
+    st = Station.open(home)
+    yield st
+    st.close()
