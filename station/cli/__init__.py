@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "station.cli.credentials",
     "station.cli.crl",
     "station.cli.audit",
+    "station.cli.issue",
 ]
 
 

@@ -206,6 +206,23 @@ class Pkcs11Token:
                 return x509.load_der_x509_certificate(obj[Attribute.VALUE])
         return None
 
+    def public_key(self, key_id: bytes):
+        """The public key stored with ``key_id`` (a public object: no login needed)."""
+        with self.token.open() as session:
+            try:
+                key = session.get_key(ObjectClass.PUBLIC_KEY, id=key_id)
+            except p11exc.NoSuchKey:
+                raise Pkcs11Error(f"no public key with ID {key_id.hex()} on the token", code="no-key") from None
+            der = encode_ec_public_key(key) if key.key_type == KeyType.EC else encode_rsa_public_key(key)
+        return load_der_public_key(der)
+
+    def find_certificate(self, label: str) -> tuple[bytes, x509.Certificate] | None:
+        """(CKA_ID, certificate) of the certificate object with ``label``, if any."""
+        with self.token.open() as session:
+            for obj in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.LABEL: label}):
+                return bytes(obj[Attribute.ID]), x509.load_der_x509_certificate(obj[Attribute.VALUE])
+        return None
+
     def change_pin(self, current: str, new: str) -> None:
         """C_SetPIN as the user: the current PIN is needed to set a new one."""
         with self._open(current) as session:

@@ -70,3 +70,8 @@ class Target(abc.ABC):
 
     def installed_certificate(self) -> x509.Certificate | None:
         return None
+
+    def locate_credential(self) -> x509.Certificate | None:
+        """Find an installed derived credential on the device itself (no stored state) and
+        make it the target's key; None when the device holds none."""
+        return None

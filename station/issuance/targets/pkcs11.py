@@ -56,6 +56,14 @@ class Pkcs11Target(Target):
     def installed_certificate(self) -> x509.Certificate | None:
         return self.token.certificate(self._key())
 
+    def locate_credential(self) -> x509.Certificate | None:
+        found = self.token.find_certificate(CERT_LABEL)
+        if found is None:
+            return None
+        self.key_id, cert = found
+        self.public_key = cert.public_key()
+        return cert
+
     def set_activation_secret(self, new_pin: str) -> None:
         self.token.change_pin(self._transport_pin(), new_pin)
 
@@ -75,6 +83,4 @@ class Pkcs11Target(Target):
     def restore(self, state: dict[str, str]) -> None:
         if "key_id" in state:
             self.key_id = bytes.fromhex(state["key_id"])
-            cert = self.token.certificate(self.key_id)
-            if cert is not None:
-                self.public_key = cert.public_key()
+            self.public_key = self.token.public_key(self.key_id)

@@ -1,0 +1,236 @@
+"""One complete issuance to SoftHSM: golden GSA card over pcscd -> issued, self-tested credential.
+
+Side by side in one run: the station's engine (in process, the two operators' argon2id
+sign-ins included), the headless ``station issue`` command as a whole process (interpreter
+start included), and the same steps done by standard tools: OpenSC reading and signing on the
+card (``pkcs15-tool``, ``pkcs11-tool --sign``), ``openssl verify -crl_check``,
+``pkcs11-tool --keypairgen``, ``openssl req`` (libp11 engine, key on the token),
+``openssl x509 -req``, ``pkcs11-tool --write-object``, ``pkcs11-tool --change-pin`` and
+``pkcs11-tool --sign`` for the self-test. Target: the engine at least 3x faster than the tools.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from bench.results import record, table
+from station.devices import pcsc
+from station.devices.piv import PivSession
+from station.devices.virtual import load_card_image
+from station.devices.virtual.pcscd import IsolatedPcscd
+from station.sim.pki_mirror import PkiMirror
+
+ICAM = Path(__file__).resolve().parents[1].parent / "shared/icam-test-pki"
+GOLDEN = ICAM / "cards/46_Golden_FIPS_201-2_PIV"
+SOFTHSM = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"
+OPENSC = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
+CARD_PIN, TRANSPORT, NEW_PIN = "246810", "55667788", "k9Pz4mQ1"
+SECRETS = {"reg": "registrar passphrase 1", "sup": "supervisor passphrase 2"}
+RUNS = 7
+
+
+class Person:
+    def request_pin(self, *, pin_kind, tries_left):
+        return NEW_PIN if pin_kind == "credential" else CARD_PIN
+
+    def request_new_pin(self):
+        return NEW_PIN, NEW_PIN
+
+    def confirm_photo(self, image, subject):
+        return True
+
+    def operator_secret(self, operator, purpose):
+        return SECRETS[operator]
+
+    def progress(self, state, message):
+        pass
+
+
+def new_token() -> tuple[str, str]:
+    label = f"b-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", TRANSPORT, "--so-pin", "12345678"],
+                   check=True, capture_output=True)
+    return label, f"pkcs11:token={label}?module-path={SOFTHSM}&pin-value={TRANSPORT}"
+
+
+def station_home(work: Path, profile_path: Path):
+    from station.home import StationHome
+    from station.issuance.signin import hash_password
+    from station.records.models import AuthMethod, Role
+    from station.service.operators import add_operator
+    from station.service.setup import InitOptions, initialize
+    from station.service.station import Station
+
+    home = StationHome(work / "home")
+    initialize(home, InitOptions(trust_profile=profile_path, demo=True, ca_issuers_url="http://pki.test/ca.p7c",
+                                 crl_url="http://pki.test/ca.crl"))
+    station = Station.open(home)
+    for identity, role in (("reg", Role.REGISTRAR), ("sup", Role.APPROVER)):
+        add_operator(station, identity, display_name=identity, roles=[role], auth_method=AuthMethod.PASSWORD,
+                     auth_reference=hash_password(SECRETS[identity]), actor="bench")
+    home.save_config({**station.config, "operators": {"allow_passwords": True}, "issuance": {"max_active_per_applicant": 1000}})
+    station.close()
+    return home
+
+
+def engine_issue(home, profile, reader: str, cache: Path) -> None:
+    from station.issuance.engine import IssuanceEngine
+    from station.issuance.targets import open_target
+    from station.service.station import Station
+
+    _, uri = new_token()
+    start = time.perf_counter()
+    station = Station.open(home)
+    signing_in = 0.0
+    try:
+        engine = IssuanceEngine(station, profile, Person(), crl_cache=cache)
+        sign_in = engine._sign_in
+
+        def timed_sign_in(*args, **kwargs):  # the operators' argon2id checks, measured apart
+            nonlocal signing_in
+            t = time.perf_counter()
+            try:
+                return sign_in(*args, **kwargs)
+            finally:
+                signing_in += time.perf_counter() - t
+
+        engine._sign_in = timed_sign_in
+        target = open_target(uri)
+        conn = pcsc.PcscConnection(reader)
+        try:
+            card = PivSession(conn)
+            request_id = engine.open_request(card, registrar="reg", aal="AAL2", target=target)
+            engine.approve(request_id, approver="sup")
+            outcome = engine.complete(request_id, card, target)
+        finally:
+            conn.close(reset=True)
+    finally:
+        station.close()
+    assert outcome.state == "issued"
+    return time.perf_counter() - start, signing_in
+
+
+def process_issue(home, reader: str, env: dict) -> float:
+    _, uri = new_token()
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "station", "issue", "--home", str(home.root), "--applicant-reader", reader,
+                          "--target", uri, "--aal", "2", "--registrar", "reg", "--approver", "sup"],
+                         input=f"{SECRETS['reg']}\n{SECRETS['sup']}\n{CARD_PIN}\n{NEW_PIN}\n", env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return time.perf_counter() - start
+
+
+def tool_setup(work: Path) -> dict[str, Path]:
+    """Untimed: the files the tools need (anchor, intermediate, CRL, a CA key and certificate)."""
+    from bench.verify import tool_files
+
+    files = tool_files(work)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "bench CA")])
+    import datetime as dt
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ca = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+          .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True).sign(key, hashes.SHA256()))
+    files["ca"], files["ca_key"], files["ext"] = work / "ca.pem", work / "ca.key", work / "ext.cnf"
+    files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files["ca_key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+    files["ext"].write_text("keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth,1.3.6.1.5.2.3.4\n"
+                            "certificatePolicies=2.16.840.1.101.3.2.1.3.40\nsubjectAltName=URI:urn:uuid:"
+                            f"{uuid.uuid4()}\n")
+    return files
+
+
+def tools_issue(env: dict, files: dict[str, Path], work: Path) -> float:
+    label, _ = new_token()
+    run = lambda *cmd, **kw: subprocess.run(cmd, check=True, capture_output=True, env={**env, **kw.get("extra", {})})  # noqa: E731
+    challenge = work / "challenge"
+    challenge.write_bytes(os.urandom(32))
+    start = time.perf_counter()
+    leaf = work / "leaf.pem"
+    leaf.write_bytes(run("pkcs15-tool", "--read-certificate", "01").stdout)
+    run("pkcs11-tool", "--module", OPENSC, "--login", "--pin", CARD_PIN, "--sign", "--id", "01", "-m", "SHA256-RSA-PKCS",
+        "--input-file", str(challenge), "--output-file", str(work / "sig"))
+    run("openssl", "x509", "-in", str(leaf), "-pubkey", "-noout", "-out", str(work / "pub.pem"))
+    run("openssl", "dgst", "-sha256", "-verify", str(work / "pub.pem"), "-signature", str(work / "sig"), str(challenge))
+    run("openssl", "verify", "-crl_check", "-CAfile", str(files["root"]), "-untrusted", str(files["issuer"]),
+        "-CRLfile", str(files["crl"]), str(leaf))
+    hsm = ["pkcs11-tool", "--module", SOFTHSM, "--token-label", label, "--login"]
+    run(*hsm, "--pin", TRANSPORT, "--keypairgen", "--key-type", "EC:prime256v1", "--id", "01", "--label", "k")
+    run("openssl", "req", "-new", "-engine", "pkcs11", "-keyform", "engine", "-key",
+        f"pkcs11:token={label};object=k;type=private;pin-value={TRANSPORT}", "-subj", "/CN=ICAM Test Card PIV Auth",
+        "-out", str(work / "csr.pem"), extra={"PKCS11_MODULE_PATH": SOFTHSM})
+    run("openssl", "x509", "-req", "-in", str(work / "csr.pem"), "-CA", str(files["ca"]), "-CAkey", str(files["ca_key"]),
+        "-set_serial", "0x" + os.urandom(16).hex(), "-days", "365", "-extfile", str(files["ext"]), "-outform", "DER",
+        "-out", str(work / "cert.der"))
+    run(*hsm, "--pin", TRANSPORT, "--write-object", str(work / "cert.der"), "--type", "cert", "--id", "01", "--label", "Derived PIV")
+    run(*hsm, "--pin", TRANSPORT, "--change-pin", "--new-pin", NEW_PIN)
+    # SoftHSM 2.6 has no CKM_ECDSA_SHA256: hash with openssl, sign the digest (as the station does)
+    (work / "digest").write_bytes(run("openssl", "dgst", "-sha256", "-binary", str(challenge)).stdout)
+    run(*hsm, "--pin", NEW_PIN, "--sign", "--id", "01", "-m", "ECDSA", "--signature-format", "openssl",
+        "--input-file", str(work / "digest"), "--output-file", str(work / "sig2"))
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    from station.crypto.trust import TrustProfile
+
+    work = Path(tempfile.mkdtemp(prefix="bench-issue-"))
+    hsm_dir = work / "softhsm"
+    (hsm_dir / "tokens").mkdir(parents=True)
+    (hsm_dir / "softhsm2.conf").write_text(f"directories.tokendir = {hsm_dir / 'tokens'}\nobjectstore.backend = file\n")
+    os.environ["SOFTHSM2_CONF"] = str(hsm_dir / "softhsm2.conf")
+    try:
+        with IsolatedPcscd() as daemon, PkiMirror(ICAM) as mirror:
+            os.environ["PCSCLITE_CSOCK_NAME"] = str(daemon.socket_path)
+            profile_path = mirror.write_profile(work / "icam-test.toml")
+            profile = TrustProfile.load(profile_path).with_revocation("crl")
+            home = station_home(work, profile_path)
+            cache = home.crl_dir
+            cache.mkdir(parents=True, exist_ok=True)
+            files = tool_setup(work)
+            link = daemon.insert(load_card_image(GOLDEN, pin=CARD_PIN))
+            try:
+                engine_issue(home, profile, daemon.reader(), cache)  # warm the CRL cache
+                runs = [engine_issue(home, profile, daemon.reader(), cache) for _ in range(RUNS)]
+                engine_s = statistics.median(total for total, _ in runs)
+                steps_s = statistics.median(total - signin for total, signin in runs)
+                process_s = statistics.median(process_issue(home, daemon.reader(), {**daemon.env}) for _ in range(3))
+                tools_s = statistics.median(tools_issue(daemon.env, files, work) for _ in range(RUNS))
+            finally:
+                daemon.remove(link)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    rows = [
+        ("station engine, the seven steps (no operator sign-in)", f"{steps_s * 1000:.0f}", f"{tools_s / steps_s:.1f}x"),
+        ("station engine (in process; 2 argon2id sign-ins)", f"{engine_s * 1000:.0f}", f"{tools_s / engine_s:.1f}x"),
+        ("station issue (whole process, interpreter start)", f"{process_s * 1000:.0f}", f"{tools_s / process_s:.1f}x"),
+        ("tools: pkcs15-tool, pkcs11-tool x6, openssl x6", f"{tools_s * 1000:.0f}", "1.0x"),
+    ]
+    print(table(rows, ("one issuance, golden card -> SoftHSM", "median ms", "speed-up vs tools")))
+    print(f"\ntarget: tools/engine >= 3 (the tools sign in no operator); measured {tools_s / steps_s:.1f} for the same"
+          f" steps, {tools_s / engine_s:.1f} with the two argon2id sign-ins (RFC 9106 parameters, deliberately slow)")
+    peer = "pkcs15-tool + pkcs11-tool + openssl pipeline (same steps)"
+    record([
+        {"name": "issue.engine_steps", "value": steps_s * 1000, "unit": "ms", "peer": peer, "peer_value": tools_s * 1000, "ratio": steps_s / tools_s},
+        {"name": "issue.engine", "value": engine_s * 1000, "unit": "ms", "peer": peer, "peer_value": tools_s * 1000, "ratio": engine_s / tools_s},
+        {"name": "issue.process", "value": process_s * 1000, "unit": "ms", "peer": peer, "peer_value": tools_s * 1000, "ratio": process_s / tools_s},
+    ])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Operator sign-in: the operator's own PIV card (PKI-AUTH) or an argon2id password.
+
+Passwords are accepted only where the configuration allows them (``[operators]
+allow_passwords = true``). Every sign-in, and every failed one, is an audit event; no secret
+is ever stored or logged (the password hash is argon2id, RFC 9106).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import select
+
+from station.errors import StationError
+from station.records.models import AuthMethod, Operator, utcnow
+
+_HASHER = PasswordHasher()  # argon2id, RFC 9106 "second recommended" parameters
+
+
+class SignInRefused(StationError):
+    code = "signin"
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    operator_id: int
+    identity: str
+    roles: frozenset[str]
+    method: str
+    at: dt.datetime
+    piv_auth_sha256: str | None = None  # the card an operator signed in with
+
+
+def hash_password(secret: str) -> str:
+    if len(secret) < 12:
+        raise SignInRefused("an operator password must be at least 12 characters", code="signin.weak_password",
+                            hint="choose a longer passphrase (SP 800-63B §5.1.1.2)")
+    return _HASHER.hash(secret)
+
+
+def passwords_allowed(config: dict) -> bool:
+    return bool((config.get("operators") or {}).get("allow_passwords", False))
+
+
+def _operator(session, identity: str) -> Operator | None:
+    op = session.execute(select(Operator).where(Operator.identity == identity)).scalar_one_or_none()
+    return op if op is not None and op.active else None
+
+
+def _signed_in(station, session, op: Operator, method: str, piv_sha256: str | None = None) -> SignedIn:
+    station.audit.append(session, actor=op.identity, action="operator.signed_in", object_type="operator",
+                         object_id=op.id, details={"method": method})
+    return SignedIn(op.id, op.identity, frozenset(op.roles.split()), method, utcnow(), piv_sha256)
+
+
+def _refuse(station, identity: str, why: str, code: str) -> SignInRefused:
+    with station.db.transaction() as session:
+        station.audit.append(session, actor=identity, action="operator.signin_refused", object_type="operator",
+                             object_id=identity, details={"rule": code})
+    return SignInRefused(f"sign-in of {identity!r} refused: {why}", code=code)
+
+
+def sign_in_with_password(station, identity: str, secret: str) -> SignedIn:
+    if not passwords_allowed(station.config):
+        raise _refuse(station, identity, "the configuration does not allow passwords", "signin.passwords_disabled")
+    with station.db.transaction() as session:
+        op = _operator(session, identity)
+        if op is None:
+            method = "unknown"
+        elif op.auth_method != AuthMethod.PASSWORD.value or not op.auth_reference:
+            method = op.auth_method
+        else:
+            method = None
+            try:
+                _HASHER.verify(op.auth_reference, secret)
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                method = "mismatch"
+        if method is None:
+            return _signed_in(station, session, op, AuthMethod.PASSWORD.value)
+    if method == "unknown":
+        raise _refuse(station, identity, "no such active operator", "signin.unknown_operator")
+    if method == "mismatch":
+        raise _refuse(station, identity, "wrong password", "signin.wrong_password")
+    raise _refuse(station, identity, f"this operator signs in with {method}, not a password", "signin.wrong_method")
+
+
+def sign_in_with_piv(station, identity: str, verdict) -> SignedIn:
+    """``verdict``: PKI-AUTH of the operator's card under the operator trust profile."""
+    if not verdict.accepted:
+        raise _refuse(station, identity, f"the card was rejected ({', '.join(verdict.reasons)})", "signin.card_rejected")
+    fingerprint = (verdict.identity.sha256_fingerprint or "").lower()
+    with station.db.transaction() as session:
+        op = _operator(session, identity)
+        if op is not None and op.auth_method == AuthMethod.PIV.value and (op.auth_reference or "").lower() == fingerprint:
+            return _signed_in(station, session, op, AuthMethod.PIV.value, fingerprint)
+    if op is None:
+        raise _refuse(station, identity, "no such active operator", "signin.unknown_operator")
+    raise _refuse(station, identity, "this is not the operator's registered PIV card", "signin.wrong_card")

@@ -1,0 +1,150 @@
+"""The issuance engine end to end (in process): golden GSA card -> SoftHSM token -> issued;
+and the refusals, each audited, nothing issued."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import pytest
+from cryptography import x509
+
+from station.audit.export import export_jsonl
+from station.devices.piv import PivSession
+from station.devices.virtual import VirtualConnection, load_card_image
+from station.issuance.engine import IssuanceEngine, IssuanceRefused
+from station.issuance.signin import hash_password
+from station.issuance.targets import open_target
+from station.records.models import AuthMethod, Role
+from station.service.operators import add_operator
+from tests.conftest import CARDS, GOLDEN, TEST_PIN, init_softhsm_token
+
+SECRETS = {"reg": "registrar passphrase 1", "sup": "supervisor passphrase 2"}
+NEW_PIN = "k9Pz4mQ1"
+AAL2, AAL3 = "2.16.840.1.101.3.2.1.3.40", "2.16.840.1.101.3.2.1.3.41"
+
+
+class Script:
+    """A scripted person at the station."""
+
+    def __init__(self, new_pin=NEW_PIN, photo_ok=True):
+        self.new_pin, self.photo_ok, self.seen = new_pin, photo_ok, []
+
+    def request_pin(self, *, pin_kind, tries_left):
+        self.seen.append(("pin", pin_kind))
+        return self.new_pin if pin_kind == "credential" else TEST_PIN
+
+    def request_new_pin(self):
+        return self.new_pin, self.new_pin
+
+    def confirm_photo(self, facial_image, subject):
+        self.seen.append(("photo", bool(facial_image)))
+        return self.photo_ok
+
+    def operator_secret(self, operator, purpose):
+        return SECRETS[operator]
+
+    def progress(self, state, message):
+        self.seen.append(("progress", state))
+
+
+@pytest.fixture
+def station(sqlite_station):
+    st = sqlite_station
+    st.config["operators"] = {"allow_passwords": True}
+    add_operator(st, "reg", display_name="Registrar", roles=[Role.REGISTRAR], auth_method=AuthMethod.PASSWORD,
+                 auth_reference=hash_password(SECRETS["reg"]), actor="admin")
+    add_operator(st, "sup", display_name="Supervisor", roles=[Role.APPROVER, Role.REGISTRAR], auth_method=AuthMethod.PASSWORD,
+                 auth_reference=hash_password(SECRETS["sup"]), actor="admin")
+    return st
+
+
+@pytest.fixture
+def token(softhsm_conf):
+    return init_softhsm_token(f"dpiv-{uuid.uuid4().hex[:8]}", "55667788")
+
+
+def engine(station, icam_profile, crl_cache, script=None):
+    return IssuanceEngine(station, icam_profile.with_revocation("crl"), script or Script(), crl_cache=crl_cache)
+
+
+def card(name=GOLDEN):
+    return PivSession(VirtualConnection(load_card_image(name, pin=TEST_PIN)))
+
+
+def audit(station) -> str:
+    out = io.StringIO()
+    with station.db.transaction() as session:
+        export_jsonl(session, out)
+    return out.getvalue()
+
+
+def test_golden_card_to_softhsm_token_issued(station, icam_profile, crl_cache, token):
+    script = Script()
+    eng = engine(station, icam_profile, crl_cache, script)
+    target = open_target(token)
+    applicant = card()
+    request_id = eng.open_request(applicant, registrar="reg", aal="AAL2", target=target)
+    eng.approve(request_id, approver="sup")
+    outcome = eng.complete(request_id, applicant, target)
+    assert outcome.state == "issued" and outcome.selftest.passed
+    cert = outcome.certificate
+    policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
+    assert [p.policy_identifier.dotted_string for p in policies] == [AAL2]
+    assert target.installed_certificate() == cert
+    states = [s for kind, s in script.seen if kind == "progress"]
+    assert states == ["requested", "approved", "authenticated", "key_generated", "delivered", "activated", "issued"]
+    text = audit(station)
+    for action in ("request.opened", "request.approved", "request.applicant_authenticated", "credential.issued",
+                   "credential.delivered", "credential.activated", "request.issued"):
+        assert f'"{action}"' in text
+    assert TEST_PIN not in text and NEW_PIN not in text and SECRETS["reg"] not in text
+
+
+def test_registrar_cannot_approve_own_request(station, icam_profile, crl_cache, token):
+    eng = engine(station, icam_profile, crl_cache)
+    request_id = eng.open_request(card(), registrar="sup", aal="AAL2", target=open_target(token))
+    with pytest.raises(IssuanceRefused) as info:
+        eng.approve(request_id, approver="sup")
+    assert info.value.code == "issuance.separation_of_duties" and eng.state(request_id) == "requested"
+    assert '"issuance.separation_of_duties"' in audit(station)
+
+
+def test_aal3_onto_softhsm_refused(station, icam_profile, crl_cache, token):
+    eng = engine(station, icam_profile, crl_cache)
+    with pytest.raises(IssuanceRefused) as info:
+        eng.open_request(card(), registrar="reg", aal="AAL3", target=open_target(token))
+    assert info.value.code == "assurance.aal3_needs_hardware" and '"assurance.aal3_needs_hardware"' in audit(station)
+
+
+def test_rejected_card_refused(station, icam_profile, crl_cache, token):
+    eng = engine(station, icam_profile, crl_cache)
+    with pytest.raises(IssuanceRefused) as info:
+        eng.open_request(card(CARDS / "24_Revoked_Certificates"), registrar="reg", aal="AAL2", target=open_target(token))
+    assert info.value.code in {"cert-revoked", "cert-invalid"} and '"issuance.refused"' in audit(station)
+
+
+def test_weak_new_pin_refused_and_nothing_activated(station, icam_profile, crl_cache, token):
+    eng = engine(station, icam_profile, crl_cache, Script(new_pin="123456"))
+    target = open_target(token)
+    applicant = card()
+    request_id = eng.open_request(applicant, registrar="reg", aal="AAL2", target=target)
+    eng.approve(request_id, approver="sup")
+    with pytest.raises(IssuanceRefused) as info:
+        eng.complete(request_id, applicant, target)
+    assert info.value.code == "weak-pin" and eng.state(request_id) == "delivered"
+    assert not target.activation_secret_set("123456")
+    eng.cancel(request_id, actor="sup")
+    assert eng.state(request_id) == "cancelled" and '"credential.revoked"' in audit(station)
+
+
+def test_applicant_who_is_an_operator_refused(station, icam_profile, crl_cache, token):
+    from cryptography.hazmat.primitives import hashes
+
+    auth = x509.load_pem_x509_certificate((GOLDEN / "3 - ICAM_PIV_Auth_SP_800-73-4.crt").read_bytes())
+    add_operator(station, "card-holder", display_name="Operator with the golden card", roles=[Role.REGISTRAR],
+                 auth_method=AuthMethod.PIV, auth_reference=auth.fingerprint(hashes.SHA256()).hex(), actor="admin")
+    eng = engine(station, icam_profile, crl_cache)
+    with pytest.raises(IssuanceRefused) as info:
+        eng.open_request(card(), registrar="reg", aal="AAL2", target=open_target(token))
+    assert info.value.code == "separation.applicant_is_operator"

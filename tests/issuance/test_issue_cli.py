@@ -1,0 +1,81 @@
+"""`station issue` over real pcscd and SoftHSM2, PINs piped in; OpenSC's pkcs11-tool as witness."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from station.issuance.signin import hash_password
+from station.devices.virtual import load_card_image
+from station.records.models import AuthMethod, Role
+from station.service.operators import add_operator
+from tests.conftest import GOLDEN, SOFTHSM_MODULE, TEST_PIN, init_softhsm_token
+
+STATION = [sys.executable, "-m", "station"]
+SECRETS = {"reg": "registrar passphrase 1", "sup": "supervisor passphrase 2"}
+NEW_PIN = "k9Pz4mQ1"
+
+
+@pytest.fixture
+def home(sqlite_station, icam_profile_path):
+    st = sqlite_station
+    for identity, roles in (("reg", [Role.REGISTRAR]), ("sup", [Role.APPROVER])):
+        add_operator(st, identity, display_name=identity, roles=roles, auth_method=AuthMethod.PASSWORD,
+                     auth_reference=hash_password(SECRETS[identity]), actor="admin")
+    st.home.save_config({**st.config, "trust_profile": str(icam_profile_path), "operators": {"allow_passwords": True}})
+    return st.home.root
+
+
+def run(args, env, stdin=""):
+    return subprocess.run([*STATION, *args], input=stdin, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_headless_issue_to_softhsm(home, insert_card, pcscd, softhsm_conf):
+    label = f"dpiv-{uuid.uuid4().hex[:8]}"
+    uri = init_softhsm_token(label, "55667788")
+    insert_card(load_card_image(GOLDEN, pin=TEST_PIN))
+    env = pcscd.env
+    stdin = f"{SECRETS['reg']}\n{SECRETS['sup']}\n{TEST_PIN}\n{NEW_PIN}\n"
+    result = run(["issue", "--home", str(home), "--applicant-reader", pcscd.reader(), "--target", uri, "--aal", "2",
+                  "--registrar", "reg", "--approver", "sup", "--json"], env, stdin)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = json.loads(result.stdout)
+    assert out["state"] == "issued" and out["selftest"] == "pass"
+    cred = out["credential"]
+    assert cred["policy_oid"] == "2.16.840.1.101.3.2.1.3.40" and int(cred["serial"], 16) > 2**63
+    assert cred["subject"].startswith("CN=ICAM Test Card PIV Auth") and cred["target"].startswith(f"pkcs11:token={label}")
+    for secret in (*SECRETS.values(), TEST_PIN, NEW_PIN):
+        assert secret not in result.stdout + result.stderr
+
+    listing = subprocess.run(["pkcs11-tool", "--module", SOFTHSM_MODULE, "--token-label", label, "--login", "--pin", NEW_PIN,
+                              "--list-objects"], capture_output=True, text=True, timeout=30)
+    assert listing.returncode == 0, listing.stderr
+    private = listing.stdout[listing.stdout.index("Private Key Object"):].split("\n\n")[0]
+    cert_block = listing.stdout[listing.stdout.index("Certificate Object"):].split("\n\n")[0]
+    assert "sensitive" in private and "never extractable" in private and "local" in private
+    key_id = [l.split()[-1] for l in private.splitlines() if l.strip().startswith("ID:")][0]
+    assert f"ID:         {key_id}" in cert_block
+
+    assert run(["audit", "verify", "--home", str(home)], env).returncode == 0
+    requests = json.loads(run(["requests", "list", "--home", str(home)], env).stdout)
+    assert [r["state"] for r in requests] == ["issued"]
+    test = run(["selftest", "--home", str(home), "--target", uri, "--pin-stdin"], env, NEW_PIN + "\n")
+    assert test.returncode == 0 and json.loads(test.stdout)["selftest"] == "pass"
+
+
+def test_headless_refusal_names_the_rule(home, insert_card, pcscd, softhsm_conf):
+    uri = init_softhsm_token(f"dpiv-{uuid.uuid4().hex[:8]}", "55667788")
+    insert_card(load_card_image(GOLDEN, pin=TEST_PIN))
+    stdin = f"{SECRETS['reg']}\n{SECRETS['sup']}\n{TEST_PIN}\n{NEW_PIN}\n"
+    aal3 = run(["issue", "--home", str(home), "--applicant-reader", pcscd.reader(), "--target", uri, "--aal", "3",
+                "--registrar", "reg", "--approver", "sup"], pcscd.env, stdin)
+    assert aal3.returncode != 0 and json.loads(aal3.stdout)["error"] == "assurance.aal3_needs_hardware"
+    wrong = run(["issue", "--home", str(home), "--applicant-reader", pcscd.reader(), "--target", uri, "--aal", "2",
+                 "--registrar", "reg", "--approver", "sup"], pcscd.env, f"{SECRETS['reg']}\nnot the password\n{TEST_PIN}\n{NEW_PIN}\n")
+    assert wrong.returncode != 0 and json.loads(wrong.stdout)["error"] == "signin.wrong_password"
+    requests = json.loads(run(["requests", "list", "--home", str(home), "--open"], pcscd.env).stdout)
+    assert [r["state"] for r in requests] == ["requested"]  # opened, never approved, nothing issued

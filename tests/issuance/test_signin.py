@@ -1,0 +1,89 @@
+"""Operator sign-in: argon2id passwords only where allowed, PIV cards by PKI-AUTH; all audited."""
+
+import io
+
+import pytest
+
+from station.crypto.verdict import Identity, Verdict
+from station.issuance.interaction import InputExhausted, StdinInteraction
+from station.issuance.signin import SignInRefused, hash_password, sign_in_with_password, sign_in_with_piv
+from station.records.models import AuthMethod, Role
+from station.service.operators import add_operator
+
+PASSWORD = "correct horse battery staple"
+CARD_SHA256 = "ab" * 32
+
+
+@pytest.fixture
+def operators(sqlite_station):
+    st = sqlite_station
+    add_operator(st, "alice", display_name="Alice", roles=[Role.REGISTRAR], auth_method=AuthMethod.PASSWORD,
+                 auth_reference=hash_password(PASSWORD), actor="admin")
+    add_operator(st, "bob", display_name="Bob", roles=[Role.APPROVER], auth_method=AuthMethod.PIV,
+                 auth_reference=CARD_SHA256, actor="admin")
+    return st
+
+
+def audit_text(st) -> str:
+    from station.audit.export import export_jsonl
+
+    out = io.StringIO()
+    with st.db.transaction() as session:
+        export_jsonl(session, out)
+    return out.getvalue()
+
+
+def test_passwords_refused_unless_configuration_allows_them(operators):
+    with pytest.raises(SignInRefused) as info:
+        sign_in_with_password(operators, "alice", PASSWORD)
+    assert info.value.code == "signin.passwords_disabled"
+    assert '"signin.passwords_disabled"' in audit_text(operators)
+
+
+def test_password_sign_in(operators):
+    operators.config["operators"] = {"allow_passwords": True}
+    signed = sign_in_with_password(operators, "alice", PASSWORD)
+    assert signed.identity == "alice" and signed.method == "password" and "registrar" in signed.roles
+    with pytest.raises(SignInRefused) as info:
+        sign_in_with_password(operators, "alice", "wrong horse battery staple")
+    assert info.value.code == "signin.wrong_password"
+    with pytest.raises(SignInRefused) as info:
+        sign_in_with_password(operators, "bob", PASSWORD)
+    assert info.value.code == "signin.wrong_method"
+    with pytest.raises(SignInRefused) as info:
+        sign_in_with_password(operators, "mallory", PASSWORD)
+    assert info.value.code == "signin.unknown_operator"
+    text = audit_text(operators)
+    assert text.count('"operator.signed_in"') == 1 and text.count('"operator.signin_refused"') == 3
+    assert PASSWORD not in text and "wrong horse" not in text
+
+
+def test_piv_sign_in(operators):
+    accepted = Verdict("accept", [], [], Identity(sha256_fingerprint=CARD_SHA256.upper()))
+    assert sign_in_with_piv(operators, "bob", accepted).piv_auth_sha256 == CARD_SHA256
+    other = Verdict("accept", [], [], Identity(sha256_fingerprint="cd" * 32))
+    with pytest.raises(SignInRefused, match="registered PIV card"):
+        sign_in_with_piv(operators, "bob", other)
+    rejected = Verdict("reject", ["cert-revoked"], ["cert-revoked: …"], Identity(sha256_fingerprint=CARD_SHA256))
+    with pytest.raises(SignInRefused) as info:
+        sign_in_with_piv(operators, "bob", rejected)
+    assert info.value.code == "signin.card_rejected" and "cert-revoked" in str(info.value)
+
+
+def test_short_operator_password_refused():
+    with pytest.raises(SignInRefused) as info:
+        hash_password("short")
+    assert info.value.code == "signin.weak_password" and "short" not in str(info.value)
+
+
+def test_stdin_interaction_order():
+    inter = StdinInteraction(io.StringIO("reg-secret\napp-secret\n246810\nk9Pz4mQ1\n"), registrar="alice", approver="bob")
+    assert inter.operator_secret("bob", "approve") == "app-secret"
+    assert inter.operator_secret("alice", "sign-in") == "reg-secret"
+    assert inter.request_pin(pin_kind="application", tries_left=5) == "246810"
+    assert inter.request_new_pin() == ("k9Pz4mQ1", "k9Pz4mQ1")
+    assert inter.request_pin(pin_kind="credential", tries_left=None) == "k9Pz4mQ1"
+    assert inter.confirm_photo(b"", "CN=x") is False
+    short = StdinInteraction(io.StringIO("only-one\n"), registrar="alice", approver="bob")
+    with pytest.raises(InputExhausted, match="applicant PIV PIN"):
+        short.request_pin(pin_kind="application", tries_left=5)
