@@ -9,7 +9,9 @@ RESULTS = Path(__file__).with_name("results.json")
 
 
 def record(entries: list[dict]) -> None:
-    """Merge entries ({name, value, unit, peer, peer_value, ratio}) by name into results.json."""
+    """Merge entries ({name, value, unit, peer, peer_value, ratio}) by name into results.json.
+    ``ratio`` is always value / peer_value, both measured in the same run: for times lower is
+    better, for rates (certs/s) higher is better."""
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     names = {e["name"] for e in entries}
     data = [e for e in data if e["name"] not in names] + entries
