@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "station.cli.crl",
     "station.cli.audit",
     "station.cli.issue",
+    "station.cli.operators",
 ]
 
 

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from station.crypto.pkiauth import pki_auth, read_public_objects
 from station.crypto.profile import Aal, CsrProof, TargetKind
 from station.crypto.trust import TrustProfile
 from station.crypto.validation import PathValidator
+from station.devices.piv.chuid import Chuid
 from station.devices.piv.session import PivSession
 from station.errors import StationError
 from station.issuance import selftest
@@ -94,8 +95,14 @@ class IssuanceEngine:
         with self.station.db.transaction() as session:
             return records.locked_request(session, request_id).state
 
-    def _applicant_is_operator(self, session, fingerprint: str) -> str | None:
-        return session.execute(select(Operator.identity).where(func.lower(Operator.auth_reference) == fingerprint.lower())).scalar()
+    def _applicant_is_operator(self, session, fingerprint: str, fascn: str | None, card_uuid: str | None) -> str | None:
+        """An operator whose PIV card is this card: same PIV Authentication certificate, FASC-N or card UUID."""
+        same = [func.lower(Operator.auth_reference) == fingerprint.lower()]
+        if fascn:
+            same.append(Operator.card_fascn == fascn.upper())
+        if card_uuid:
+            same.append(Operator.card_uuid == card_uuid.lower())
+        return session.execute(select(Operator.identity).where(or_(*same))).scalar()
 
     # --- 1. request ------------------------------------------------------------------------------
     def open_request(self, card: PivSession, *, registrar: str, aal: str, target: Target) -> int:
@@ -115,8 +122,11 @@ class IssuanceEngine:
             raise self._refuse(registrar, result.reason, f"the applicant's PIV Authentication certificate: {result.detail}")
         cert = x509.load_der_x509_certificate(cert_der)
         fingerprint = records.fingerprint(cert)
+        chuid = Chuid.from_bytes(contents.chuid) if contents.chuid else None
+        fascn = chuid.fascn.hex().upper() if chuid else None
+        card_uuid = str(chuid.card_uuid) if chuid and chuid.card_uuid else None
         with self.station.db.transaction() as session:
-            operator = self._applicant_is_operator(session, fingerprint)
+            operator = self._applicant_is_operator(session, fingerprint, fascn, card_uuid)
             applicant_id = session.execute(
                 select(PivAuthCertificate.applicant_id).where(PivAuthCertificate.fingerprint == fingerprint)).scalar()
             active = 0 if applicant_id is None else session.execute(
@@ -128,13 +138,8 @@ class IssuanceEngine:
                                f"the applicant's card belongs to operator {operator!r}", hint="another registrar must serve this person")
         if active >= self.max_active:
             raise self._refuse(registrar, "limits.active_credentials", f"the applicant already holds {active} active derived credentials")
-        from station.devices.piv.chuid import Chuid
-
-        chuid = Chuid.from_bytes(contents.chuid) if contents.chuid else None
         _, pac_id = records.record_applicant(
-            self.station, cert, actor=signed.identity,
-            fascn=chuid.fascn.hex().upper() if chuid else None,
-            card_uuid=str(chuid.card_uuid) if chuid and chuid.card_uuid else None,
+            self.station, cert, actor=signed.identity, fascn=fascn, card_uuid=card_uuid,
             cardholder_uuid=str(chuid.cardholder_uuid) if chuid and chuid.cardholder_uuid else None,
         )
         kind = TargetKind.of_device(hardware=device.hardware, smart_card=device.smart_card)
@@ -147,7 +152,7 @@ class IssuanceEngine:
 
     # --- 2. approval ------------------------------------------------------------------------------
     def approve(self, request_id: int, *, approver: str) -> None:
-        signed = self._sign_in(approver, f"approve request {request_id}", Role.APPROVER)
+        signed = self._sign_in(approver, f"approve request {request_id}", Role.SUPERVISOR)
         try:
             records.approve_request(self.station, request_id, approver=signed.identity)
         except StationError as exc:  # e.g. the registrar approving their own request

@@ -65,7 +65,7 @@ class Base(DeclarativeBase):
 
 class Role(str, enum.Enum):
     REGISTRAR = "registrar"  # checks identity and opens requests
-    APPROVER = "approver"  # approves requests (never the registrar of the same request)
+    SUPERVISOR = "supervisor"  # approves requests (never the registrar of the same request)
     AUDITOR = "auditor"  # reads and verifies the audit trail
     ADMINISTRATOR = "administrator"  # manages operators and revocation
 
@@ -104,6 +104,8 @@ class Operator(Base):
     roles: Mapped[str] = mapped_column(String(255), default="")  # space-separated Role values
     auth_method: Mapped[str] = mapped_column(String(16))
     auth_reference: Mapped[str | None] = mapped_column(String(255))
+    card_fascn: Mapped[str | None] = mapped_column(String(64), index=True)  # the operator's PIV card (hex)
+    card_uuid: Mapped[str | None] = mapped_column(String(36), index=True)  # so no operator serves themself
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -169,7 +169,7 @@ def decide_request(station: Station, request_id: int, *, approver: str, approve:
     """Approve or reject. The approver holds the approver role and is not the registrar."""
     with station.db.transaction() as session:
         req = locked_request(session, request_id)
-        op = operator_with_role(session, approver, Role.APPROVER)
+        op = operator_with_role(session, approver, Role.SUPERVISOR)
         if op.id == req.registrar_id:
             raise IssuanceError(
                 "the registrar of a request cannot approve it",

@@ -112,7 +112,7 @@ def ensure_operators(station) -> None:
     if REGISTRAR not in have:
         operators.add_operator(station, REGISTRAR, display_name="Reg", roles=[Role.REGISTRAR], auth_method=AuthMethod.PIV, actor="test")
     if APPROVER not in have:
-        operators.add_operator(station, APPROVER, display_name="App", roles=[Role.APPROVER], auth_method=AuthMethod.PIV, actor="test")
+        operators.add_operator(station, APPROVER, display_name="App", roles=[Role.SUPERVISOR], auth_method=AuthMethod.PIV, actor="test")
 
 
 def approved_request(station, piv_cert: x509.Certificate, *, aal="AAL2", target="software") -> int:

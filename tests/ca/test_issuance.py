@@ -74,7 +74,7 @@ def test_registrar_cannot_approve_own_request(station, pki):
     from station.records.models import AuthMethod, Role
     from station.service.operators import add_operator
 
-    add_operator(station, "both@station.test", display_name="Both", roles=[Role.REGISTRAR, Role.APPROVER], auth_method=AuthMethod.PIV, actor="t")
+    add_operator(station, "both@station.test", display_name="Both", roles=[Role.REGISTRAR, Role.SUPERVISOR], auth_method=AuthMethod.PIV, actor="t")
     _, pac = issuance.record_applicant(station, pki.piv_auth(), actor="t")
     req = issuance.open_request(station, pac, aal="AAL2", target_kind="software", registrar="both@station.test")
     with pytest.raises(IssuanceError) as err:

@@ -54,7 +54,7 @@ def station(sqlite_station):
     st.config["operators"] = {"allow_passwords": True}
     add_operator(st, "reg", display_name="Registrar", roles=[Role.REGISTRAR], auth_method=AuthMethod.PASSWORD,
                  auth_reference=hash_password(SECRETS["reg"]), actor="admin")
-    add_operator(st, "sup", display_name="Supervisor", roles=[Role.APPROVER, Role.REGISTRAR], auth_method=AuthMethod.PASSWORD,
+    add_operator(st, "sup", display_name="Supervisor", roles=[Role.SUPERVISOR, Role.REGISTRAR], auth_method=AuthMethod.PASSWORD,
                  auth_reference=hash_password(SECRETS["sup"]), actor="admin")
     return st
 

@@ -27,7 +27,7 @@ def test_never_issued_without_approval_and_pki_auth(sqlite_station, icam_profile
     station = sqlite_station
     station.config["operators"] = {"allow_passwords": True}
     SECRETS.setdefault("both", "both roles passphrase 3")
-    for identity, roles in (("reg", [Role.REGISTRAR]), ("sup", [Role.APPROVER]), ("both", [Role.REGISTRAR, Role.APPROVER])):
+    for identity, roles in (("reg", [Role.REGISTRAR]), ("sup", [Role.SUPERVISOR]), ("both", [Role.REGISTRAR, Role.SUPERVISOR])):
         add_operator(station, identity, display_name=identity, roles=roles, auth_method=AuthMethod.PASSWORD,
                      auth_reference=hash_password(SECRETS[identity]), actor="admin")
     engine = IssuanceEngine(station, icam_profile.with_revocation("crl"), Script(), crl_cache=crl_cache,

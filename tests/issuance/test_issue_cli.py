@@ -23,7 +23,7 @@ NEW_PIN = "k9Pz4mQ1"
 @pytest.fixture
 def home(sqlite_station, icam_profile_path):
     st = sqlite_station
-    for identity, roles in (("reg", [Role.REGISTRAR]), ("sup", [Role.APPROVER])):
+    for identity, roles in (("reg", [Role.REGISTRAR]), ("sup", [Role.SUPERVISOR])):
         add_operator(st, identity, display_name=identity, roles=roles, auth_method=AuthMethod.PASSWORD,
                      auth_reference=hash_password(SECRETS[identity]), actor="admin")
     st.home.save_config({**st.config, "trust_profile": str(icam_profile_path), "operators": {"allow_passwords": True}})

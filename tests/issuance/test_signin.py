@@ -19,7 +19,7 @@ def operators(sqlite_station):
     st = sqlite_station
     add_operator(st, "alice", display_name="Alice", roles=[Role.REGISTRAR], auth_method=AuthMethod.PASSWORD,
                  auth_reference=hash_password(PASSWORD), actor="admin")
-    add_operator(st, "bob", display_name="Bob", roles=[Role.APPROVER], auth_method=AuthMethod.PIV,
+    add_operator(st, "bob", display_name="Bob", roles=[Role.SUPERVISOR], auth_method=AuthMethod.PIV,
                  auth_reference=CARD_SHA256, actor="admin")
     return st
 
