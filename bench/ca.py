@@ -151,7 +151,7 @@ def service_rate(ca: IssuingCA, piv_certs: list[x509.Certificate], csrs: list[tu
     with db.transaction() as s:
         st.audit.register_key(s)
     operators.add_operator(st, "reg", display_name="R", roles=[Role.REGISTRAR], auth_method=AuthMethod.PIV, actor="bench")
-    operators.add_operator(st, "app", display_name="A", roles=[Role.APPROVER], auth_method=AuthMethod.PIV, actor="bench")
+    operators.add_operator(st, "app", display_name="A", roles=[Role.SUPERVISOR], auth_method=AuthMethod.PIV, actor="bench")
     start = time.perf_counter()
     for piv, (pem, _) in zip(piv_certs, csrs):
         _, pac = issuance.record_applicant(st, piv, actor="reg")

@@ -77,7 +77,7 @@ def station_home(work: Path, profile_path: Path):
     initialize(home, InitOptions(trust_profile=profile_path, demo=True, ca_issuers_url="http://pki.test/ca.p7c",
                                  crl_url="http://pki.test/ca.crl"))
     station = Station.open(home)
-    for identity, role in (("reg", Role.REGISTRAR), ("sup", Role.APPROVER)):
+    for identity, role in (("reg", Role.REGISTRAR), ("sup", Role.SUPERVISOR)):
         add_operator(station, identity, display_name=identity, roles=[role], auth_method=AuthMethod.PASSWORD,
                      auth_reference=hash_password(SECRETS[identity]), actor="bench")
     home.save_config({**station.config, "operators": {"allow_passwords": True}, "issuance": {"max_active_per_applicant": 1000}})
