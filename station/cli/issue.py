@@ -25,6 +25,8 @@ def register(sub) -> None:
     issue.add_argument("--aal", choices=["2", "3"], required=True)
     issue.add_argument("--registrar", required=True)
     issue.add_argument("--approver", required=True)
+    issue.add_argument("--registrar-reader", help="reader with the registrar's own PIV card (then the registrar's secret is its PIN)")
+    issue.add_argument("--approver-reader", help="reader with the approver's own PIV card (then the approver's secret is its PIN)")
     issue.add_argument("--photo-confirmed", action="store_true", help="the registrar compared the card's photo with the person (AAL3)")
     issue.add_argument("--json", action="store_true", help="print one JSON object (the default output)")
     issue.set_defaults(func=cmd_issue)
@@ -62,13 +64,15 @@ def _fail(exc: StationError) -> int:
     return 1
 
 
-def _engine(station, ui):
+def _engine(station, ui, operator_card=None):
     from station.crypto.trust import TrustProfile
     from station.issuance.engine import IssuanceEngine
 
     cache = station.home.crl_dir
     cache.mkdir(parents=True, exist_ok=True)
-    return IssuanceEngine(station, TrustProfile.load(station.config["trust_profile"]), ui, crl_cache=cache)
+    applicants = TrustProfile.load(station.config["trust_profile"])
+    operators = TrustProfile.load(station.config["operator_trust_profile"]) if station.config.get("operator_trust_profile") else None
+    return IssuanceEngine(station, applicants, ui, crl_cache=cache, operator_profile=operators, operator_card=operator_card)
 
 
 def _target(station, uri: str):
@@ -106,14 +110,27 @@ def _drive(args, ui, work) -> int:
         station = open_station(args)
     except StationError as exc:
         return _fail(exc)
+    operator_readers = {name: reader for name, reader in (
+        (getattr(args, "registrar", None), getattr(args, "registrar_reader", None)),
+        (getattr(args, "approver", None), getattr(args, "approver_reader", None))) if reader}
+    connections = []
+
+    def operator_card(identity: str):
+        if identity not in operator_readers:
+            return None
+        conn = pcsc.open_reader(operator_readers[identity])
+        connections.append(conn)
+        return PivSession(conn)
+
     try:
-        engine, target = _engine(station, ui), _target(station, args.target)
+        engine, target = _engine(station, ui, operator_card), _target(station, args.target)
         conn = pcsc.open_reader(args.applicant_reader) if args.applicant_reader else None
         try:
             outcome = work(engine, target, PivSession(conn) if conn else None)
         finally:
-            if conn:
-                conn.close(reset=True)
+            for c in [conn, *connections]:
+                if c:
+                    c.close(reset=True)
     except StationError as exc:
         return _fail(exc)
     finally:

@@ -25,7 +25,7 @@ from station.errors import StationError
 from station.issuance import selftest
 from station.issuance.interaction import Interaction
 from station.issuance.pin_policy import check_new_pin
-from station.issuance.signin import SignedIn, sign_in_with_password
+from station.issuance.signin import SignedIn, sign_in_with_password, sign_in_with_piv
 from station.issuance.targets.base import Target
 from station.records.models import (
     Credential,
@@ -58,9 +58,15 @@ class Outcome:
 
 class IssuanceEngine:
     def __init__(self, station, trust_profile: TrustProfile, interaction: Interaction, *, crl_cache: Path,
-                 max_active_per_applicant: int | None = None):
+                 max_active_per_applicant: int | None = None, operator_profile: TrustProfile | None = None,
+                 operator_card=None):
+        """``operator_profile``: trust profile for operators' own PIV cards (default: the
+        applicants'). ``operator_card(identity)``: the PivSession of the reader holding that
+        operator's card, or None (the operator then signs in with a password)."""
         self.station = station
         self.profile = trust_profile
+        self.operator_profile = operator_profile or trust_profile
+        self.operator_card = operator_card or (lambda identity: None)
         self.ui = interaction
         self.crl_cache = crl_cache
         limits = station.config.get("issuance") or {}
@@ -74,7 +80,20 @@ class IssuanceEngine:
         return IssuanceRefused(message, code=rule, hint=hint)
 
     def _sign_in(self, identity: str, purpose: str, role: Role) -> SignedIn:
-        signed = sign_in_with_password(self.station, identity, self.ui.operator_secret(identity, purpose))
+        """A fresh sign-in: PKI-AUTH of the operator's own card when it is in a reader, else the
+        operator's password (where the configuration allows passwords)."""
+        card = self.operator_card(identity)
+        if card is not None:
+            ui = self.ui
+
+            class OperatorPin:  # the operator's secret is their card's PIN
+                def request_pin(self, *, pin_kind: str, tries_left: int | None) -> str:
+                    return ui.operator_secret(identity, purpose)
+
+            verdict = pki_auth(card, self.operator_profile, OperatorPin(), cache_dir=self.crl_cache)
+            signed = sign_in_with_piv(self.station, identity, verdict)
+        else:
+            signed = sign_in_with_password(self.station, identity, self.ui.operator_secret(identity, purpose))
         if role.value not in signed.roles:
             raise self._refuse(identity, "separation.role", f"operator {identity!r} does not hold the {role.value} role")
         return signed

@@ -79,3 +79,35 @@ def test_headless_refusal_names_the_rule(home, insert_card, pcscd, softhsm_conf)
     assert wrong.returncode != 0 and json.loads(wrong.stdout)["error"] == "signin.wrong_password"
     requests = json.loads(run(["requests", "list", "--home", str(home), "--open"], pcscd.env).stdout)
     assert [r["state"] for r in requests] == ["requested"]  # opened, never approved, nothing issued
+
+
+def test_approver_signs_in_with_own_piv_card(home, insert_card, pcscd, softhsm_conf):
+    """The supervisor's own card (GSA card 01) in the second slot; the secret line is its PIN."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    from station.home import StationHome
+    from station.service.station import Station
+    from tests.conftest import CARDS
+
+    operator_cert = x509.load_pem_x509_certificate((CARDS / "01_Golden_PIV/3 - ICAM_PIV_Auth_SP_800-73-4.crt").read_bytes())
+    station = Station.open(StationHome(home))
+    try:
+        add_operator(station, "sue", display_name="Sue", roles=[Role.SUPERVISOR], auth_method=AuthMethod.PIV,
+                     auth_reference=operator_cert.fingerprint(hashes.SHA256()).hex(), actor="admin")
+    finally:
+        station.close()
+    insert_card(load_card_image(GOLDEN, pin=TEST_PIN))
+    insert_card(load_card_image(CARDS / "01_Golden_PIV", pin="135790"), slot=1)
+    stdin = f"{SECRETS['reg']}\n135790\n{TEST_PIN}\n{NEW_PIN}\n"
+    args = ["issue", "--home", str(home), "--applicant-reader", pcscd.reader(0), "--aal", "2", "--registrar", "reg",
+            "--approver", "sue", "--approver-reader", pcscd.reader(1)]
+    result = run([*args, "--target", init_softhsm_token(f"dpiv-{uuid.uuid4().hex[:8]}", "55667788")], pcscd.env, stdin)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["state"] == "issued" and "135790" not in result.stdout + result.stderr
+    exported = run(["audit", "export", "--home", str(home), "--format", "jsonl"], pcscd.env).stdout
+    assert '"method": "piv"' in exported or '"method":"piv"' in exported
+
+    wrong = run([*args[:-4], "--approver", "reg", "--approver-reader", pcscd.reader(1),
+                 "--target", init_softhsm_token(f"dpiv-{uuid.uuid4().hex[:8]}", "55667788")], pcscd.env, stdin)
+    assert wrong.returncode != 0 and json.loads(wrong.stdout)["error"] == "signin.wrong_card"
