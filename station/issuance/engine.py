@@ -244,8 +244,15 @@ class IssuanceEngine:
             check_new_pin(pin, confirmation)
         except StationError as exc:
             raise self._refuse(registrar, exc.code, str(exc), request_id, exc.hint) from None
-        if not target.activation_secret_set(pin):
+        try:
             target.set_activation_secret(pin)
+        except StationError as exc:
+            # The transport secret no longer works: after a crash the new PIN may already be set.
+            # Only this recovery path tries a PIN that might be wrong (a normal issuance spends no try).
+            if exc.code != "pin-incorrect" or not target.activation_secret_set(pin):
+                raise self._refuse(registrar, "activation.transport_secret",
+                                   "the token refuses its transport PIN and the new PIN does not unlock it", request_id,
+                                   "re-initialize the token (or give its current PIN in the target URI)") from None
         del pin, confirmation
         self._transition(request_id, RequestState.DELIVERED, RequestState.ACTIVATED, registrar, "credential.activated")
         self.ui.progress(RequestState.ACTIVATED.value, "the applicant's PIN is set")

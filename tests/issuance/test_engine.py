@@ -15,6 +15,7 @@ from station.devices.virtual import VirtualConnection, load_card_image
 from station.issuance.engine import IssuanceEngine, IssuanceRefused
 from station.issuance.signin import hash_password
 from station.issuance.targets import open_target
+from station.issuance.targets.pkcs11 import Pkcs11Target
 from station.records.models import AuthMethod, Role
 from station.service.operators import add_operator
 from tests.conftest import CARDS, GOLDEN, TEST_PIN, init_softhsm_token
@@ -148,3 +149,42 @@ def test_applicant_who_is_an_operator_refused(station, icam_profile, crl_cache, 
     with pytest.raises(IssuanceRefused) as info:
         eng.open_request(card(), registrar="reg", aal="AAL2", target=open_target(token))
     assert info.value.code == "separation.applicant_is_operator"
+
+
+class ProbeCountingTarget(Pkcs11Target):
+    """Records every probe of a PIN that may be wrong (each one would spend a token PIN try)."""
+
+    def __init__(self, uri):
+        super().__init__(uri)
+        self.probes = 0
+
+    def activation_secret_set(self, new_pin):
+        self.probes += 1
+        return super().activation_secret_set(new_pin)
+
+
+def test_activation_spends_no_pin_try(station, icam_profile, crl_cache, token):
+    eng = engine(station, icam_profile, crl_cache)
+    target = ProbeCountingTarget(token)
+    applicant = card()
+    request_id = eng.open_request(applicant, registrar="reg", aal="AAL2", target=target)
+    eng.approve(request_id, approver="sup")
+    assert eng.complete(request_id, applicant, target).state == "issued"
+    assert target.probes == 0
+
+
+def test_activation_after_a_crash_finds_the_pin_already_set(station, icam_profile, crl_cache, token):
+    """C_SetPIN happened but the crash came before the state was recorded: the transport PIN is
+    refused, one probe finds the new PIN in place, activation is recorded without a second C_SetPIN."""
+    eng = engine(station, icam_profile, crl_cache)
+    target = ProbeCountingTarget(token)
+    applicant = card()
+    request_id = eng.open_request(applicant, registrar="reg", aal="AAL2", target=target)
+    eng.approve(request_id, approver="sup")
+    eng.authenticate_applicant(request_id, applicant)
+    eng.generate(request_id, target)
+    eng.deliver(request_id, target)
+    target.token.change_pin("55667788", NEW_PIN)  # the crash happened right after C_SetPIN
+    eng.activate(request_id, target)
+    assert eng.state(request_id) == "activated" and target.probes == 1
+    assert eng.verify(request_id, target).passed

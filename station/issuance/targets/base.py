@@ -52,11 +52,14 @@ class Target(abc.ABC):
     def install_certificate(self, certificate: x509.Certificate, chain: list[x509.Certificate]) -> None: ...
 
     @abc.abstractmethod
-    def set_activation_secret(self, new_pin: str) -> None: ...
+    def set_activation_secret(self, new_pin: str) -> None:
+        """Replace the transport secret; a refused transport secret raises an error whose
+        ``code`` is ``pin-incorrect`` (the engine then checks whether ``new_pin`` is set)."""
 
     @abc.abstractmethod
     def activation_secret_set(self, new_pin: str) -> bool:
-        """True when ``new_pin`` already unlocks the device (resume after a crash)."""
+        """True when ``new_pin`` already unlocks the device (resume after a crash). A wrong
+        guess spends a PIN try, so the engine asks only when the transport secret failed."""
 
     @abc.abstractmethod
     def sign_challenge(self, pin: str, challenge: bytes) -> bytes: ...
