@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 from asn1crypto import algos, core
 from cryptography import x509
 
 from station.devices.errors import TlvError
 from station.devices.piv.fascn import FascN, FascnError
-from station.devices.tlv import read_tlv, tlv_map
+from station.devices.tlv import tlv_map
 from station.devices.piv.chuid import Chuid, ChuidError
 from station.errors import StationError
 

@@ -30,14 +30,13 @@ from station.issuance.targets.base import Target
 from station.records.models import (
     Credential,
     CredentialStatus,
-    IssuanceRequest,
     Operator,
     PivAuthCertificate,
     RequestState,
     Role,
 )
 from station.service import issuance as records
-from station.service.revocation import revoke
+from station.service.revocation import mark_revoked
 
 FINAL = {RequestState.ISSUED, RequestState.REJECTED, RequestState.CANCELLED, RequestState.FAILED}
 KEY_ALGORITHM = "P-256"
@@ -179,7 +178,10 @@ class IssuanceEngine:
         self.ui.progress(RequestState.APPROVED.value, f"approved by {signed.identity}")
 
     # --- 3. applicant authentication ------------------------------------------------------------------
-    def authenticate_applicant(self, request_id: int, card: PivSession) -> None:
+    def authenticate_applicant(self, request_id: int, card: PivSession | None) -> None:
+        if card is None:
+            raise IssuanceRefused("PKI-AUTH needs the applicant's PIV card in a reader",
+                                  code="issuance.card_needed", hint="name the applicant's reader")
         with self.station.db.transaction() as session:
             req = records.locked_request(session, request_id)
             expected_fp, aal, registrar = req.piv_auth_certificate.fingerprint, Aal(req.aal), req.registrar.identity
@@ -273,16 +275,18 @@ class IssuanceEngine:
 
     # --- ending without a credential ------------------------------------------------------------------------
     def _end(self, request_id: int, new: RequestState, actor: str, action: str, reason: str) -> None:
+        """Cancel or fail; a certificate already issued is revoked in the same transaction."""
         with self.station.db.transaction() as session:
             req = records.locked_request(session, request_id)
             if RequestState(req.state) in FINAL:
                 raise IssuanceRefused(f"request {request_id} is already {req.state}", code="issuance.state")
-            serial = req.credential.serial if req.credential is not None else None
+            credential = req.credential
             req.state = new.value
             self.station.audit.append(session, actor=actor, action=action, object_type="request", object_id=req.id,
-                                      details={"reason": reason, "credential": serial})
-        if serial is not None:
-            revoke(self.station, serial, "cessationOfOperation", actor=actor)
+                                      details={"reason": reason, "credential": credential.serial if credential else None})
+            if credential is not None and credential.status == CredentialStatus.ACTIVE.value:
+                mark_revoked(self.station, session, credential, x509.ReasonFlags.cessation_of_operation, actor=actor,
+                             because=f"request {request_id} {new.value}: {reason}")
 
     def cancel(self, request_id: int, *, actor: str, reason: str = "cancelled by operator") -> None:
         self._end(request_id, RequestState.CANCELLED, actor, "request.cancelled", reason)
@@ -308,5 +312,6 @@ class IssuanceEngine:
         with self.station.db.transaction() as session:
             req = records.locked_request(session, request_id)
             state, credential = req.state, req.credential
+            serial = credential.serial if credential is not None else None
             cert = x509.load_der_x509_certificate(credential.certificate) if credential is not None else None
-        return Outcome(request_id, state, credential.serial if credential is not None else None, cert, result)
+        return Outcome(request_id, state, serial, cert, result)

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.x509.oid import NameOID
 
 from station.devices.pkcs11 import Pkcs11Error, Pkcs11Token, Pkcs11Uri, UriError

@@ -188,3 +188,13 @@ def test_activation_after_a_crash_finds_the_pin_already_set(station, icam_profil
     eng.activate(request_id, target)
     assert eng.state(request_id) == "activated" and target.probes == 1
     assert eng.verify(request_id, target).passed
+
+
+def test_resume_without_the_applicants_card_is_refused(station, icam_profile, crl_cache, token):
+    eng = engine(station, icam_profile, crl_cache)
+    target = open_target(token)
+    request_id = eng.open_request(card(), registrar="reg", aal="AAL2", target=target)
+    eng.approve(request_id, approver="sup")
+    with pytest.raises(IssuanceRefused) as info:
+        eng.complete(request_id, None, target)
+    assert info.value.code == "issuance.card_needed" and eng.state(request_id) == "approved"

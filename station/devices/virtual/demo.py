@@ -14,7 +14,7 @@ import os
 import uuid
 from dataclasses import dataclass
 
-from asn1crypto import algos, cms, core, x509 as asn1x509
+from asn1crypto import algos, cms, x509 as asn1x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
