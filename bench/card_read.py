@@ -8,14 +8,12 @@ Targets: fewer APDUs than OpenSC; median time within 1.5x of the floor.
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
-import time
 from pathlib import Path
 
 from smartcard import scard
 
-from bench.results import record, table
+from bench.results import median_ms, record, table
 from station.devices import pcsc
 from station.devices.piv import PivSession, Slot
 from station.devices.virtual import load_card_image
@@ -66,15 +64,6 @@ def floor_replay(reader: str, apdus: list[bytes]) -> None:
     scard.SCardReleaseContext(ctx)
 
 
-def timed(fn, runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples) * 1000
-
-
 def main() -> None:
     with IsolatedPcscd() as daemon:
         os.environ["PCSCLITE_CSOCK_NAME"] = str(daemon.socket_path)
@@ -92,9 +81,9 @@ def main() -> None:
             subprocess.run(["pkcs15-tool", "--read-certificate", "01"], env=daemon.env, check=True, capture_output=True)
             opensc_apdus = rec.count - before
 
-            station_ms = timed(lambda: station_read(reader), RUNS)
-            floor_ms = timed(lambda: floor_replay(reader, replay), RUNS)
-            opensc_ms = timed(lambda: subprocess.run(["pkcs15-tool", "--read-certificate", "01"], env=daemon.env,
+            station_ms = median_ms(lambda: station_read(reader), RUNS)
+            floor_ms = median_ms(lambda: floor_replay(reader, replay), RUNS)
+            opensc_ms = median_ms(lambda: subprocess.run(["pkcs15-tool", "--read-certificate", "01"], env=daemon.env,
                                                      check=True, capture_output=True), 10)
         finally:
             daemon.remove(link)

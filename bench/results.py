@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import statistics
+import time
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -22,3 +24,13 @@ def table(rows: list[tuple], headers: tuple) -> str:
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def median_ms(fn, runs: int) -> float:
+    """The median wall time of ``fn()`` over ``runs`` calls, in milliseconds."""
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1000

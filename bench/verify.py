@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import subprocess
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
-from bench.results import record, table
+from bench.results import median_ms, record, table
 from station.crypto.pkiauth import pki_auth
 from station.crypto.trust import TrustProfile
 from station.devices import pcsc
@@ -82,15 +80,6 @@ def tool_pipeline(env: dict, files: dict[str, Path], ocsp_url: str, work: Path) 
     assert ": good" in out, out
 
 
-def median_ms(fn, runs: int = RUNS) -> float:
-    samples = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples) * 1000
-
-
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-verify-"))
     try:
@@ -104,10 +93,10 @@ def main() -> None:
             try:
                 warm = work / "warm-cache"
                 station_verify(reader, profile, "crl", warm)  # fill the cache
-                crl_warm = median_ms(lambda: station_verify(reader, profile, "crl", warm))
-                ocsp_warm = median_ms(lambda: station_verify(reader, profile, "ocsp", warm))
+                crl_warm = median_ms(lambda: station_verify(reader, profile, "crl", warm), RUNS)
+                ocsp_warm = median_ms(lambda: station_verify(reader, profile, "ocsp", warm), RUNS)
                 cold_dirs = iter(work / f"cold-{i}" for i in range(RUNS))
-                crl_cold = median_ms(lambda: station_verify(reader, profile, "crl", next(cold_dirs)))
+                crl_cold = median_ms(lambda: station_verify(reader, profile, "crl", next(cold_dirs)), RUNS)
                 tools = median_ms(lambda: tool_pipeline(daemon.env, files, ocsp_url, work), 10)
             finally:
                 daemon.remove(link)
