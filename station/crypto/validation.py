@@ -118,7 +118,7 @@ class PathValidator:
         context = ValidationContext(
             trust_roots=self.anchors,
             other_certs=others,
-            moment=moment or self.now or datetime.now(timezone.utc),
+            moment=moment or datetime.now(timezone.utc),  # validate() resolved self.now
             allow_fetching=True,
             fetchers=self.fetchers,
             revinfo_policy=self.revinfo_policy,

@@ -97,12 +97,18 @@ class IssuanceEngine:
             raise self._refuse(identity, "separation.role", f"operator {identity!r} does not hold the {role.value} role")
         return signed
 
+    @staticmethod
+    def _request_in(session, request_id: int, expected: RequestState):
+        """The request, locked; refused (``issuance.state``) unless it is ``expected``."""
+        req = records.locked_request(session, request_id)
+        if req.state != expected.value:
+            raise IssuanceRefused(f"request {request_id} is {req.state}, not {expected.value}", code="issuance.state")
+        return req
+
     def _transition(self, request_id: int, expected: RequestState, new: RequestState, actor: str, action: str,
                     details: dict | None = None, **columns) -> None:
         with self.station.db.transaction() as session:
-            req = records.locked_request(session, request_id)
-            if req.state != expected.value:
-                raise IssuanceRefused(f"request {request_id} is {req.state}, not {expected.value}", code="issuance.state")
+            req = self._request_in(session, request_id, expected)
             req.state = new.value
             for name, value in columns.items():
                 setattr(req, name, value)
@@ -183,11 +189,8 @@ class IssuanceEngine:
             raise IssuanceRefused("PKI-AUTH needs the applicant's PIV card in a reader",
                                   code="issuance.card_needed", hint="name the applicant's reader")
         with self.station.db.transaction() as session:
-            req = records.locked_request(session, request_id)
+            req = self._request_in(session, request_id, RequestState.APPROVED)  # PKI-AUTH follows approval
             expected_fp, aal, registrar = req.piv_auth_certificate.fingerprint, Aal(req.aal), req.registrar.identity
-            state = req.state
-        if state != RequestState.APPROVED.value:
-            raise IssuanceRefused(f"request {request_id} is {state}; PKI-AUTH follows approval", code="issuance.state")
         verdict = pki_auth(card, self.profile, self.ui, cache_dir=self.crl_cache)
         if not verdict.accepted:
             raise self._refuse(registrar, verdict.reasons[0], f"PKI-AUTH of the applicant's card: {verdict.details[0]}", request_id)
@@ -203,11 +206,9 @@ class IssuanceEngine:
     # --- 4. key generation and certification -------------------------------------------------------------
     def generate(self, request_id: int, target: Target) -> None:
         with self.station.db.transaction() as session:
-            req = records.locked_request(session, request_id)
-            state, saved, registrar = req.state, req.target_state, req.registrar.identity
+            req = self._request_in(session, request_id, RequestState.AUTHENTICATED)
+            saved, registrar = req.target_state, req.registrar.identity
             subject = x509.load_der_x509_certificate(req.piv_auth_certificate.der).subject
-        if state != RequestState.AUTHENTICATED.value:
-            raise IssuanceRefused(f"request {request_id} is {state}, not authenticated", code="issuance.state")
         if saved:
             target.restore(json.loads(saved))  # resumed: the key exists already
         else:
@@ -226,9 +227,9 @@ class IssuanceEngine:
     def _credential(self, request_id: int, expected: RequestState) -> tuple[x509.Certificate, str, str]:
         """The request's certificate, policy and registrar; refused unless it is ``expected``."""
         with self.station.db.transaction() as session:
-            req = records.locked_request(session, request_id)
-            if req.state != expected.value or req.credential is None:
-                raise IssuanceRefused(f"request {request_id} is {req.state}, not {expected.value}", code="issuance.state")
+            req = self._request_in(session, request_id, expected)
+            if req.credential is None:
+                raise IssuanceRefused(f"request {request_id} has no certificate", code="issuance.state")
             return x509.load_der_x509_certificate(req.credential.certificate), req.credential.policy, req.registrar.identity
 
     # --- 5. delivery -----------------------------------------------------------------------------------

@@ -201,10 +201,8 @@ class Pkcs11Token:
 
     def certificate(self, key_id: bytes) -> x509.Certificate | None:
         """The certificate stored with ``key_id`` (public object: no login needed)."""
-        with self.token.open() as session:
-            for obj in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: key_id}):
-                return x509.load_der_x509_certificate(obj[Attribute.VALUE])
-        return None
+        found = self._find_certificate({Attribute.ID: key_id})
+        return found[1] if found else None
 
     def public_key(self, key_id: bytes):
         """The public key stored with ``key_id`` (a public object: no login needed)."""
@@ -218,8 +216,12 @@ class Pkcs11Token:
 
     def find_certificate(self, label: str) -> tuple[bytes, x509.Certificate] | None:
         """(CKA_ID, certificate) of the certificate object with ``label``, if any."""
+        return self._find_certificate({Attribute.LABEL: label})
+
+    def _find_certificate(self, attributes: dict) -> tuple[bytes, x509.Certificate] | None:
+        """The first certificate object matching ``attributes`` (public objects: no login)."""
         with self.token.open() as session:
-            for obj in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.LABEL: label}):
+            for obj in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, **attributes}):
                 return bytes(obj[Attribute.ID]), x509.load_der_x509_certificate(obj[Attribute.VALUE])
         return None
 
