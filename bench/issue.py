@@ -116,6 +116,7 @@ def engine_issue(home, profile, reader: str, cache: Path) -> None:
             outcome = engine.complete(request_id, card, target)
         finally:
             conn.close(reset=True)
+            target.close()
     finally:
         station.close()
     assert outcome.state == "issued"

@@ -13,12 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from cryptography.hazmat.primitives import hashes, serialization
-from sqlalchemy import event, func, select
+from sqlalchemy import bindparam, event, func, select
 from sqlalchemy.orm import Session
 
 from station.audit import chain
@@ -28,6 +28,9 @@ from station.home import write_private
 from station.records.models import AuditCheckpoint, AuditEvent, AuditHead, AuditKey
 
 SYSTEM_ACTOR = "system"
+_EVENTS, _HEAD_TABLE = AuditEvent.__table__, AuditHead.__table__
+_HEAD = select(_HEAD_TABLE.c.seq, _HEAD_TABLE.c.hash).where(_HEAD_TABLE.c.id == 1).with_for_update()
+_MOVE_HEAD = _HEAD_TABLE.update().where(_HEAD_TABLE.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 
 
 class AuditError(StationError):
@@ -47,6 +50,8 @@ class AuditLog:
     checkpoint_every_seconds: int = 3600
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
     anchor: Path | None = None  # where this station keeps its latest checkpoint, outside the database
+    # (seq, signed_at) of the newest checkpoint known committed: spares a query per append
+    _last_checkpoint: tuple[int, dt.datetime] | None = field(default=None, init=False, repr=False)
 
     def append(
         self,
@@ -60,35 +65,46 @@ class AuditLog:
     ) -> AuditEvent:
         details = details or {}
         chain.check_no_secrets(details)
-        head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
-        event = AuditEvent(
-            seq=head.seq + 1,
-            occurred_at=chain.timestamp(self.clock()),
-            actor=actor,
-            action=action,
-            object_type=object_type,
-            object_id=str(object_id),
-            details=chain.canonical_json(details),
-            prev_hash=head.hash,
-        )
-        event.hash = chain.event_hash(
-            event.seq, event.occurred_at, event.actor, event.action, event.object_type, event.object_id, event.details, event.prev_hash
-        )
-        session.add(event)
-        head.seq, head.hash = event.seq, event.hash
-        session.flush()
-        if self.signer is not None and self._checkpoint_due(session, event.seq):
+        session.flush()  # the change being recorded, then its event: two Core statements, no unit of work
+        connection = session.connection()
+        head = connection.execute(_HEAD).one()
+        row = {
+            "seq": head.seq + 1,
+            "occurred_at": chain.timestamp(self.clock()),
+            "actor": actor,
+            "action": action,
+            "object_type": object_type,
+            "object_id": str(object_id),
+            "details": chain.canonical_json(details),
+            "prev_hash": head.hash,
+        }
+        row["hash"] = chain.event_hash(**row)
+        connection.execute(_EVENTS.insert(), row)
+        connection.execute(_MOVE_HEAD, {"new_seq": row["seq"], "new_hash": row["hash"]})
+        if self.signer is not None and self._checkpoint_due(session, row["seq"]):
             self.checkpoint(session)
-        return event
+        return AuditEvent(**row)
+
+    def _due(self, last: tuple[int, dt.datetime], seq: int) -> bool:
+        last_seq, signed_at = last
+        return seq - last_seq >= self.checkpoint_every_events or \
+            (self.clock() - signed_at).total_seconds() >= self.checkpoint_every_seconds
 
     def _checkpoint_due(self, session: Session, seq: int) -> bool:
+        """Due by the newest checkpoint this log knows; the database is asked only when that
+        one says due (another station sharing the records may have signed since)."""
+        if self._last_checkpoint is not None and not self._due(self._last_checkpoint, seq):
+            return False
         last = session.execute(select(AuditCheckpoint.seq, AuditCheckpoint.signed_at).order_by(AuditCheckpoint.seq.desc()).limit(1)).first()
         if last is None:
             return True
-        if seq - last.seq >= self.checkpoint_every_events:
-            return True
-        elapsed = self.clock() - dt.datetime.fromisoformat(last.signed_at)
-        return elapsed.total_seconds() >= self.checkpoint_every_seconds
+        known = (last.seq, dt.datetime.fromisoformat(last.signed_at))
+        self._remember(session, known)
+        return self._due(known, seq)
+
+    def _remember(self, session: Session, checkpoint: tuple[int, dt.datetime]) -> None:
+        """Known once the transaction commits (a rolled-back checkpoint is not remembered)."""
+        event.listen(session, "after_commit", lambda _s: setattr(self, "_last_checkpoint", checkpoint), once=True)
 
     def register_key(self, session: Session, actor: str = SYSTEM_ACTOR) -> str:
         """Record this station's audit public key (once) and the fact as an event."""
@@ -114,7 +130,7 @@ class AuditLog:
         """Sign the current head (in this transaction). None when the chain is empty."""
         if self.signer is None:
             raise AuditError("no audit key loaded", code="audit.no_key")
-        head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+        head = session.connection().execute(_HEAD).one()
         if head.seq == 0:
             return None
         fingerprint = key_fingerprint(self.signer.public_key())
@@ -130,6 +146,7 @@ class AuditLog:
         cp = AuditCheckpoint(seq=head.seq, head_hash=head.hash, signed_at=signed_at, key_fingerprint=fingerprint, signature=signature)
         session.add(cp)
         session.flush()
+        self._remember(session, (cp.seq, dt.datetime.fromisoformat(signed_at)))
         if self.anchor is not None:
             record = {"seq": cp.seq, "head_hash": cp.head_hash, "signed_at": signed_at, "key_sha256": fingerprint}
             path = self.anchor

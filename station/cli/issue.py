@@ -128,6 +128,7 @@ def _drive(args, ui, work) -> int:
         try:
             outcome = work(engine, target, PivSession(conn) if conn else None)
         finally:
+            target.close()
             for c in [conn, *connections]:
                 if c:
                     c.close(reset=True)

@@ -60,12 +60,14 @@ def _reject(reason: str, detail: str, identity: Identity | None = None) -> Verdi
     return Verdict(REJECT, [reason], [f"{reason}: {detail}"], identity or Identity())
 
 
-def read_public_objects(session: PivSession) -> CardContents:
-    """Everything readable without the PIN; absent or empty objects are ``None``."""
+def read_public_objects(session: PivSession, *, objects: tuple[str, ...] = tuple(_FREE_OBJECTS),
+                        slots: tuple[Slot, ...] = tuple(Slot)) -> CardContents:
+    """Everything readable without the PIN (or the ``objects`` and certificate ``slots`` named);
+    absent or empty objects are ``None``."""
     contents = CardContents()
-    for attr, tag in _FREE_OBJECTS.items():
-        setattr(contents, attr, session.read_optional(tag) or None)
-    for slot in Slot:
+    for attr in objects:
+        setattr(contents, attr, session.read_optional(_FREE_OBJECTS[attr]) or None)
+    for slot in slots:
         raw = session.read_optional(slot.object_id)
         if raw:
             try:

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 
 from station.crypto.pkiauth import pki_auth, read_public_objects
 from station.crypto.profile import Aal, CsrProof, TargetKind
 from station.crypto.trust import TrustProfile
 from station.crypto.validation import PathValidator
 from station.devices.piv.chuid import Chuid
+from station.devices.piv.constants import Slot
 from station.devices.piv.session import PivSession
 from station.errors import StationError
 from station.issuance import selftest
@@ -30,6 +31,7 @@ from station.issuance.targets.base import Target
 from station.records.models import (
     Credential,
     CredentialStatus,
+    IssuanceRequest,
     Operator,
     PivAuthCertificate,
     RequestState,
@@ -40,10 +42,34 @@ from station.service.revocation import mark_revoked
 
 FINAL = {RequestState.ISSUED, RequestState.REJECTED, RequestState.CANCELLED, RequestState.FAILED}
 KEY_ALGORITHM = "P-256"
+_REQUESTS = IssuanceRequest.__table__
+_LOAD = (select(_REQUESTS.c.state, _REQUESTS.c.aal, _REQUESTS.c.target_state, Operator.identity, PivAuthCertificate.fingerprint,
+                PivAuthCertificate.der, Credential.certificate, Credential.serial, Credential.policy)
+         .join(Operator, Operator.id == _REQUESTS.c.registrar_id)
+         .join(PivAuthCertificate, PivAuthCertificate.id == _REQUESTS.c.piv_auth_certificate_id)
+         .outerjoin(Credential, Credential.request_id == _REQUESTS.c.id)
+         .where(_REQUESTS.c.id == bindparam("id")))
 
 
 class IssuanceRefused(StationError):
     code = "issuance.refused"
+
+
+@dataclass
+class _Request:
+    """What the steps need of a request, read once: fixed when the request is opened (the
+    credential when it is issued); ``state`` follows the engine's own transitions, and every
+    step checks it in the database before its device work and again when it writes."""
+    id: int
+    state: str
+    registrar: str
+    piv_auth_sha256: str
+    aal: Aal
+    subject: x509.Name
+    target_state: str | None
+    certificate: x509.Certificate | None
+    serial: str | None
+    policy: str | None
 
 
 @dataclass(frozen=True)
@@ -97,23 +123,40 @@ class IssuanceEngine:
             raise self._refuse(identity, "separation.role", f"operator {identity!r} does not hold the {role.value} role")
         return signed
 
-    @staticmethod
-    def _request_in(session, request_id: int, expected: RequestState):
-        """The request, locked; refused (``issuance.state``) unless it is ``expected``."""
-        req = records.locked_request(session, request_id)
-        if req.state != expected.value:
-            raise IssuanceRefused(f"request {request_id} is {req.state}, not {expected.value}", code="issuance.state")
-        return req
-
-    def _transition(self, request_id: int, expected: RequestState, new: RequestState, actor: str, action: str,
-                    details: dict | None = None, **columns) -> None:
+    def _load(self, request_id: int) -> _Request:
+        """The request with its registrar, applicant certificate and credential: one query."""
         with self.station.db.transaction() as session:
-            req = self._request_in(session, request_id, expected)
-            req.state = new.value
-            for name, value in columns.items():
-                setattr(req, name, value)
-            self.station.audit.append(session, actor=actor, action=action, object_type="request", object_id=req.id,
+            row = session.connection().execute(_LOAD, {"id": request_id}).first()
+        if row is None:
+            raise IssuanceRefused(f"no request {request_id}", code="issuance.unknown_request")
+        cert = x509.load_der_x509_certificate(row.certificate) if row.certificate else None
+        return _Request(request_id, row.state, row.identity, row.fingerprint, Aal(row.aal),
+                        x509.load_der_x509_certificate(row.der).subject, row.target_state, cert, row.serial, row.policy)
+
+    def _expect(self, req: _Request, expected: RequestState) -> None:
+        """Before device work: refused (``issuance.state``) unless the request is still ``expected``."""
+        with self.station.db.transaction() as session:
+            state = session.connection().execute(select(_REQUESTS.c.state).where(_REQUESTS.c.id == req.id)).scalar_one()
+        if state != expected.value:
+            raise IssuanceRefused(f"request {req.id} is {state}, not {expected.value}", code="issuance.state")
+
+    def _advance(self, req: _Request, expected: RequestState, new: RequestState, action: str,
+                 details: dict | None = None, **columns) -> None:
+        """``expected`` → ``new`` with its audit event, in one transaction; refused (nothing
+        written) when the request is no longer ``expected``."""
+        with self.station.db.transaction() as session:
+            connection = session.connection()
+            moved = connection.execute(
+                _REQUESTS.update().where(_REQUESTS.c.id == req.id, _REQUESTS.c.state == expected.value)
+                .values(state=new.value, **columns)).rowcount
+            if moved != 1:
+                state = connection.execute(select(_REQUESTS.c.state).where(_REQUESTS.c.id == req.id)).scalar()
+                raise IssuanceRefused(f"request {req.id} is {state}, not {expected.value}", code="issuance.state")
+            self.station.audit.append(session, actor=req.registrar, action=action, object_type="request", object_id=req.id,
                                       details=details or {})
+        req.state = new.value
+        for name, value in columns.items():
+            setattr(req, name, value)
 
     def state(self, request_id: int) -> str:
         with self.station.db.transaction() as session:
@@ -137,8 +180,8 @@ class IssuanceEngine:
             raise self._refuse(registrar, "assurance.aal3_needs_hardware",
                                f"AAL3 needs a hardware token; {device.identity.split(';')[0]} is not configured as hardware",
                                hint="issue at AAL2, or use a token whose PKCS#11 module the configuration lists as hardware")
-        contents = read_public_objects(card)
-        cert_der = contents.certificates.get("9A")
+        contents = read_public_objects(card, objects=("chuid",), slots=(Slot.AUTHENTICATION,))  # who: the rest at PKI-AUTH
+        cert_der = contents.certificates.get(str(Slot.AUTHENTICATION))
         if cert_der is None:
             raise self._refuse(registrar, "not-piv", "the card holds no PIV Authentication certificate")
         result = PathValidator(self.profile, cache_dir=self.crl_cache).validate(cert_der, policies=self.profile.piv_auth_policies)
@@ -167,10 +210,8 @@ class IssuanceEngine:
             cardholder_uuid=str(chuid.cardholder_uuid) if chuid and chuid.cardholder_uuid else None,
         )
         kind = TargetKind.of_device(hardware=device.hardware, smart_card=device.smart_card)
-        request_id = records.open_request(self.station, pac_id, aal=aal, target_kind=kind, registrar=signed.identity)
-        with self.station.db.transaction() as session:
-            req = records.locked_request(session, request_id)
-            req.target_uri = str(getattr(target, "uri", device.identity))
+        request_id = records.open_request(self.station, pac_id, aal=aal, target_kind=kind, registrar=signed.identity,
+                                          target_uri=str(getattr(target, "uri", device.identity)))
         self.ui.progress(RequestState.REQUESTED.value, f"request {request_id} opened for {cert.subject.rfc4514_string()}")
         return request_id
 
@@ -185,93 +226,102 @@ class IssuanceEngine:
 
     # --- 3. applicant authentication ------------------------------------------------------------------
     def authenticate_applicant(self, request_id: int, card: PivSession | None) -> None:
+        self._authenticate(self._load(request_id), card)
+
+    def _authenticate(self, req: _Request, card: PivSession | None) -> None:
         if card is None:
             raise IssuanceRefused("PKI-AUTH needs the applicant's PIV card in a reader",
                                   code="issuance.card_needed", hint="name the applicant's reader")
-        with self.station.db.transaction() as session:
-            req = self._request_in(session, request_id, RequestState.APPROVED)  # PKI-AUTH follows approval
-            expected_fp, aal, registrar = req.piv_auth_certificate.fingerprint, Aal(req.aal), req.registrar.identity
+        self._expect(req, RequestState.APPROVED)  # PKI-AUTH follows approval
         verdict = pki_auth(card, self.profile, self.ui, cache_dir=self.crl_cache)
         if not verdict.accepted:
-            raise self._refuse(registrar, verdict.reasons[0], f"PKI-AUTH of the applicant's card: {verdict.details[0]}", request_id)
-        if (verdict.identity.sha256_fingerprint or "").lower() != expected_fp.lower():
-            raise self._refuse(registrar, "issuance.different_card", "this is not the card the request was opened with", request_id)
-        if aal is Aal.AAL3 and not self.ui.confirm_photo(verdict.identity.facial_image, verdict.identity.subject_dn or ""):
-            raise self._refuse(registrar, "assurance.photo_not_confirmed",
-                               "AAL3 needs the registrar to confirm that the card's facial image shows the applicant", request_id)
-        self._transition(request_id, RequestState.APPROVED, RequestState.AUTHENTICATED, registrar, "request.applicant_authenticated",
-                         {"piv_auth_sha256": expected_fp, "photo_confirmed": aal is Aal.AAL3})
+            raise self._refuse(req.registrar, verdict.reasons[0], f"PKI-AUTH of the applicant's card: {verdict.details[0]}", req.id)
+        if (verdict.identity.sha256_fingerprint or "").lower() != req.piv_auth_sha256.lower():
+            raise self._refuse(req.registrar, "issuance.different_card", "this is not the card the request was opened with", req.id)
+        if req.aal is Aal.AAL3 and not self.ui.confirm_photo(verdict.identity.facial_image, verdict.identity.subject_dn or ""):
+            raise self._refuse(req.registrar, "assurance.photo_not_confirmed",
+                               "AAL3 needs the registrar to confirm that the card's facial image shows the applicant", req.id)
+        self._advance(req, RequestState.APPROVED, RequestState.AUTHENTICATED, "request.applicant_authenticated",
+                      {"piv_auth_sha256": req.piv_auth_sha256, "photo_confirmed": req.aal is Aal.AAL3})
         self.ui.progress(RequestState.AUTHENTICATED.value, "PKI-AUTH accepted")
 
     # --- 4. key generation and certification -------------------------------------------------------------
     def generate(self, request_id: int, target: Target) -> None:
-        with self.station.db.transaction() as session:
-            req = self._request_in(session, request_id, RequestState.AUTHENTICATED)
-            saved, registrar = req.target_state, req.registrar.identity
-            subject = x509.load_der_x509_certificate(req.piv_auth_certificate.der).subject
-        if saved:
-            target.restore(json.loads(saved))  # resumed: the key exists already
+        self._generate(self._load(request_id), target)
+
+    def _generate(self, req: _Request, target: Target) -> None:
+        self._expect(req, RequestState.AUTHENTICATED)
+        if req.target_state:
+            target.restore(json.loads(req.target_state))  # resumed: the key exists already
         else:
             target.generate_key(KEY_ALGORITHM)
-            with self.station.db.transaction() as session:
-                req = records.locked_request(session, request_id)
-                req.target_state = json.dumps(target.state())
-                self.station.audit.append(session, actor=registrar, action="target.key_generated", object_type="request",
-                                          object_id=req.id, details={"device": target.describe().identity})
-        proof = CsrProof(target.proof_of_possession(subject))
-        issued = records.issue_certificate(self.station, request_id, proof, actor=registrar,
+            self._advance(req, RequestState.AUTHENTICATED, RequestState.AUTHENTICATED, "target.key_generated",
+                          {"device": target.describe().identity}, target_state=json.dumps(target.state()))
+        proof = CsrProof(target.proof_of_possession(req.subject))
+        issued = records.issue_certificate(self.station, req.id, proof, actor=req.registrar,
                                            target_device=target.describe().identity,
                                            from_state=RequestState.AUTHENTICATED, to_state=RequestState.KEY_GENERATED)
+        req.state, req.certificate, req.serial, req.policy = (RequestState.KEY_GENERATED.value, issued.certificate,
+                                                              issued.serial, issued.policy)
         self.ui.progress(RequestState.KEY_GENERATED.value, f"certificate {issued.serial} issued")
 
-    def _credential(self, request_id: int, expected: RequestState) -> tuple[x509.Certificate, str, str]:
-        """The request's certificate, policy and registrar; refused unless it is ``expected``."""
-        with self.station.db.transaction() as session:
-            req = self._request_in(session, request_id, expected)
-            if req.credential is None:
-                raise IssuanceRefused(f"request {request_id} has no certificate", code="issuance.state")
-            return x509.load_der_x509_certificate(req.credential.certificate), req.credential.policy, req.registrar.identity
+    @staticmethod
+    def _certificate(req: _Request) -> x509.Certificate:
+        if req.certificate is None:
+            raise IssuanceRefused(f"request {req.id} has no certificate", code="issuance.state")
+        return req.certificate
 
     # --- 5. delivery -----------------------------------------------------------------------------------
     def deliver(self, request_id: int, target: Target) -> None:
-        cert, _, registrar = self._credential(request_id, RequestState.KEY_GENERATED)
-        target.install_certificate(cert, [self.station.ca.certificate])
-        self._transition(request_id, RequestState.KEY_GENERATED, RequestState.DELIVERED, registrar, "credential.delivered")
+        self._deliver(self._load(request_id), target)
+
+    def _deliver(self, req: _Request, target: Target) -> None:
+        self._expect(req, RequestState.KEY_GENERATED)
+        target.install_certificate(self._certificate(req), [self.station.ca.certificate])
+        self._advance(req, RequestState.KEY_GENERATED, RequestState.DELIVERED, "credential.delivered")
         self.ui.progress(RequestState.DELIVERED.value, "certificate installed on the device")
 
     # --- 6. activation -------------------------------------------------------------------------------------
     def activate(self, request_id: int, target: Target) -> None:
-        _, _, registrar = self._credential(request_id, RequestState.DELIVERED)
+        self._activate(self._load(request_id), target)
+
+    def _activate(self, req: _Request, target: Target) -> None:
+        self._expect(req, RequestState.DELIVERED)
+        self._certificate(req)
         pin, confirmation = self.ui.request_new_pin()
         try:
             check_new_pin(pin, confirmation)
         except StationError as exc:
-            raise self._refuse(registrar, exc.code, str(exc), request_id, exc.hint) from None
+            raise self._refuse(req.registrar, exc.code, str(exc), req.id, exc.hint) from None
         try:
             target.set_activation_secret(pin)
         except StationError as exc:
             # The transport secret no longer works: after a crash the new PIN may already be set.
             # Only this recovery path tries a PIN that might be wrong (a normal issuance spends no try).
             if exc.code != "pin-incorrect" or not target.activation_secret_set(pin):
-                raise self._refuse(registrar, "activation.transport_secret",
-                                   "the token refuses its transport PIN and the new PIN does not unlock it", request_id,
+                raise self._refuse(req.registrar, "activation.transport_secret",
+                                   "the token refuses its transport PIN and the new PIN does not unlock it", req.id,
                                    "re-initialize the token (or give its current PIN in the target URI)") from None
         del pin, confirmation
-        self._transition(request_id, RequestState.DELIVERED, RequestState.ACTIVATED, registrar, "credential.activated")
+        self._advance(req, RequestState.DELIVERED, RequestState.ACTIVATED, "credential.activated")
         self.ui.progress(RequestState.ACTIVATED.value, "the applicant's PIN is set")
 
     # --- 7. functional test ------------------------------------------------------------------------------
     def verify(self, request_id: int, target: Target) -> selftest.SelfTestResult:
-        cert, policy, registrar = self._credential(request_id, RequestState.ACTIVATED)
+        return self._verify(self._load(request_id), target)
+
+    def _verify(self, req: _Request, target: Target) -> selftest.SelfTestResult:
+        self._expect(req, RequestState.ACTIVATED)
+        cert = self._certificate(req)
         pin = self.ui.request_pin(pin_kind="credential", tries_left=None)
-        result = selftest.run(target, pin, cert, self.station.ca.certificate, policy)
+        result = selftest.run(target, pin, cert, self.station.ca.certificate, req.policy)
         del pin
         if result.passed:
-            self._transition(request_id, RequestState.ACTIVATED, RequestState.ISSUED, registrar, "request.issued",
-                             {"selftest": result.checks})
+            self._advance(req, RequestState.ACTIVATED, RequestState.ISSUED, "request.issued", {"selftest": result.checks})
         else:
-            self.fail(request_id, registrar, f"self-test failed: {result.detail}")
-        self.ui.progress(RequestState.ISSUED.value if result.passed else RequestState.FAILED.value, result.detail)
+            self.fail(req.id, req.registrar, f"self-test failed: {result.detail}")
+            req.state = RequestState.FAILED.value
+        self.ui.progress(req.state, result.detail)
         return result
 
     # --- ending without a credential ------------------------------------------------------------------------
@@ -297,22 +347,16 @@ class IssuanceEngine:
 
     # --- everything after approval, from wherever the request stands (also: resume) -----------------------------
     def complete(self, request_id: int, card: PivSession | None, target: Target) -> Outcome:
+        req = self._load(request_id)
         steps = {
-            RequestState.APPROVED.value: lambda: self.authenticate_applicant(request_id, card),
-            RequestState.AUTHENTICATED.value: lambda: self.generate(request_id, target),
-            RequestState.KEY_GENERATED.value: lambda: self.deliver(request_id, target),
-            RequestState.DELIVERED.value: lambda: self.activate(request_id, target),
+            RequestState.APPROVED.value: lambda: self._authenticate(req, card),
+            RequestState.AUTHENTICATED.value: lambda: self._generate(req, target),
+            RequestState.KEY_GENERATED.value: lambda: self._deliver(req, target),
+            RequestState.DELIVERED.value: lambda: self._activate(req, target),
         }
-        with self.station.db.transaction() as session:
-            saved = records.locked_request(session, request_id).target_state
-        if saved:
-            target.restore(json.loads(saved))
-        while (state := self.state(request_id)) in steps:
-            steps[state]()
-        result = self.verify(request_id, target) if state == RequestState.ACTIVATED.value else None
-        with self.station.db.transaction() as session:
-            req = records.locked_request(session, request_id)
-            state, credential = req.state, req.credential
-            serial = credential.serial if credential is not None else None
-            cert = x509.load_der_x509_certificate(credential.certificate) if credential is not None else None
-        return Outcome(request_id, state, serial, cert, result)
+        if req.target_state:
+            target.restore(json.loads(req.target_state))
+        while req.state in steps:  # each step checks the state in the database before its device work
+            steps[req.state]()
+        result = self._verify(req, target) if req.state == RequestState.ACTIVATED.value else None
+        return Outcome(request_id, req.state, req.serial, req.certificate, result)

@@ -64,22 +64,23 @@ def _refuse(station, identity: str, why: str, code: str) -> SignInRefused:
 
 
 def sign_in_with_password(station, identity: str, secret: str) -> SignedIn:
+    """The argon2id check (~0.1 s by design) runs outside any transaction: it holds no lock."""
     if not passwords_allowed(station.config):
         raise _refuse(station, identity, "the configuration does not allow passwords", "signin.passwords_disabled")
     with station.db.transaction() as session:
         op = _operator(session, identity)
-        if op is None:
-            method = "unknown"
-        elif op.auth_method != AuthMethod.PASSWORD.value or not op.auth_reference:
-            method = op.auth_method
+        method, reference = (op.auth_method, op.auth_reference) if op is not None else ("unknown", None)
+    if method == AuthMethod.PASSWORD.value and reference:
+        try:
+            _HASHER.verify(reference, secret)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            method = "mismatch"
         else:
-            method = None
-            try:
-                _HASHER.verify(op.auth_reference, secret)
-            except (VerifyMismatchError, VerificationError, InvalidHashError):
-                method = "mismatch"
-        if method is None:
-            return _signed_in(station, session, op, AuthMethod.PASSWORD.value)
+            with station.db.transaction() as session:
+                op = _operator(session, identity)  # still active, still this password
+                if op is not None and op.auth_reference == reference:
+                    return _signed_in(station, session, op, AuthMethod.PASSWORD.value)
+            method = "unknown"
     if method == "unknown":
         raise _refuse(station, identity, "no such active operator", "signin.unknown_operator")
     if method == "mismatch":

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Iterator
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -79,10 +82,24 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
+def _alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+@cache
+def schema_heads() -> frozenset[str]:
+    """The newest migration revision(s) this code knows (read once per process)."""
+    return frozenset(ScriptDirectory.from_config(_alembic_config()).get_heads())
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision``; a database already at head costs one query."""
     with engine.begin() as connection:
+        if revision == "head" and frozenset(MigrationContext.configure(connection).get_current_heads()) == schema_heads():
+            return
+        cfg = _alembic_config()
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 

@@ -45,6 +45,7 @@ class IssuedCredential:
     serial: str
     certificate: x509.Certificate
     already_issued: bool  # True when an earlier call issued it
+    policy: str = ""  # the certificate policy OID it was issued under
 
 
 def fingerprint(cert: x509.Certificate) -> str:
@@ -123,8 +124,10 @@ def record_applicant(
 
 
 def open_request(
-    station: Station, piv_auth_certificate_id: int, *, aal: Aal | str, target_kind: TargetKind | str, registrar: str
+    station: Station, piv_auth_certificate_id: int, *, aal: Aal | str, target_kind: TargetKind | str, registrar: str,
+    target_uri: str | None = None,
 ) -> int:
+    """``target_uri``: the PIN-free identity of the device the credential goes to."""
     aal, target = Aal(aal), TargetKind(target_kind)
     if aal is Aal.AAL3 and not target.is_hardware:
         raise AssuranceMismatch(f"AAL3 cannot be issued to a {target.value} key")
@@ -140,6 +143,7 @@ def open_request(
             target_kind=target.value,
             registrar_id=op.id,
             state=RequestState.REQUESTED.value,
+            target_uri=target_uri,
         )
         session.add(req)
         session.flush()
@@ -199,7 +203,7 @@ def _existing(req: IssuanceRequest, key_sha256: str) -> IssuedCredential:
             code="issuance.already_issued",
             hint="open a new request for a new key",
         )
-    return IssuedCredential(cred.id, cred.serial, x509.load_der_x509_certificate(cred.certificate), True)
+    return IssuedCredential(cred.id, cred.serial, x509.load_der_x509_certificate(cred.certificate), True, cred.policy)
 
 
 def issue_certificate(
@@ -294,4 +298,4 @@ def issue_certificate(
                 "certificate_sha256": fingerprint(cert),
             },
         )
-        return IssuedCredential(cred.id, cred.serial, cert, False)
+        return IssuedCredential(cred.id, cred.serial, cert, False, cred.policy)

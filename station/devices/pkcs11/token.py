@@ -10,7 +10,9 @@ Key pairs are generated inside the token, private keys sensitive and never extra
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import pkcs11
@@ -29,6 +31,7 @@ from station.errors import StationError
 ALGORITHMS = {"P-256": ("secp256r1", "sha256"), "P-384": ("secp384r1", "sha384"), "RSA-2048": (2048, "sha256"),
               "RSA-3072": (3072, "sha256")}
 _LIBS: dict[str, pkcs11.lib] = {}
+_HELD: dict[tuple[str, str, str], tuple[bytes, object]] = {}  # (module, label, serial) -> (PIN, logged-in session)
 
 
 class Pkcs11Error(StationError):
@@ -88,6 +91,8 @@ class Pkcs11Token:
             except (p11exc.NoSuchToken, p11exc.TokenNotPresent) as exc:
                 if attempt == 2:
                     raise _translate(exc, f"opening token {self.uri.token!r}") from None
+                for key in [k for k in _HELD if k[0] == self.uri.module_path]:
+                    del _HELD[key]  # C_Finalize closes every session of the module
                 lib.reinitialize()  # a token plugged in (or initialized) after the module was loaded
             except p11exc.PKCS11Error as exc:
                 raise _translate(exc, f"opening token {self.uri.token!r}") from None
@@ -98,11 +103,36 @@ class Pkcs11Token:
                 "serial": t.serial.decode(errors="replace").strip() if isinstance(t.serial, bytes) else str(t.serial).strip(),
                 "module": self.uri.query.get("module-path", "")}
 
+    @property
+    def _login_key(self) -> tuple[str, str, str]:
+        return self.uri.module_path, self.token.label, str(self.token.serial)
+
     def _open(self, pin: str):
+        """A session logged in with ``pin``: the held one (left open) when it was logged in with
+        the same PIN, else a new one that the caller's ``with`` closes (and logs out)."""
+        held = _HELD.get(self._login_key)
+        if held is not None:
+            if hmac.compare_digest(pin.encode(), held[0]):
+                return nullcontext(held[1])
+            self.release()  # another PIN: a real C_Login, not the held login state
         try:
             return self.token.open(user_pin=pin, rw=True)
         except Exception as exc:
             raise _translate(exc, "logging in to the token") from None
+
+    def hold_login(self, pin: str) -> None:
+        """Keep one session logged in with ``pin`` for the operations that follow, until
+        :meth:`release` or a login with another PIN (each C_Login costs the token a PIN check;
+        SoftHSM derives a key). PKCS#11 login state belongs to the process, so the hold is
+        shared by every :class:`Pkcs11Token` of this token in the process."""
+        if self._login_key not in _HELD:
+            _HELD[self._login_key] = (pin.encode(), self._open(pin))
+
+    def release(self) -> None:
+        """Close the held session, which logs the token out."""
+        held = _HELD.pop(self._login_key, None)
+        if held is not None:
+            held[1].close()
 
     # --- keys ----------------------------------------------------------------------------------
     def generate_key(self, pin: str, algorithm: str, label: str) -> tuple[bytes, object]:
@@ -232,3 +262,4 @@ class Pkcs11Token:
                 session.set_pin(current, new)
             except p11exc.PKCS11Error as exc:
                 raise _translate(exc, "setting the token PIN") from None
+        self.release()  # a session held with the old PIN must not outlive it

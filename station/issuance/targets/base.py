@@ -71,6 +71,9 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def restore(self, state: dict[str, str]) -> None: ...
 
+    def close(self) -> None:
+        """Let go of the device (sessions, logins); the target may be used again after."""
+
     def installed_certificate(self) -> x509.Certificate | None:
         return None
 

@@ -42,6 +42,7 @@ class Pkcs11Target(Target):
         return self.key_id
 
     def generate_key(self, algorithm: str):
+        self.token.hold_login(self._transport_pin())  # one login for key, request and certificate
         self.key_id, self.public_key = self.token.generate_key(self._transport_pin(), algorithm, KEY_LABEL)
         return self.public_key
 
@@ -76,6 +77,9 @@ class Pkcs11Target(Target):
 
     def sign_challenge(self, pin: str, challenge: bytes) -> bytes:
         return self.token.sign(pin, self._key(), challenge)
+
+    def close(self) -> None:
+        self.token.release()
 
     def state(self) -> dict[str, str]:
         return {"key_id": self.key_id.hex()} if self.key_id else {}
