@@ -75,6 +75,7 @@ class CheckState:
     chuid: Chuid | None = None
     chuid_signer: bytes | None = None
     biometrics: dict[str, Cbeff] = field(default_factory=dict)
+    biometric_signatures: dict[str, SignedObject | CmsError] = field(default_factory=dict)  # verified once
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -251,12 +252,13 @@ class CardChecker:
             self.state.biometrics[attr] = record
             if record.fascn != chuid.fascn:
                 self.state.fail("identifier-mismatch", f"{label} FASC-N is not the CHUID's ({fascn_difference(record.fascn, chuid.fascn)})")
+            signed = self._biometric_signature(attr, record)
+            if isinstance(signed, CmsError):
+                continue  # judged in check_biometrics
             try:
-                signed = verify_signed_data(record.signature_block, detached_content=record.signed_content,
-                                            known_signers=_present(self.state.chuid_signer))
                 fascn = signed_attribute_octets(signed.attributes, OID_PIV_FASCN, 25)
                 card_uuid = signed_attribute_octets(signed.attributes, OID_ENTRY_UUID, 16)
-            except (CmsError, CardDataError):
+            except CardDataError:
                 continue  # judged in check_biometrics
             if fascn is not None and fascn != chuid.fascn:
                 self.state.fail("identifier-mismatch", f"{label} signed FASC-N is not the CHUID's ({fascn_difference(fascn, chuid.fascn)})")
@@ -266,17 +268,25 @@ class CardChecker:
         if cert is not None and cert.not_valid_after_utc.date() > chuid.expiry:
             self.state.fail("cert-invalid", f"PIV Authentication certificate expires after the CHUID ({cert.not_valid_after_utc:%Y-%m-%d} > {chuid.expiry.isoformat()})")
 
+    def _biometric_signature(self, attr: str, record: Cbeff) -> SignedObject | CmsError:
+        """The record's CMS signature, verified once for checks 4 and 5."""
+        if attr not in self.state.biometric_signatures:
+            try:
+                self.state.biometric_signatures[attr] = verify_signed_data(
+                    record.signature_block, detached_content=record.signed_content, known_signers=_present(self.state.chuid_signer))
+            except CmsError as exc:
+                self.state.biometric_signatures[attr] = exc
+        return self.state.biometric_signatures[attr]
+
     # 5 ------------------------------------------------------------------------------
     def check_biometrics(self) -> None:
         for attr, label in BIOMETRIC_OBJECTS:
             record = self.state.biometrics.get(attr)
             if record is None:
                 continue
-            try:
-                signed = verify_signed_data(record.signature_block, detached_content=record.signed_content,
-                                            known_signers=_present(self.state.chuid_signer))
-            except CmsError as exc:
-                self.state.fail("object-invalid", f"{label} signature: {exc}")
+            signed = self._biometric_signature(attr, record)
+            if isinstance(signed, CmsError):
+                self.state.fail("object-invalid", f"{label} signature: {signed}")
                 continue
             if signed.content_type != OID_BIOMETRIC_CONTENT:
                 self.state.fail("object-invalid", f"{label} signature has content type {signed.content_type}")

@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from station.audit import chain
 from station.audit.chain import SensitiveDataInEvent
 from station.audit.export import export_jsonl
-from station.audit.log import read_anchor
+from station.audit.log import AuditLog, read_anchor
 from station.audit.verify import verify_chain
 from station.cli import main
 from station.crypto import ca_store
@@ -244,3 +244,41 @@ def test_cli_verify_names_the_first_bad_event(trail, capsys):
     assert "first bad event 4" in capsys.readouterr().err
     assert main(["audit", "export", "--format", "jsonl", "--home", home, "--db", db]) == 0
     assert capsys.readouterr().out.count('"record": "event"') == 11
+
+
+def checkpoint_seqs(station) -> list[int]:
+    with station.db.transaction() as s:
+        return s.execute(select(AuditCheckpoint.seq).order_by(AuditCheckpoint.seq)).scalars().all()
+
+
+def append(station, log, n, action="test.more"):
+    for i in range(n):
+        with station.db.transaction() as s:
+            log.append(s, actor="t", action=action, object_type="t", object_id=i)
+
+
+def test_a_rolled_back_checkpoint_is_not_taken_for_signed(trail):
+    """The log remembers the newest checkpoint to spare a query per event, but only once committed."""
+    assert checkpoint_seqs(trail)[-1] == 11 and trail.audit.checkpoint_every_events == 3
+    with pytest.raises(RuntimeError), trail.db.transaction() as s:
+        for i in range(3):  # 12, 13, 14: signs a checkpoint at 14, then everything rolls back
+            trail.audit.append(s, actor="t", action="test.rollback", object_type="t", object_id=i)
+        assert checkpoint_seqs_in(s)[-1] == 14
+        raise RuntimeError("abort")
+    append(trail, trail.audit, 3)  # 12, 13, 14 again, committed this time
+    assert checkpoint_seqs(trail)[-2:] == [11, 14]
+    assert verify(trail).ok
+
+
+def checkpoint_seqs_in(session) -> list[int]:
+    return session.execute(select(AuditCheckpoint.seq).order_by(AuditCheckpoint.seq)).scalars().all()
+
+
+def test_a_checkpoint_signed_by_another_station_counts(trail):
+    other = AuditLog(station_id="other", signer=trail.audit.signer, checkpoint_every_events=3)
+    append(trail, trail.audit, 1)  # 12: this log now knows the checkpoint at 11
+    append(trail, other, 2)  # 13, 14: the other log signs at 14
+    append(trail, trail.audit, 2)  # 15, 16: due by what this log knew (11); the database says 14
+    append(trail, trail.audit, 1)  # 17: three after 14
+    assert checkpoint_seqs(trail)[-3:] == [11, 14, 17]
+    assert verify(trail).ok

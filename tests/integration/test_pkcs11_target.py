@@ -93,3 +93,19 @@ def test_hardware_flag_comes_from_configuration(target_uri):
         open_target("phone:abc")
     with pytest.raises(TargetError, match="generate the key first"):
         open_target(target_uri).proof_of_possession(x509.Name([]))
+
+
+def test_a_token_removed_and_another_plugged_in(softhsm_conf):
+    """The module's slot list dates from when it was loaded: a removed token's slot goes stale
+    (SoftHSM answers CKR_GENERAL_ERROR for it), a new token is unknown. One reload finds it."""
+    import subprocess
+
+    first_label = f"gone-{uuid.uuid4().hex[:6]}"
+    first = open_target(init_softhsm_token(first_label, "55667788"))
+    first.generate_key("P-256")  # holds a login on the first token
+    subprocess.run(["softhsm2-util", "--delete-token", "--token", first_label], check=True, capture_output=True, timeout=30)
+    second = open_target(init_softhsm_token(f"new-{uuid.uuid4().hex[:6]}", "55667788"))
+    assert second.describe().details["label"].startswith("new-")
+    second.generate_key("P-256")
+    assert second.token.key_info("55667788", second.key_id).local
+    first.close()  # its session went with the reload: closing is a no-op, not an error

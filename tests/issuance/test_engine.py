@@ -198,3 +198,32 @@ def test_resume_without_the_applicants_card_is_refused(station, icam_profile, cr
     with pytest.raises(IssuanceRefused) as info:
         eng.complete(request_id, None, target)
     assert info.value.code == "issuance.card_needed" and eng.state(request_id) == "approved"
+
+
+class CancelledMeanwhile(Pkcs11Target):
+    """Another operator cancels the request while the token generates the key."""
+
+    def __init__(self, uri, cancel):
+        super().__init__(uri)
+        self.cancel = cancel
+
+    def generate_key(self, algorithm):
+        public_key = super().generate_key(algorithm)
+        self.cancel()
+        return public_key
+
+
+def test_a_request_cancelled_during_key_generation_gets_no_certificate(station, icam_profile, crl_cache, token):
+    """The engine read the request once; its transitions still compare-and-set the state."""
+    eng, other = engine(station, icam_profile, crl_cache), engine(station, icam_profile, crl_cache)
+    target = CancelledMeanwhile(token, lambda: other.cancel(request_id, actor="sup", reason="the applicant left"))
+    applicant = card()
+    request_id = eng.open_request(applicant, registrar="reg", aal="AAL2", target=target)
+    eng.approve(request_id, approver="sup")
+    with pytest.raises(IssuanceRefused) as info:
+        eng.complete(request_id, applicant, target)
+    assert info.value.code == "issuance.state" and "cancelled" in str(info.value)
+    assert eng.state(request_id) == "cancelled"
+    text = audit(station)
+    assert '"request.cancelled"' in text and '"target.key_generated"' not in text and '"credential.issued"' not in text
+    assert target.installed_certificate() is None

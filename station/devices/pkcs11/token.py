@@ -88,14 +88,14 @@ class Pkcs11Token:
                 break
             except p11exc.MultipleTokensReturned:
                 raise Pkcs11Error("several tokens match; name one with token=<label>") from None
-            except (p11exc.NoSuchToken, p11exc.TokenNotPresent) as exc:
+            except p11exc.PKCS11Error as exc:
+                # Not found, or a slot gone stale (SoftHSM: CKR_GENERAL_ERROR for a deleted
+                # token): the slot list is from when the module was loaded; reload it once.
                 if attempt == 2:
                     raise _translate(exc, f"opening token {self.uri.token!r}") from None
                 for key in [k for k in _HELD if k[0] == self.uri.module_path]:
                     del _HELD[key]  # C_Finalize closes every session of the module
-                lib.reinitialize()  # a token plugged in (or initialized) after the module was loaded
-            except p11exc.PKCS11Error as exc:
-                raise _translate(exc, f"opening token {self.uri.token!r}") from None
+                lib.reinitialize()  # a token plugged in, removed or initialized since
 
     def describe(self) -> dict[str, str]:
         t = self.token
