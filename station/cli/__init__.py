@@ -14,34 +14,39 @@ import sys
 
 from station.errors import StationError
 
-# Command-group modules, in the order they appear in --help.
-COMMAND_MODULES = [
-    "station.cli.card",
-    "station.cli.sim",
-    "station.cli.demo",
-    "station.cli.init",
-    "station.cli.ca",
-    "station.cli.credentials",
-    "station.cli.crl",
-    "station.cli.audit",
-    "station.cli.issue",
-    "station.cli.operators",
-]
+# Command-group modules and the commands each registers, in the order of --help.
+COMMANDS = {
+    "station.cli.card": ("card",),
+    "station.cli.sim": ("sim",),
+    "station.cli.demo": ("demo",),
+    "station.cli.init": ("init",),
+    "station.cli.ca": ("ca",),
+    "station.cli.credentials": ("credentials",),
+    "station.cli.crl": ("crl",),
+    "station.cli.audit": ("audit",),
+    "station.cli.issue": ("issue", "requests", "selftest"),
+    "station.cli.operators": ("operators",),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv``: only the named command's module is imported (the modules pull
+    in the records, PKI and device layers); no command, ``--help`` or an unknown command
+    imports them all."""
     parser = argparse.ArgumentParser(
         prog="station", description="Derived PIV credential issuance station (NIST SP 800-157)."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    chosen = [module for module, commands in COMMANDS.items() if words and words[0] in commands]
+    for name in chosen or COMMANDS:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -10,7 +10,16 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from station.records.database import DatabaseError, normalise_url, open_database, split_password, with_password
+from station.records.database import (
+    MIGRATIONS,
+    SCHEMA_HEAD,
+    DatabaseError,
+    normalise_url,
+    open_database,
+    schema_version,
+    split_password,
+    with_password,
+)
 from station.records.models import Applicant, AuditHead, Base, Credential, UTCDateTime
 
 
@@ -27,6 +36,42 @@ def test_migrations_match_the_models(db_url):
         with db.transaction() as s:
             head = s.get(AuditHead, 1)
             assert (head.seq, head.hash) == (0, "0" * 64)
+    finally:
+        db.close()
+
+
+def test_the_schema_head_the_code_checks_is_alembics_head():
+    """``open_database`` compares the version table with SCHEMA_HEAD instead of loading Alembic;
+    a new migration without a new SCHEMA_HEAD would never run on existing databases."""
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [SCHEMA_HEAD]
+
+
+def alembic_config():
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def test_an_older_schema_is_migrated_on_open(db_url):
+    from alembic import command
+
+    db = open_database(db_url)
+    with db.engine.begin() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+        assert schema_version(conn) == "0001"
+        assert "card_uuid" not in {c["name"] for c in inspect(conn).get_columns("operators")}
+    db.close()
+    db = open_database(db_url)
+    try:
+        assert "card_uuid" in {c["name"] for c in inspect(db.engine).get_columns("operators")}
+        with db.engine.connect() as conn:
+            assert schema_version(conn) == SCHEMA_HEAD
     finally:
         db.close()
 
