@@ -251,12 +251,19 @@ class IssuanceEngine:
 
     def _generate(self, req: _Request, target: Target) -> None:
         self._expect(req, RequestState.AUTHENTICATED)
+        device = target.describe().identity
         if req.target_state:
-            target.restore(json.loads(req.target_state))  # resumed: the key exists already
+            target.restore(json.loads(req.target_state))  # resumed: the key is planned, perhaps generated
         else:
-            target.generate_key(KEY_ALGORITHM)
+            target.plan_key(KEY_ALGORITHM)  # recorded before the device makes it: a crash leaves no stray key
+            if target.state():
+                self._advance(req, RequestState.AUTHENTICATED, RequestState.AUTHENTICATED, "target.key_planned",
+                              {"device": device}, target_state=json.dumps(target.state()))
+        public_key = target.generate_key(KEY_ALGORITHM)
+        if target.state() != (json.loads(req.target_state) if req.target_state else {}):  # this run made the key
             self._advance(req, RequestState.AUTHENTICATED, RequestState.AUTHENTICATED, "target.key_generated",
-                          {"device": target.describe().identity}, target_state=json.dumps(target.state()))
+                          {"device": device, "public_key_sha256": records.public_key_sha256(public_key)},
+                          target_state=json.dumps(target.state()))
         proof = CsrProof(target.proof_of_possession(req.subject))
         issued = records.issue_certificate(self.station, req.id, proof, actor=req.registrar,
                                            target_device=target.describe().identity,

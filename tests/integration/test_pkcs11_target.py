@@ -77,7 +77,7 @@ def test_restore_finds_key_and_certificate_after_a_crash(target_uri):
     cert = ca.issue(first.proof_of_possession(subject))
     first.install_certificate(cert, [ca.cert])
     saved = first.state()
-    assert set(saved) == {"key_id"}
+    assert saved == {"key_id": first.key_id.hex(), "key": "generated"}
 
     resumed = open_target(target_uri)
     resumed.restore(saved)
@@ -109,3 +109,38 @@ def test_a_token_removed_and_another_plugged_in(softhsm_conf):
     second.generate_key("P-256")
     assert second.token.key_info("55667788", second.key_id).local
     first.close()  # its session went with the reload: closing is a no-op, not an error
+
+
+def private_keys_on(uri: str) -> int:
+    import subprocess
+
+    label = uri.split("token=")[1].split("?")[0]
+    out = subprocess.run(["pkcs11-tool", "--module", SOFTHSM_MODULE, "--token-label", label, "--login", "--pin", "55667788",
+                          "--list-objects", "--type", "privkey"], capture_output=True, text=True, timeout=30, check=True).stdout
+    return out.count("Private Key Object")
+
+
+def test_a_crash_during_key_generation_leaves_no_stray_key(target_uri):
+    """The key's CKA_ID is chosen and recorded before C_GenerateKeyPair: resuming from that
+    record finds the key the crashed run made instead of generating a second one."""
+    first = open_target(target_uri)
+    first.plan_key("P-256")
+    planned = first.state()
+    assert set(planned) == {"key_id"}  # what the engine records before the token works
+    made = first.generate_key("P-256")
+    first.close()  # ... and the process dies before recording that the key exists
+
+    resumed = open_target(target_uri)
+    resumed.restore(planned)
+    assert resumed.public_key == made  # found, not made again
+    assert resumed.generate_key("P-256") == made
+    assert resumed.state() == {"key_id": planned["key_id"], "key": "generated"}
+    assert private_keys_on(target_uri) == 1
+
+    fresh = open_target(target_uri)  # planned, crashed before the token made it: made now, once
+    fresh.plan_key("P-256")
+    again = open_target(target_uri)
+    again.restore(fresh.state())
+    assert again.public_key is None
+    again.generate_key("P-256")
+    assert private_keys_on(target_uri) == 2 and again.key_id == fresh.key_id

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 from cryptography import x509
+from pkcs11 import Attribute, ObjectClass
 
 from station.audit.export import export_jsonl
 from station.devices.piv import PivSession
@@ -227,3 +228,37 @@ def test_a_request_cancelled_during_key_generation_gets_no_certificate(station, 
     text = audit(station)
     assert '"request.cancelled"' in text and '"target.key_generated"' not in text and '"credential.issued"' not in text
     assert target.installed_certificate() is None
+
+
+class Crash(BaseException):
+    """The process dying (not an error the engine could handle)."""
+
+
+class DiesAfterGenerating(Pkcs11Target):
+    def generate_key(self, algorithm):
+        super().generate_key(algorithm)
+        raise Crash()
+
+
+def test_a_crash_right_after_key_generation_resumes_with_that_key(station, icam_profile, crl_cache, token):
+    """The key's CKA_ID was recorded before the token made it: the resumed request finds that
+    key (no stray second key on the token) and is issued for it."""
+    eng = engine(station, icam_profile, crl_cache)
+    applicant = card()
+    dying = DiesAfterGenerating(token)
+    request_id = eng.open_request(applicant, registrar="reg", aal="AAL2", target=dying)
+    eng.approve(request_id, approver="sup")
+    with pytest.raises(Crash):
+        eng.complete(request_id, applicant, dying)
+    made = dying.public_key
+    assert eng.state(request_id) == "authenticated"
+    resumed_target = open_target(token)
+    outcome = engine(station, icam_profile, crl_cache).complete(request_id, card(), resumed_target)
+    assert outcome.state == "issued" and outcome.certificate.public_key() == made
+    text = audit(station)
+    assert text.count('"target.key_planned"') == 1 and text.count('"target.key_generated"') == 1
+    keys = resumed_target.token.token.open(user_pin=NEW_PIN)
+    try:
+        assert len(list(keys.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}))) == 1
+    finally:
+        keys.close()

@@ -135,11 +135,12 @@ class Pkcs11Token:
             held[1].close()
 
     # --- keys ----------------------------------------------------------------------------------
-    def generate_key(self, pin: str, algorithm: str, label: str) -> tuple[bytes, object]:
-        """Generate a key pair on the token; returns (CKA_ID, public key)."""
+    def generate_key(self, pin: str, algorithm: str, label: str, key_id: bytes | None = None) -> tuple[bytes, object]:
+        """Generate a key pair on the token, with ``key_id`` as its CKA_ID (default: 16 random
+        bytes); returns (CKA_ID, public key)."""
         if algorithm not in ALGORITHMS:
             raise Pkcs11Error(f"unsupported key algorithm {algorithm}; use one of {', '.join(ALGORITHMS)}")
-        key_id = os.urandom(16)
+        key_id = key_id or os.urandom(16)
         private = {Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
                    Attribute.EXTRACTABLE: False, Attribute.SIGN: True, Attribute.DECRYPT: False}
         public = {Attribute.TOKEN: True, Attribute.VERIFY: True, Attribute.ENCRYPT: False, Attribute.WRAP: False}
@@ -236,11 +237,18 @@ class Pkcs11Token:
 
     def public_key(self, key_id: bytes):
         """The public key stored with ``key_id`` (a public object: no login needed)."""
+        key = self.find_public_key(key_id)
+        if key is None:
+            raise Pkcs11Error(f"no public key with ID {key_id.hex()} on the token", code="no-key")
+        return key
+
+    def find_public_key(self, key_id: bytes):
+        """The public key stored with ``key_id``, or None."""
         with self.token.open() as session:
             try:
                 key = session.get_key(ObjectClass.PUBLIC_KEY, id=key_id)
             except p11exc.NoSuchKey:
-                raise Pkcs11Error(f"no public key with ID {key_id.hex()} on the token", code="no-key") from None
+                return None
             der = encode_ec_public_key(key) if key.key_type == KeyType.EC else encode_rsa_public_key(key)
         return load_der_public_key(der)
 

@@ -3,7 +3,10 @@
 The engine drives a target through these steps, in this order, and persists ``state()``
 after each so that a crash can be resumed with ``restore()``:
 
-1. ``generate_key(algorithm)`` — the key pair is generated inside the device;
+1. ``plan_key(algorithm)`` — the key's name on the device is chosen (no device I/O) and
+   persisted; then ``generate_key(algorithm)`` — the key pair is generated inside the device
+   (after a crash, ``restore()`` + ``generate_key()`` finds a key already generated instead of
+   making a second one);
 2. ``proof_of_possession(subject)`` — a PKCS#10 request signed by that key, on the device;
 3. ``install_certificate(certificate, chain)`` — idempotent;
 4. ``set_activation_secret(new_pin)`` — the applicant's PIN replaces the transport secret;
@@ -40,9 +43,15 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> DeviceDescription: ...
 
+    def plan_key(self, algorithm: str) -> None:
+        """Choose the new key's name on the device so that ``state()`` finds it again; a target
+        that cannot name its key in advance leaves this empty (a crash during generation may
+        then leave an unused key on the device)."""
+
     @abc.abstractmethod
     def generate_key(self, algorithm: str) -> Any:
-        """Generate the key pair on the device; returns the public key."""
+        """Generate the key pair on the device (or find the planned one, already generated);
+        returns the public key."""
 
     @abc.abstractmethod
     def proof_of_possession(self, subject: x509.Name) -> bytes:

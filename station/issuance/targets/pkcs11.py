@@ -8,6 +8,8 @@ configuration (``hardware=True``): SoftHSM is software.
 
 from __future__ import annotations
 
+import os
+
 from cryptography import x509
 
 from station.devices.pkcs11 import Pkcs11Token, Pkcs11Uri
@@ -41,9 +43,15 @@ class Pkcs11Target(Target):
             raise TargetError("no key has been generated on this token for the request")
         return self.key_id
 
+    def plan_key(self, algorithm: str) -> None:
+        self.key_id, self.public_key = os.urandom(16), None
+
     def generate_key(self, algorithm: str):
+        """Generate the planned key, or find it when an earlier run generated it already."""
+        if self.public_key is not None:
+            return self.public_key
         self.token.hold_login(self._transport_pin())  # one login for key, request and certificate
-        self.key_id, self.public_key = self.token.generate_key(self._transport_pin(), algorithm, KEY_LABEL)
+        self.key_id, self.public_key = self.token.generate_key(self._transport_pin(), algorithm, KEY_LABEL, self.key_id)
         return self.public_key
 
     def proof_of_possession(self, subject: x509.Name) -> bytes:
@@ -82,9 +90,14 @@ class Pkcs11Target(Target):
         self.token.release()
 
     def state(self) -> dict[str, str]:
-        return {"key_id": self.key_id.hex()} if self.key_id else {}
+        """The key's CKA_ID once planned, and whether the token holds it yet."""
+        if not self.key_id:
+            return {}
+        return {"key_id": self.key_id.hex(), **({"key": "generated"} if self.public_key is not None else {})}
 
     def restore(self, state: dict[str, str]) -> None:
+        """The key of ``state``; ``public_key`` stays None when the key was planned but not
+        generated (the crash came first)."""
         if "key_id" in state:
             self.key_id = bytes.fromhex(state["key_id"])
-            self.public_key = self.token.public_key(self.key_id)
+            self.public_key = self.token.find_public_key(self.key_id)
