@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -104,7 +105,7 @@ def softhsm(softhsm_conf):
 
 
 def _pg_bin(name: str) -> str:
-    """Debian keeps initdb/pg_ctl in /usr/lib/postgresql/<version>/bin, off the PATH."""
+    """Debian keeps initdb, postgres and pg_isready in /usr/lib/postgresql/<version>/bin, off the PATH."""
     found = shutil.which(name) or max(
         (str(p) for p in Path("/usr/lib/postgresql").glob(f"*/bin/{name}")), key=lambda p: int(Path(p).parts[-3]), default=None
     )
@@ -130,18 +131,27 @@ def postgres():
         shutil.chown(root, "postgres", "postgres")
         shutil.chown(sock, "postgres", "postgres")
     port = _free_port()
-    started = False
+    server = None
     try:
         _as_postgres(_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
-        _as_postgres(
-            _pg_bin("pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-t", "30",
-            "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start",
-        )  # fmt: skip
-        started = True
+        # the postmaster in the foreground, a child of this run: setpriv sets its parent-death
+        # signal after dropping to the postgres user, so a killed test run takes it along
+        user = ["--reuid=postgres", "--regid=postgres", "--init-groups"] if os.geteuid() == 0 else []
+        with open(root / "log", "wb") as log:
+            server = subprocess.Popen(
+                ["setpriv", *user, "--pdeathsig=QUIT", "--", _pg_bin("postgres"), "-D", str(data), "-p", str(port),
+                 "-k", str(sock), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        deadline = time.monotonic() + 30
+        while subprocess.run([_pg_bin("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)]).returncode != 0:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL did not start: {(root / 'log').read_text()[-2000:]}")
+            time.sleep(0.05)
         yield f"postgresql://postgres@127.0.0.1:{port}"
     finally:
-        if started:
-            _as_postgres(_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        if server is not None:
+            server.send_signal(signal.SIGQUIT)  # immediate shutdown
+            server.wait(timeout=30)
         shutil.rmtree(root, ignore_errors=True)
 
 

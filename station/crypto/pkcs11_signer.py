@@ -54,10 +54,6 @@ def uri_pin(uri: Pkcs11Uri) -> str | None:
         raise Pkcs11Error(str(exc), code="ca.pkcs11_pin", hint=exc.hint) from exc
 
 
-def _key_id(uri: Pkcs11Uri) -> bytes | None:
-    return uri.path["id"].encode("latin-1") if "id" in uri.path else None
-
-
 def without_pin(text: str) -> str:
     """The URI to store: no pin-value and no pin-source (the PIN goes to the keyring)."""
     uri = parse_key_uri(text)
@@ -118,7 +114,7 @@ class Pkcs11Signer:
         except pkcs11.PKCS11Error as exc:
             raise Pkcs11Error(f"cannot log in to the token of {self.uri}: {type(exc).__name__} {exc}") from exc
         try:
-            find = {"label": self.uri.object, "id": _key_id(self.uri)}
+            find = {"label": self.uri.object, "id": self.uri.key_id}
             self._key = self._session.get_key(object_class=ObjectClass.PRIVATE_KEY, **find)
             self._public = _public_key_from(self._session.get_key(object_class=ObjectClass.PUBLIC_KEY, **find))
         except pkcs11.PKCS11Error as exc:
@@ -158,7 +154,7 @@ def generate_on_token(uri: str, pin: str | None, *, algorithm: str = "P-256", mo
     pin = pin if pin is not None else uri_pin(parsed)
     token = _token(parsed, module)
     label = parsed.object
-    key_id = _key_id(parsed) or (label.encode() if label else None)
+    key_id = parsed.key_id or (label.encode() if label else None)
     named = {Attribute.LABEL: label} if label else {Attribute.ID: key_id}
     private_template = {Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False, Attribute.SIGN: True}
     try:

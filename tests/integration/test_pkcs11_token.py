@@ -93,3 +93,13 @@ def test_uri_parsing_and_pin_sources(tmp_path):
             u.module_path
     with pytest.raises(UriError, match="no PIN"):
         Pkcs11Uri.parse("pkcs11:token=t").pin()
+
+
+def test_uri_id_is_binary():
+    """RFC 7512 §2.3: ``id`` is the CKA_ID's bytes, percent-encoded, any byte value."""
+    uri = Pkcs11Uri.parse("pkcs11:token=T%C3%A9st;id=%01%7F%80%A0%FF;type=private")
+    assert uri.key_id == bytes([0x01, 0x7F, 0x80, 0xA0, 0xFF]) and uri.token == "T\u00e9st"
+    assert Pkcs11Uri.parse(str(uri)).key_id == uri.key_id and "id=%01%7F%80%A0%FF" in str(uri)
+    assert Pkcs11Uri.parse("pkcs11:object=k").key_id is None
+    with pytest.raises(UriError, match="percent-encoding"):
+        Pkcs11Uri.parse("pkcs11:token=%FF")  # a label is UTF-8 text

@@ -37,8 +37,13 @@ def _split(part: str, sep: str, allowed: set[str], where: str) -> dict[str, str]
             raise UriError(f"unknown PKCS#11 URI {where} attribute {name!r}")
         if name in out:
             raise UriError(f"PKCS#11 URI attribute {name!r} appears twice")
-        out[name] = urllib.parse.unquote(value, errors="strict")
+        out[name] = urllib.parse.unquote(value, encoding=_encoding(name), errors="strict")
     return out
+
+
+def _encoding(name: str) -> str:
+    """``id`` is binary (CKA_ID, RFC 7512 §2.3): one character per byte; the rest is UTF-8 text."""
+    return "latin-1" if name == "id" else "utf-8"
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,11 @@ class Pkcs11Uri:
     @property
     def object(self) -> str | None:
         return self.path.get("object")
+
+    @property
+    def key_id(self) -> bytes | None:
+        """The ``id`` attribute: the object's CKA_ID bytes."""
+        return self.path["id"].encode("latin-1") if "id" in self.path else None
 
     @property
     def module_path(self) -> str:
@@ -104,6 +114,6 @@ class Pkcs11Uri:
 
     def __str__(self) -> str:
         """The URI without any PIN (safe for logs, audit events and the database)."""
-        path = ";".join(f"{k}={urllib.parse.quote(v, safe='')}" for k, v in self.path.items())
+        path = ";".join(f"{k}={urllib.parse.quote(v, safe='', encoding=_encoding(k))}" for k, v in self.path.items())
         query = "&".join(f"{k}={urllib.parse.quote(v, safe='/')}" for k, v in self.query.items() if k != "pin-value")
         return f"pkcs11:{path}" + (f"?{query}" if query else "")
