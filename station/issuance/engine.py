@@ -43,6 +43,7 @@ from station.service.revocation import mark_revoked
 FINAL = {RequestState.ISSUED, RequestState.REJECTED, RequestState.CANCELLED, RequestState.FAILED}
 KEY_ALGORITHM = "P-256"
 _REQUESTS = IssuanceRequest.__table__
+_STATE = select(_REQUESTS.c.state).where(_REQUESTS.c.id == bindparam("id"))
 _LOAD = (select(_REQUESTS.c.state, _REQUESTS.c.aal, _REQUESTS.c.target_state, Operator.identity, PivAuthCertificate.fingerprint,
                 PivAuthCertificate.der, Credential.certificate, Credential.serial, Credential.policy)
          .join(Operator, Operator.id == _REQUESTS.c.registrar_id)
@@ -135,8 +136,7 @@ class IssuanceEngine:
 
     def _expect(self, req: _Request, expected: RequestState) -> None:
         """Before device work: refused (``issuance.state``) unless the request is still ``expected``."""
-        with self.station.db.transaction() as session:
-            state = session.connection().execute(select(_REQUESTS.c.state).where(_REQUESTS.c.id == req.id)).scalar_one()
+        state = self.state(req.id)
         if state != expected.value:
             raise IssuanceRefused(f"request {req.id} is {state}, not {expected.value}", code="issuance.state")
 
@@ -150,7 +150,7 @@ class IssuanceEngine:
                 _REQUESTS.update().where(_REQUESTS.c.id == req.id, _REQUESTS.c.state == expected.value)
                 .values(state=new.value, **columns)).rowcount
             if moved != 1:
-                state = connection.execute(select(_REQUESTS.c.state).where(_REQUESTS.c.id == req.id)).scalar()
+                state = connection.execute(_STATE, {"id": req.id}).scalar()
                 raise IssuanceRefused(f"request {req.id} is {state}, not {expected.value}", code="issuance.state")
             self.station.audit.append(session, actor=req.registrar, action=action, object_type="request", object_id=req.id,
                                       details=details or {})
@@ -160,7 +160,10 @@ class IssuanceEngine:
 
     def state(self, request_id: int) -> str:
         with self.station.db.transaction() as session:
-            return records.locked_request(session, request_id).state
+            state = session.connection().execute(_STATE, {"id": request_id}).scalar()
+        if state is None:
+            raise IssuanceRefused(f"no request {request_id}", code="issuance.unknown_request")
+        return state
 
     def _applicant_is_operator(self, session, fingerprint: str, fascn: str | None, card_uuid: str | None) -> str | None:
         """An operator whose PIV card is this card: same PIV Authentication certificate, FASC-N or card UUID."""
@@ -266,7 +269,7 @@ class IssuanceEngine:
                           target_state=json.dumps(target.state()))
         proof = CsrProof(target.proof_of_possession(req.subject))
         issued = records.issue_certificate(self.station, req.id, proof, actor=req.registrar,
-                                           target_device=target.describe().identity,
+                                           target_device=device,
                                            from_state=RequestState.AUTHENTICATED, to_state=RequestState.KEY_GENERATED)
         req.state, req.certificate, req.serial, req.policy = (RequestState.KEY_GENERATED.value, issued.certificate,
                                                               issued.serial, issued.policy)
