@@ -100,15 +100,24 @@ def _public_key_from(pub: pkcs11.PublicKey) -> CAPublicKey:
 
 
 class Pkcs11Signer:
-    """Signs with a private key object in a token; keeps one logged-in session open."""
+    """Signs with a private key object in a token; keeps one logged-in session open, and logs
+    in again once when that session is gone (the module was re-initialized to find a newly
+    plugged-in token, which closes every session of the module, or the token was re-inserted)."""
+
+    _SESSION_GONE = (pkcs11.SessionHandleInvalid, pkcs11.SessionClosed, pkcs11.UserNotLoggedIn,
+                     pkcs11.DeviceRemoved, pkcs11.TokenNotPresent)
 
     def __init__(self, uri: str, pin: str | None, *, module: str | None = None):
         self.uri = parse_key_uri(uri)
-        pin = pin if pin is not None else uri_pin(self.uri)
+        self._pin = pin if pin is not None else uri_pin(self.uri)  # the logged-in session holds as much
+        self._module = module
         self._lock = threading.Lock()
-        token = _token(self.uri, module)
+        self._connect()
+
+    def _connect(self) -> None:
+        token = _token(self.uri, self._module)
         try:
-            self._session = _open(token, pin)
+            self._session = _open(token, self._pin)
         except pkcs11.PinIncorrect as exc:
             raise Pkcs11Error("the token refused the PIN", code="ca.pkcs11_pin", hint="fix the token PIN in the keyring") from exc
         except pkcs11.PKCS11Error as exc:
@@ -127,22 +136,32 @@ class Pkcs11Signer:
     def sign(self, data: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
         with self._lock:
             try:
-                if isinstance(self._public, ec.EllipticCurvePublicKey):
-                    digest = hashes.Hash(algorithm)
-                    digest.update(data)
-                    raw = self._key.sign(digest.finalize(), mechanism=Mechanism.ECDSA)
-                    half = len(raw) // 2
-                    return encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
-                mech = Mechanism.SHA384_RSA_PKCS if isinstance(algorithm, hashes.SHA384) else Mechanism.SHA256_RSA_PKCS
-                return self._key.sign(data, mechanism=mech)
+                try:
+                    return self._sign(data, algorithm)
+                except self._SESSION_GONE:
+                    self._connect()
+                    return self._sign(data, algorithm)
             except pkcs11.PKCS11Error as exc:
                 raise Pkcs11Error(f"the token failed to sign: {type(exc).__name__} {exc}") from exc
+
+    def _sign(self, data: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+        if isinstance(self._public, ec.EllipticCurvePublicKey):
+            digest = hashes.Hash(algorithm)
+            digest.update(data)
+            raw = self._key.sign(digest.finalize(), mechanism=Mechanism.ECDSA)
+            half = len(raw) // 2
+            return encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
+        mech = Mechanism.SHA384_RSA_PKCS if isinstance(algorithm, hashes.SHA384) else Mechanism.SHA256_RSA_PKCS
+        return self._key.sign(data, mechanism=mech)
 
     def describe(self) -> str:
         return f"PKCS#11 key {without_pin(str(self.uri))}"
 
     def close(self) -> None:
-        self._session.close()
+        try:
+            self._session.close()
+        except self._SESSION_GONE:
+            pass  # closed already, with the module's other sessions
 
 
 _CURVES = {"P-256": "secp256r1", "P-384": "secp384r1"}

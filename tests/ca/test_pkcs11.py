@@ -101,3 +101,30 @@ def test_signer_output_is_checked(softhsm):
     finally:
         a.close()
         b.close()
+
+
+def test_token_ca_keeps_signing_after_a_new_target_token_reloads_the_module(softhsm, softhsm_conf):
+    """Finding a token initialized after the module was loaded re-initializes the module, which
+    closes every session of it, the CA's too: the CA logs in again and signs."""
+    import uuid
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from station.devices.pkcs11 import Pkcs11Token
+    from tests.conftest import init_softhsm_token
+
+    uri = softhsm()
+    generate_on_token(uri, None)
+    signer = Pkcs11Signer(uri, None)
+    try:
+        signer.sign(b"before", hashes.SHA256())
+        target = Pkcs11Token(init_softhsm_token(f"late-{uuid.uuid4().hex[:6]}", "55667788"))  # unknown: reload
+        assert target.describe()["label"].startswith("late-")
+        signature = signer.sign(b"after", hashes.SHA256())
+        signer.public_key().verify(signature, b"after", ec.ECDSA(hashes.SHA256()))
+    finally:
+        signer.close()
+    idle = Pkcs11Signer(uri, None)
+    Pkcs11Token(init_softhsm_token(f"late-{uuid.uuid4().hex[:6]}", "55667788"))  # its session goes with the reload
+    idle.close()  # and closing it is not an error
