@@ -125,10 +125,7 @@ def engine_issue(home, profile, reader: str, cache: Path, open_station=None) -> 
         target = open_target(uri)
         conn = pcsc.PcscConnection(reader)
         try:
-            card = PivSession(conn)
-            request_id = engine.open_request(card, registrar="reg", aal="AAL2", target=target)
-            engine.approve(request_id, approver="sup")
-            outcome = engine.complete(request_id, card, target)
+            outcome = engine.issue(PivSession(conn), registrar="reg", approver="sup", aal="AAL2", target=target)
         finally:
             conn.close(reset=True)
             target.close()

@@ -2,21 +2,31 @@
 
 Starts a private pcscd with a vpcd reader and reads a fresh demo PIV card. Where the GSA ICAM
 test set is at hand (``../shared/icam-test-pki`` or ``--icam DIR``), it then serves that test
-PKI on loopback and runs PKI-AUTH on a golden card and on a revoked one.
+PKI on loopback, runs PKI-AUTH on a golden card and on a revoked one, and issues a derived PIV
+credential to the golden card's holder: a station home in a temporary folder (demo keyring
+file), a registrar and a supervisor, a fresh SoftHSM token, the seven steps, OpenSC's
+``pkcs11-tool`` as witness, and the audit trail verified.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from pathlib import Path
+
+from cryptography import x509
 
 from station.devices.virtual.demo import make_demo_card
 from station.devices.virtual.pcscd import IsolatedPcscd
 
 DEMO_PIN = "246810"
+NEW_PIN, TRANSPORT_PIN = "k9Pz4mQ1", "55667788"  # the applicant's chosen PIN; the token's as delivered
+OPERATORS = {"registrar": ("Demo Registrar", "registrar passphrase"), "supervisor": ("Demo Supervisor", "supervisor passphrase")}
+SOFTHSM_MODULE = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"
+GOLDEN = "46_Golden_FIPS_201-2_PIV"
 DEFAULT_ICAM = Path(__file__).resolve().parents[2].parent / "shared" / "icam-test-pki"
-VERIFY_CARDS = ["46_Golden_FIPS_201-2_PIV", "24_Revoked_Certificates"]
+VERIFY_CARDS = [GOLDEN, "24_Revoked_Certificates"]
 
 
 def register(sub) -> None:
@@ -25,10 +35,29 @@ def register(sub) -> None:
     demo.set_defaults(func=cmd_demo)
 
 
-class _DemoPin:
+class _DemoPeople:
+    """The people at the station, scripted (an Interaction): they type; nothing typed is shown."""
+
     def request_pin(self, *, pin_kind: str, tries_left: int | None) -> str:
+        if pin_kind == "credential":
+            print("  (the applicant types the new credential's PIN)")
+            return NEW_PIN
         print(f"  (the cardholder types the {pin_kind} PIN; {tries_left} tries left)")
         return DEMO_PIN
+
+    def request_new_pin(self) -> tuple[str, str]:
+        print("  (the applicant chooses a PIN at the kiosk and types it twice)")
+        return NEW_PIN, NEW_PIN
+
+    def confirm_photo(self, facial_image: bytes | None, subject: str) -> bool:
+        return True
+
+    def operator_secret(self, operator: str, purpose: str) -> str:
+        print(f"  ({operator} signs in to {purpose})")
+        return OPERATORS[operator][1]
+
+    def progress(self, state: str, message: str) -> None:
+        print(f"  [{state}] {message}")
 
 
 def cmd_demo(args) -> int:
@@ -44,7 +73,7 @@ def cmd_demo(args) -> int:
         finally:
             pcscd.remove(link)
         if code == 0 and (args.icam / "cards").is_dir():
-            code = _pki_auth_demo(pcscd, args.icam)
+            code = _pki_auth_demo(pcscd, args.icam) or _issuance_demo(pcscd, args.icam)
         print("\nDemo: cards removed, pcscd stopped.")
         return code
 
@@ -67,7 +96,7 @@ def _pki_auth_demo(pcscd: IsolatedPcscd, icam: Path) -> int:
                 conn = pcsc.open_reader(pcscd.reader())
                 try:
                     with conn.transaction():
-                        verdict = pki_auth(PivSession(conn), profile, _DemoPin(), mode="crl", cache_dir=work)
+                        verdict = pki_auth(PivSession(conn), profile, _DemoPeople(), mode="crl", cache_dir=work)
                 finally:
                     conn.close(reset=True)
                 print(f"  {verdict.verdict.upper()}" + (f" ({', '.join(verdict.reasons)})" if verdict.reasons else ""))
@@ -78,3 +107,70 @@ def _pki_auth_demo(pcscd: IsolatedPcscd, icam: Path) -> int:
             finally:
                 pcscd.remove(link)
     return 0
+
+
+def _issuance_demo(pcscd: IsolatedPcscd, icam: Path) -> int:
+    from station.cli import main
+    from station.crypto.trust import TrustProfile
+    from station.devices import pcsc
+    from station.devices.piv import PivSession
+    from station.devices.virtual import load_card_image
+    from station.home import StationHome
+    from station.issuance.engine import IssuanceEngine
+    from station.issuance.signin import hash_password
+    from station.issuance.targets import open_target
+    from station.records.models import AuthMethod, Role
+    from station.service.operators import add_operator
+    from station.service.setup import InitOptions, initialize
+    from station.service.station import Station
+    from station.sim.pki_mirror import PkiMirror
+
+    print("\nDemo: issuing a derived PIV credential to the golden card's holder, onto a fresh SoftHSM token"
+          " (software, so AAL2).")
+    with PkiMirror(icam) as mirror, tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "tokens").mkdir()
+        (work / "softhsm2.conf").write_text(f"directories.tokendir = {work / 'tokens'}\nobjectstore.backend = file\n")
+        os.environ["SOFTHSM2_CONF"] = str(work / "softhsm2.conf")
+        subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "demo-token", "--pin", TRANSPORT_PIN,
+                        "--so-pin", "12345678"], check=True, capture_output=True, timeout=30)
+        target_uri = f"pkcs11:token=demo-token?module-path={SOFTHSM_MODULE}&pin-value={TRANSPORT_PIN}"
+        profile_path = mirror.write_profile(work / "icam-test.toml")
+        home = StationHome(work / "home")
+        initialize(home, InitOptions(trust_profile=profile_path, demo=True, ca_issuers_url="http://pki.station.test/ca.p7c",
+                                     crl_url="http://pki.station.test/ca.crl"))
+        with Station.open(home) as station:
+            for identity, (name, secret) in OPERATORS.items():
+                role = Role.REGISTRAR if identity == "registrar" else Role.SUPERVISOR
+                add_operator(station, identity, display_name=name, roles=[role], auth_method=AuthMethod.PASSWORD,
+                             auth_reference=hash_password(secret), actor="demo")
+            home.save_config({**station.config, "operators": {"allow_passwords": True}})  # no operator cards here
+        print(f"  a station home with its own issuing CA (a temporary folder); operators: {', '.join(OPERATORS)}")
+        link = pcscd.insert(load_card_image(icam / "cards" / GOLDEN, pin=DEMO_PIN))
+        with Station.open(home) as station:
+            engine = IssuanceEngine(station, TrustProfile.load(profile_path).with_revocation("crl"), _DemoPeople(),
+                                    crl_cache=home.crl_dir)
+            target = open_target(target_uri)
+            conn = pcsc.open_reader(pcscd.reader())
+            try:
+                outcome = engine.issue(PivSession(conn), registrar="registrar", approver="supervisor", aal="AAL2", target=target)
+            finally:
+                target.close()
+                conn.close(reset=True)
+                pcscd.remove(link)
+        if outcome.state != "issued":
+            print(f"  {outcome.state.upper()}")
+            return 1
+        cert = outcome.certificate
+        policy = cert.extensions.get_extension_for_oid(x509.ExtensionOID.CERTIFICATE_POLICIES).value[0]
+        print(f"  ISSUED certificate {outcome.serial} under policy {policy.policy_identifier.dotted_string}"
+              f" to {cert.subject.rfc4514_string()}, valid to {cert.not_valid_after_utc:%Y-%m-%d};"
+              f" self-test {outcome.selftest.label} ({', '.join(outcome.selftest.checks)})")
+        print("\nOpenSC's pkcs11-tool, reading the token on its own:")
+        listing = subprocess.run(["pkcs11-tool", "--module", SOFTHSM_MODULE, "--token-label", "demo-token", "--list-objects",
+                                  "--type", "cert"], capture_output=True, text=True, timeout=30)
+        for line in listing.stdout.splitlines():
+            if line.strip():
+                print(f"  {line.strip()}")
+        print()
+        return main(["audit", "verify", "--home", str(home.root)])

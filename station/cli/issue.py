@@ -147,9 +147,7 @@ def cmd_issue(args) -> int:
                           photo_confirmed=args.photo_confirmed, progress_to=sys.stderr)
 
     def work(engine, target, card):
-        request_id = engine.open_request(card, registrar=args.registrar, aal=f"AAL{args.aal}", target=target)
-        engine.approve(request_id, approver=args.approver)
-        return engine.complete(request_id, card, target)
+        return engine.issue(card, registrar=args.registrar, approver=args.approver, aal=f"AAL{args.aal}", target=target)
 
     return _drive(args, ui, work)
 

@@ -355,6 +355,12 @@ class IssuanceEngine:
     def fail(self, request_id: int, actor: str, reason: str) -> None:
         self._end(request_id, RequestState.FAILED, actor, "request.failed", reason)
 
+    # --- all seven steps for the applicant at the station --------------------------------------------------------
+    def issue(self, card: PivSession, *, registrar: str, approver: str, aal: str, target: Target) -> Outcome:
+        request_id = self.open_request(card, registrar=registrar, aal=aal, target=target)
+        self.approve(request_id, approver=approver)
+        return self.complete(request_id, card, target)
+
     # --- everything after approval, from wherever the request stands (also: resume) -----------------------------
     def complete(self, request_id: int, card: PivSession | None, target: Target) -> Outcome:
         req = self._load(request_id)

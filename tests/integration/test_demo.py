@@ -1,4 +1,5 @@
-"""`make demo` runs `station demo`: read a demo card, then PKI-AUTH a golden and a revoked card."""
+"""`make demo` runs `station demo`: read a demo card, PKI-AUTH a golden and a revoked card, then
+issue a derived credential to the golden card's holder on a fresh SoftHSM token."""
 
 import subprocess
 import sys
@@ -10,6 +11,13 @@ def test_demo_reads_and_authenticates(tmp_path):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Slot 9A:         CN=Demo Cardholder" in out and "tries left: 5" in out
-    golden, revoked = out.split("46_Golden_FIPS_201-2_PIV:")[1].split("24_Revoked_Certificates:")
+    golden, rest = out.split("46_Golden_FIPS_201-2_PIV:")[1].split("24_Revoked_Certificates:")
+    revoked, issuance = rest.split("Demo: issuing a derived PIV credential")
     assert "ACCEPT" in golden and "REJECT (cert-revoked" in revoked
-    assert "246810" not in out + result.stderr
+    steps = [line.split("]")[0].strip(" [") for line in issuance.splitlines() if line.startswith("  [")]
+    assert steps == ["requested", "approved", "authenticated", "key_generated", "delivered", "activated", "issued"]
+    assert "ISSUED certificate" in issuance and "2.16.840.1.101.3.2.1.3.40" in issuance and "self-test pass" in issuance
+    assert "label:      Derived PIV Authentication" in issuance  # OpenSC reads it off the token
+    assert "audit trail intact" in issuance
+    for secret in ("246810", "k9Pz4mQ1", "55667788", "registrar passphrase", "supervisor passphrase"):
+        assert secret not in out + result.stderr
