@@ -38,7 +38,7 @@ SOFTHSM = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"
 OPENSC = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
 CARD_PIN, TRANSPORT, NEW_PIN = "246810", "55667788", "k9Pz4mQ1"
 SECRETS = {"reg": "registrar passphrase 1", "sup": "supervisor passphrase 2"}
-RUNS = 9
+RUNS = 15
 
 
 class Person:
