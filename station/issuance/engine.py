@@ -255,15 +255,18 @@ class IssuanceEngine:
     def _generate(self, req: _Request, target: Target) -> None:
         self._expect(req, RequestState.AUTHENTICATED)
         device = target.describe().identity
-        if req.target_state:
-            target.restore(json.loads(req.target_state))  # resumed: the key is planned, perhaps generated
+        recorded = json.loads(req.target_state) if req.target_state else {}
+        if recorded:
+            target.restore(recorded)  # resumed: the key is planned, perhaps generated
         else:
             target.plan_key(KEY_ALGORITHM)  # recorded before the device makes it: a crash leaves no stray key
             if target.state():
+                recorded = target.state()
                 self._advance(req, RequestState.AUTHENTICATED, RequestState.AUTHENTICATED, "target.key_planned",
-                              {"device": device}, target_state=json.dumps(target.state()))
+                              {"device": device}, target_state=json.dumps(recorded))
+        before = target.state()  # not as recorded when a recorded key is gone from the device
         public_key = target.generate_key(KEY_ALGORITHM)
-        if target.state() != (json.loads(req.target_state) if req.target_state else {}):  # this run made the key
+        if before != recorded or target.state() != recorded:  # a key the records do not know yet
             self._advance(req, RequestState.AUTHENTICATED, RequestState.AUTHENTICATED, "target.key_generated",
                           {"device": device, "public_key_sha256": records.public_key_sha256(public_key)},
                           target_state=json.dumps(target.state()))

@@ -240,18 +240,23 @@ class DiesAfterGenerating(Pkcs11Target):
         raise Crash()
 
 
-def test_a_crash_right_after_key_generation_resumes_with_that_key(station, icam_profile, crl_cache, token):
-    """The key's CKA_ID was recorded before the token made it: the resumed request finds that
-    key (no stray second key on the token) and is issued for it."""
+def issue_until_the_crash(station, icam_profile, crl_cache, dying) -> int:
     eng = engine(station, icam_profile, crl_cache)
     applicant = card()
-    dying = DiesAfterGenerating(token)
     request_id = eng.open_request(applicant, registrar="reg", aal="AAL2", target=dying)
     eng.approve(request_id, approver="sup")
     with pytest.raises(Crash):
         eng.complete(request_id, applicant, dying)
-    made = dying.public_key
     assert eng.state(request_id) == "authenticated"
+    return request_id
+
+
+def test_a_crash_right_after_key_generation_resumes_with_that_key(station, icam_profile, crl_cache, token):
+    """The key's CKA_ID was recorded before the token made it: the resumed request finds that
+    key (no stray second key on the token) and is issued for it."""
+    dying = DiesAfterGenerating(token)
+    request_id = issue_until_the_crash(station, icam_profile, crl_cache, dying)
+    made = dying.public_key
     resumed_target = open_target(token)
     outcome = engine(station, icam_profile, crl_cache).complete(request_id, card(), resumed_target)
     assert outcome.state == "issued" and outcome.certificate.public_key() == made
@@ -262,3 +267,25 @@ def test_a_crash_right_after_key_generation_resumes_with_that_key(station, icam_
         assert len(list(keys.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}))) == 1
     finally:
         keys.close()
+
+
+class DiesBeforeTheRequest(Pkcs11Target):
+    def proof_of_possession(self, subject):
+        raise Crash()
+
+
+def test_a_key_wiped_from_the_token_before_certification_is_made_again_and_recorded(
+        station, icam_profile, crl_cache, token):
+    dying = DiesBeforeTheRequest(token)
+    request_id = issue_until_the_crash(station, icam_profile, crl_cache, dying)  # key made and recorded, then the crash
+    first = dying.public_key
+    dying.close()
+    session = dying.token.token.open(user_pin="55667788", rw=True)
+    try:
+        for obj in list(session.get_objects({Attribute.ID: dying.key_id})):
+            obj.destroy()  # someone wiped the key off the token meanwhile
+    finally:
+        session.close()
+    outcome = engine(station, icam_profile, crl_cache).complete(request_id, card(), open_target(token))
+    assert outcome.state == "issued" and outcome.certificate.public_key() != first
+    assert audit(station).count('"target.key_generated"') == 2  # the new key is on record too
