@@ -81,7 +81,8 @@ class Pkcs11Token:
 
     def __init__(self, uri: Pkcs11Uri | str):
         self.uri = uri if isinstance(uri, Pkcs11Uri) else Pkcs11Uri.parse(uri)
-        lib = library(self.uri.module_path)
+        module = self.uri.module_path  # checked once: the property looks at the file
+        lib = library(module)
         for attempt in (1, 2):
             try:
                 self.token = lib.get_token(token_label=self.uri.token) if self.uri.token else lib.get_token()
@@ -93,19 +94,17 @@ class Pkcs11Token:
                 # token): the slot list is from when the module was loaded; reload it once.
                 if attempt == 2:
                     raise _translate(exc, f"opening token {self.uri.token!r}") from None
-                for key in [k for k in _HELD if k[0] == self.uri.module_path]:
+                for key in [k for k in _HELD if k[0] == module]:
                     del _HELD[key]  # C_Finalize closes every session of the module
                 lib.reinitialize()  # a token plugged in, removed or initialized since
+        # which login this token's operations share (PKCS#11 login state is per process and token)
+        self._login_key = (module, self.token.label, str(self.token.serial))
 
     def describe(self) -> dict[str, str]:
         t = self.token
         return {"label": t.label.strip(), "manufacturer": t.manufacturer_id.strip(), "model": t.model.strip(),
                 "serial": t.serial.decode(errors="replace").strip() if isinstance(t.serial, bytes) else str(t.serial).strip(),
                 "module": self.uri.query.get("module-path", "")}
-
-    @property
-    def _login_key(self) -> tuple[str, str, str]:
-        return self.uri.module_path, self.token.label, str(self.token.serial)
 
     def _open(self, pin: str):
         """A session logged in with ``pin``: the held one (left open) when it was logged in with

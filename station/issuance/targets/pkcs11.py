@@ -29,6 +29,7 @@ class Pkcs11Target(Target):
         self.token = Pkcs11Token(self.uri)
         self.key_id: bytes | None = None
         self.public_key = None
+        self._pin: str | None = None  # the transport PIN, read from its source once
 
     def describe(self) -> DeviceDescription:
         d = self.token.describe()
@@ -36,7 +37,10 @@ class Pkcs11Target(Target):
         return DeviceDescription("pkcs11", self.hardware, identity, smart_card=False, details=d)
 
     def _transport_pin(self) -> str:
-        return self.uri.pin()
+        """From pin-value, a PIN file or the keyring (a D-Bus call): read once, not per operation."""
+        if self._pin is None:
+            self._pin = self.uri.pin()
+        return self._pin
 
     def _key(self) -> bytes:
         if self.key_id is None:
