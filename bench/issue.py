@@ -78,23 +78,11 @@ def untimed(result):
 
 
 def station_home(work: Path, profile_path: Path):
-    from station.home import StationHome
-    from station.issuance.signin import hash_password
-    from station.records.models import AuthMethod, Role
-    from station.service.operators import add_operator
-    from station.service.setup import InitOptions, initialize
-    from station.service.station import Station
+    from station.cli.demo import demo_station
+    from station.records.models import Role
 
-    home = StationHome(work / "home")
-    initialize(home, InitOptions(trust_profile=profile_path, demo=True, ca_issuers_url="http://pki.test/ca.p7c",
-                                 crl_url="http://pki.test/ca.crl"))
-    station = Station.open(home)
-    for identity, role in (("reg", Role.REGISTRAR), ("sup", Role.SUPERVISOR)):
-        add_operator(station, identity, display_name=identity, roles=[role], auth_method=AuthMethod.PASSWORD,
-                     auth_reference=hash_password(SECRETS[identity]), actor="bench")
-    home.save_config({**station.config, "operators": {"allow_passwords": True}, "issuance": {"max_active_per_applicant": 1000}})
-    station.close()
-    return home
+    return demo_station(work / "home", profile_path, {"reg": Role.REGISTRAR, "sup": Role.SUPERVISOR}, SECRETS,
+                        {"issuance": {"max_active_per_applicant": 1000}})
 
 
 def engine_issue(home, profile, reader: str, cache: Path, open_station=None) -> tuple[float, float]:

@@ -22,7 +22,7 @@ from station.devices.virtual.pcscd import IsolatedPcscd
 
 DEMO_PIN = "246810"
 NEW_PIN, TRANSPORT_PIN = "k9Pz4mQ1", "55667788"  # the applicant's chosen PIN; the token's as delivered
-OPERATORS = {"registrar": ("Demo Registrar", "registrar passphrase"), "supervisor": ("Demo Supervisor", "supervisor passphrase")}
+OPERATORS = {"registrar": "registrar passphrase", "supervisor": "supervisor passphrase"}  # identity: password
 SOFTHSM_MODULE = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"
 GOLDEN = "46_Golden_FIPS_201-2_PIV"
 DEFAULT_ICAM = Path(__file__).resolve().parents[2].parent / "shared" / "icam-test-pki"
@@ -54,7 +54,7 @@ class _DemoPeople:
 
     def operator_secret(self, operator: str, purpose: str) -> str:
         print(f"  ({operator} signs in to {purpose})")
-        return OPERATORS[operator][1]
+        return OPERATORS[operator]
 
     def progress(self, state: str, message: str) -> None:
         print(f"  [{state}] {message}")
@@ -109,19 +109,37 @@ def _pki_auth_demo(pcscd: IsolatedPcscd, icam: Path) -> int:
     return 0
 
 
+def demo_station(root: Path, trust_profile: Path, roles: dict, passwords: dict[str, str], config: dict | None = None):
+    """A station home in ``root`` with its own issuing CA (demo keyring file: never for real
+    secrets) and operators who sign in with passwords: ``roles`` {identity: Role},
+    ``passwords`` {identity: password}. ``config``: more configuration sections."""
+    from station.home import StationHome
+    from station.issuance.signin import hash_password
+    from station.records.models import AuthMethod
+    from station.service.operators import add_operator
+    from station.service.setup import InitOptions, initialize
+    from station.service.station import Station
+
+    home = StationHome(root)
+    initialize(home, InitOptions(trust_profile=trust_profile, demo=True, ca_issuers_url="http://pki.station.test/ca.p7c",
+                                 crl_url="http://pki.station.test/ca.crl"))
+    with Station.open(home) as station:
+        for identity, role in roles.items():
+            add_operator(station, identity, display_name=identity, roles=[role], auth_method=AuthMethod.PASSWORD,
+                         auth_reference=hash_password(passwords[identity]), actor="demo")
+        home.save_config({**station.config, "operators": {"allow_passwords": True}, **(config or {})})  # no operator cards
+    return home
+
+
 def _issuance_demo(pcscd: IsolatedPcscd, icam: Path) -> int:
     from station.cli import main
     from station.crypto.trust import TrustProfile
     from station.devices import pcsc
     from station.devices.piv import PivSession
     from station.devices.virtual import load_card_image
-    from station.home import StationHome
     from station.issuance.engine import IssuanceEngine
-    from station.issuance.signin import hash_password
     from station.issuance.targets import open_target
-    from station.records.models import AuthMethod, Role
-    from station.service.operators import add_operator
-    from station.service.setup import InitOptions, initialize
+    from station.records.models import Role
     from station.service.station import Station
     from station.sim.pki_mirror import PkiMirror
 
@@ -136,15 +154,8 @@ def _issuance_demo(pcscd: IsolatedPcscd, icam: Path) -> int:
                         "--so-pin", "12345678"], check=True, capture_output=True, timeout=30)
         target_uri = f"pkcs11:token=demo-token?module-path={SOFTHSM_MODULE}&pin-value={TRANSPORT_PIN}"
         profile_path = mirror.write_profile(work / "icam-test.toml")
-        home = StationHome(work / "home")
-        initialize(home, InitOptions(trust_profile=profile_path, demo=True, ca_issuers_url="http://pki.station.test/ca.p7c",
-                                     crl_url="http://pki.station.test/ca.crl"))
-        with Station.open(home) as station:
-            for identity, (name, secret) in OPERATORS.items():
-                role = Role.REGISTRAR if identity == "registrar" else Role.SUPERVISOR
-                add_operator(station, identity, display_name=name, roles=[role], auth_method=AuthMethod.PASSWORD,
-                             auth_reference=hash_password(secret), actor="demo")
-            home.save_config({**station.config, "operators": {"allow_passwords": True}})  # no operator cards here
+        home = demo_station(work / "home", profile_path, {"registrar": Role.REGISTRAR, "supervisor": Role.SUPERVISOR},
+                            OPERATORS)
         print(f"  a station home with its own issuing CA (a temporary folder); operators: {', '.join(OPERATORS)}")
         link = pcscd.insert(load_card_image(icam / "cards" / GOLDEN, pin=DEMO_PIN))
         with Station.open(home) as station:
