@@ -15,8 +15,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from cryptography import x509
-
 from station.devices.virtual.demo import make_demo_card
 from station.devices.virtual.pcscd import IsolatedPcscd
 
@@ -173,8 +171,7 @@ def _issuance_demo(pcscd: IsolatedPcscd, icam: Path) -> int:
             print(f"  {outcome.state.upper()}")
             return 1
         cert = outcome.certificate
-        policy = cert.extensions.get_extension_for_oid(x509.ExtensionOID.CERTIFICATE_POLICIES).value[0]
-        print(f"  ISSUED certificate {outcome.serial} under policy {policy.policy_identifier.dotted_string}"
+        print(f"  ISSUED certificate {outcome.serial} under policy {outcome.policy}"
               f" to {cert.subject.rfc4514_string()}, valid to {cert.not_valid_after_utc:%Y-%m-%d};"
               f" self-test {outcome.selftest.label} ({', '.join(outcome.selftest.checks)})")
         print("\nOpenSC's pkcs11-tool, reading the token on its own:")

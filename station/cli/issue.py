@@ -86,10 +86,9 @@ def _outcome_json(outcome, target) -> dict:
     cert = outcome.certificate
     out = {"request_id": outcome.request_id, "state": outcome.state}
     if cert is not None:
-        policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
         out["credential"] = {
             "serial": outcome.serial,
-            "policy_oid": policies[0].policy_identifier.dotted_string,
+            "policy_oid": outcome.policy,
             "subject": cert.subject.rfc4514_string(),
             "not_after": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "target": target.describe().identity,

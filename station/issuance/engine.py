@@ -80,6 +80,7 @@ class Outcome:
     serial: str | None = None
     certificate: x509.Certificate | None = None
     selftest: selftest.SelfTestResult | None = None
+    policy: str | None = None  # the certificate policy OID it was issued under
 
 
 class IssuanceEngine:
@@ -378,4 +379,4 @@ class IssuanceEngine:
         while req.state in steps:  # each step checks the state in the database before its device work
             steps[req.state]()
         result = self._verify(req, target) if req.state == RequestState.ACTIVATED.value else None
-        return Outcome(request_id, req.state, req.serial, req.certificate, result)
+        return Outcome(request_id, req.state, req.serial, req.certificate, result, req.policy)
