@@ -198,21 +198,22 @@ class IssuanceEngine:
         card_uuid = str(chuid.card_uuid) if chuid and chuid.card_uuid else None
         with self.station.db.transaction() as session:
             operator = self._applicant_is_operator(session, fingerprint, fascn, card_uuid)
-            applicant_id = session.execute(
-                select(PivAuthCertificate.applicant_id).where(PivAuthCertificate.fingerprint == fingerprint)).scalar()
-            active = 0 if applicant_id is None else session.execute(
-                select(func.count(Credential.id)).join(PivAuthCertificate, Credential.piv_auth_certificate_id == PivAuthCertificate.id)
-                .where(PivAuthCertificate.applicant_id == applicant_id, Credential.status == CredentialStatus.ACTIVE.value)
-            ).scalar_one()
         if operator is not None:
             raise self._refuse(registrar, "separation.applicant_is_operator",
                                f"the applicant's card belongs to operator {operator!r}", hint="another registrar must serve this person")
-        if active >= self.max_active:
-            raise self._refuse(registrar, "limits.active_credentials", f"the applicant already holds {active} active derived credentials")
-        _, pac_id = records.record_applicant(
+        # the applicant as the records know them (by this certificate, else cardholder UUID or
+        # FASC-N: a person with a new card is still the same applicant for the limit)
+        applicant_id, pac_id = records.record_applicant(
             self.station, cert, actor=signed.identity, fascn=fascn, card_uuid=card_uuid,
             cardholder_uuid=str(chuid.cardholder_uuid) if chuid and chuid.cardholder_uuid else None,
         )
+        with self.station.db.transaction() as session:
+            active = session.execute(
+                select(func.count(Credential.id)).join(PivAuthCertificate, Credential.piv_auth_certificate_id == PivAuthCertificate.id)
+                .where(PivAuthCertificate.applicant_id == applicant_id, Credential.status == CredentialStatus.ACTIVE.value)
+            ).scalar_one()
+        if active >= self.max_active:
+            raise self._refuse(registrar, "limits.active_credentials", f"the applicant already holds {active} active derived credentials")
         kind = TargetKind.of_device(hardware=device.hardware, smart_card=device.smart_card)
         request_id = records.open_request(self.station, pac_id, aal=aal, target_kind=kind, registrar=signed.identity,
                                           target_uri=str(getattr(target, "uri", device.identity)))

@@ -289,3 +289,22 @@ def test_a_key_wiped_from_the_token_before_certification_is_made_again_and_recor
     outcome = engine(station, icam_profile, crl_cache).complete(request_id, card(), open_target(token))
     assert outcome.state == "issued" and outcome.certificate.public_key() != first
     assert audit(station).count('"target.key_generated"') == 2  # the new key is on record too
+
+
+def test_the_active_credential_limit_counts_the_person_not_the_card(station, icam_profile, crl_cache, token):
+    """The applicant comes back with a re-issued PIV card (another PIV Authentication
+    certificate, same cardholder): their credential issued under the old card still counts."""
+    import sqlite3
+
+    eng = IssuanceEngine(station, icam_profile.with_revocation("crl"), Script(), crl_cache=crl_cache, max_active_per_applicant=1)
+    applicant = card()
+    assert eng.issue(applicant, registrar="reg", approver="sup", aal="AAL2", target=open_target(token)).state == "issued"
+    db = sqlite3.connect(station.db.engine.url.database)
+    with db:  # the credential was issued under the person's previous card
+        db.execute("UPDATE piv_auth_certificates SET fingerprint = :old", {"old": "00" * 32})
+    db.close()
+    second = open_target(init_softhsm_token(f"dpiv-{uuid.uuid4().hex[:8]}", "55667788"))
+    with pytest.raises(IssuanceRefused) as info:
+        eng.open_request(card(), registrar="reg", aal="AAL2", target=second)
+    assert info.value.code == "limits.active_credentials"
+    assert '"limits.active_credentials"' in audit(station)  # the refusal is audited, naming the rule
