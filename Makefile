@@ -1,4 +1,4 @@
-# One entry point for people and CI: `make demo`, `make test`, `make bench`.
+# One entry point for people and CI: `make demo`, `make test`, `make bench`, `make mutants`.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +9,7 @@ APT_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev softhsm2 opensc zbar-tools
 	postgresql gnome-keyring dbus-daemon libengine-pkcs11-openssl openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup apt venv test demo bench clean
+.PHONY: setup apt venv test demo bench mutants clean
 
 setup: apt venv
 
@@ -39,6 +39,10 @@ demo: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+# Break each rule in turn (in a copy of the tree) and check its tests notice; not part of `make test`.
+mutants: setup
+	$(BIN)/python -m tools.mutants $(RULES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache bench/results.json

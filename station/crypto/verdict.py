@@ -56,8 +56,10 @@ class Verdict:
         return self.verdict == ACCEPT
 
     def add_failure(self, reason: str, detail: str, *, decisive: bool = False) -> None:
-        """Record a failure found after the static checks (PIN, challenge)."""
+        """Record a failure found after the static checks (PIN, challenge); its detail reads
+        ``reason: detail`` like theirs."""
         self.verdict = REJECT
+        detail = f"{reason}: {detail}"
         if decisive:
             self.reasons.insert(0, reason)
             self.details.insert(0, detail)

@@ -71,6 +71,18 @@ def test_edit_of_the_actor_is_named(trail):
     assert verify(trail).first_bad.seq == 9
 
 
+def test_rewritten_event_with_its_own_hash_recomputed_breaks_the_next_link(trail):
+    """Event 6 edited and its own hash recomputed: every event still matches its own hash,
+    and the checkpoints at 8 and 11 and the head still match; only event 7's prev_hash,
+    which names the old event 6, gives the rewrite away."""
+    old = row(trail, 6)
+    new = chain.event_hash(6, old.occurred_at, old.actor, old.action, old.object_type, old.object_id, '{"n":99}', old.prev_hash)
+    sql(trail, "UPDATE audit_events SET details = :d, hash = :h WHERE seq = 6", d='{"n":99}', h=new)
+    report = verify(trail)
+    assert report.first_bad.seq == 6
+    assert "rewritten" in report.first_bad.problem
+
+
 def test_deletion_is_named(trail):
     sql(trail, "DELETE FROM audit_events WHERE seq = 6")
     report = verify(trail)

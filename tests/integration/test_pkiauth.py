@@ -55,6 +55,7 @@ def test_card_verdict_over_pcscd(card, insert_card, pcscd, icam_profile, crl_cac
         assert verdict.verdict == want, f"{card} in {mode} mode: {verdict.reasons} {verdict.details}"
         if want == "reject":
             assert verdict.reasons[0] in acceptable, f"{card} in {mode} mode: {verdict.details}"
+            assert expected.shows_its_finding(verdict, card, mode), f"{card} in {mode} mode: {verdict.details}"
         else:
             assert verdict.identity.fascn and verdict.identity.sha256_fingerprint
     assert verifies.refs == ([0x00, 0x00] if card.startswith("28_") else [0x80, 0x80])

@@ -1,5 +1,5 @@
-"""Every ICAM test card, in CRL and OCSP mode, against EXPECTED.md (with the deviations
-docs/validation.md argues from the card bytes and the standards)."""
+"""Every ICAM test card, in CRL and OCSP mode, against EXPECTED.md as written: the verdict,
+an acceptable first reason, and the finding the card is named for among the details."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from station.crypto.card_contents import CardContents
 from station.crypto.verdict import check_challenge_signature, evaluate_card
 
-from tests.expected import expected, table
+from tests.expected import expected, shows_its_finding, stands_for, table
 
 from .icam import card_dirs, card_signer
 
@@ -23,6 +23,11 @@ def test_every_card_has_a_row():
     assert {c.name for c in card_dirs()} == set(EXPECTED)
 
 
+def test_every_rejected_card_names_its_finding():
+    rejected = {(card, mode) for card, modes in EXPECTED.items() for mode, (verdict, _) in modes.items() if verdict == "reject"}
+    assert {key for key in rejected if stands_for(*key) is None} == set()
+
+
 @pytest.mark.parametrize("card,mode", CASES)
 def test_card_verdict(card, mode, icam_profile, crl_cache):
     want_verdict, acceptable = expected(card.name, mode, EXPECTED)
@@ -33,6 +38,7 @@ def test_card_verdict(card, mode, icam_profile, crl_cache):
     assert verdict.verdict == want_verdict, verdict.details
     if want_verdict == "reject":
         assert verdict.reasons[0] in acceptable, verdict.details
+        assert shows_its_finding(verdict, card.name, mode), (stands_for(card.name, mode), verdict.details)
     else:
         assert verdict.reasons == []
         assert verdict.identity.fascn and verdict.identity.sha256_fingerprint

@@ -1,0 +1,177 @@
+"""Hand-made mutants: break one rule at a time and check that the suite notices.
+
+Usage: ``make mutants`` (or ``.venv/bin/python -m tools.mutants [RULE ...] [--list]``).
+
+Each :class:`Mutant` names a rule the station must keep, the one place in a rule-bearing
+module that enforces it (an exact piece of source text, which must occur once), what that
+text becomes when the rule is gone, and the tests that should fail then. The tree is copied
+to a temporary folder (the working tree is never touched, so an interrupted run leaves
+nothing behind); the chosen tests run once unmutated (they must pass, or every mutant would
+look caught), then once per mutant. One line per rule: ``caught RULE`` when those tests
+fail, ``survived RULE`` when they pass with the rule gone; ``stale RULE`` when the source
+text is no longer there once (the code moved: update the list). Exit code 0 only when every
+rule is caught.
+
+A survivor is a rule no test guards: write the test that fails without it, then keep it
+caught here. Add a mutant with every new rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SKIP = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", "*.egg-info", "build")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    rule: str
+    path: str
+    before: str
+    after: str
+    tests: tuple[str, ...]
+
+
+M = Mutant
+CONFORMANCE = "tests/validation/test_conformance.py"
+MUTANTS: tuple[Mutant, ...] = (
+    # --- the strict in-person checks of a PIV card (FIPS 201-3 §6.2, SP 800-73-4, SP 800-76-2)
+    M("certificate UUID agrees with the CHUID's", "station/crypto/card_checks.py",
+      "if ids.uuid is not None and ids.uuid != chuid.card_uuid.bytes:", "if False:", (CONFORMANCE,)),
+    M("certificate FASC-N agrees with the CHUID's", "station/crypto/card_checks.py",
+      "if ids.fascn is not None and ids.fascn != chuid.fascn:", "if False:", (CONFORMANCE,)),
+    M("biometric CBEFF header FASC-N agrees with the CHUID's", "station/crypto/card_checks.py",
+      "if record.fascn != chuid.fascn:", "if False:", (CONFORMANCE,)),
+    M("biometric record is valid now", "station/crypto/card_checks.py",
+      "if not record.not_before <= self.now <= record.not_after:", "if False:", (CONFORMANCE,)),
+    M("biometric record does not expire before the CHUID", "station/crypto/card_checks.py",
+      "if chuid is not None and record.not_after.date() < chuid.expiry:", "if False:", (CONFORMANCE,)),
+    M("CHUID not expired", "station/crypto/card_checks.py",
+      "if chuid.expiry < self.now.date():", "if False:", (CONFORMANCE,)),
+    M("content signer holds id-PIV-content-signing", "station/crypto/card_checks.py",
+      "if OID_PIV_CONTENT_SIGNING not in usages:", "if False:", ("tests/validation/test_rule_guards.py",)),
+    M("Security Object hashes match the objects", "station/crypto/card_checks.py",
+      "elif hashlib.new(algo, data).digest() != digest:", "elif False:", (CONFORMANCE,)),
+    M("subjectKeyIdentifier is the hash of the key", "station/crypto/card_checks.py",
+      "if ski != expected:", "if False:", (CONFORMANCE,)),
+    M("PIV Authentication certificate does not outlive the CHUID", "station/crypto/card_checks.py",
+      "if cert is not None and cert.not_valid_after_utc.date() > chuid.expiry:", "if False:", (CONFORMANCE,)),
+    # --- path validation and revocation (RFC 5280, RFC 6960)
+    M("end-entity CRL required in CRL mode", "station/crypto/validation.py",
+      '"crl": (RevocationCheckingRule.CRL_REQUIRED,', '"crl": (RevocationCheckingRule.CHECK_IF_DECLARED_SOFT,',
+      ("tests/validation/test_rule_guards.py",)),
+    M("OCSP answer required in OCSP mode", "station/crypto/validation.py",
+      'if self.profile.revocation == "ocsp":\n            await verify_ocsp_response', 'if False:\n            await verify_ocsp_response',
+      (CONFORMANCE,)),
+    # --- PKI-AUTH: the challenge and the PIN
+    M("challenge signed by the card's 9A key", "station/crypto/verdict.py",
+      "except (InvalidSignature, ValueError):\n        # Decisive", "except ():\n        # Decisive", (CONFORMANCE,)),
+    M("last PIN try is not spent unasked", "station/crypto/pkiauth.py",
+      "if status.retries_left == 1 and not allow_last_try:", "if False:", ("tests/integration/test_pkiauth.py",)),
+    # --- the Derived PIV Authentication certificate (SP 800-157, FIPS 201-3)
+    M("proof of possession: the CSR's signature verifies", "station/crypto/profile.py",
+      "if not req.is_signature_valid:", "if False:", ("tests/ca/test_proof_of_possession.py",)),
+    M("AAL3 only onto hardware", "station/crypto/profile.py",
+      "if aal is Aal.AAL3 and not target.is_hardware:", "if False:", ("tests/ca/test_profile.py",)),
+    M("validity capped by the PIV Authentication certificate", "station/crypto/profile.py",
+      "\"the PIV Authentication certificate's notAfter\": piv_auth.not_valid_after_utc,",
+      "\"the PIV Authentication certificate's notAfter\": piv_auth.not_valid_after_utc + dt.timedelta(days=3650),",
+      ("tests/ca/test_profile.py",)),
+    # --- the applicant's new PIN (SP 800-157 §3.4, SP 800-63B §5.1.1.2)
+    M("new PIN is not a sequence", "station/issuance/pin_policy.py",
+      "if _is_sequence(pin):", "if False:", ("tests/unit/test_pin_policy.py",)),
+    M("new PIN is not a common value", "station/issuance/pin_policy.py",
+      "if pin.lower() in COMMON:", "if False:", ("tests/unit/test_pin_policy.py",)),
+    # --- the audit trail
+    M("audit event links to the one before it (prev_hash)", "station/audit/verify.py",
+      " or event.prev_hash != verified[expected - 1]:", ":", ("tests/ca/test_audit.py",)),
+    M("checkpoint signatures verify", "station/audit/verify.py",
+      "key.verify(cp.signature, chain.checkpoint_message(cp.seq, cp.head_hash, cp.signed_at), ec.ECDSA(hashes.SHA256()))",
+      "pass", ("tests/ca/test_audit.py",)),
+    M("no secret enters an audit event", "station/audit/chain.py",
+      "if words & _FORBIDDEN_WORDS or joined in _FORBIDDEN_WORDS or \"privatekey\" in joined:", "if False:",
+      ("tests/ca/test_audit.py",)),
+)
+
+
+def _copy_tree(workdir: Path) -> Path:
+    """The working tree as it is, beside a link to ../shared (the tests read it there)."""
+    copy = workdir / REPO.name
+    shutil.copytree(REPO, copy, ignore=SKIP, symlinks=True)
+    shared = REPO.parent / "shared"
+    if shared.exists():
+        (workdir / "shared").symlink_to(shared)
+    return copy
+
+
+def _pytest(copy: Path, tests: tuple[str, ...]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(copy), "QT_QPA_PLATFORM": "offscreen", "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
+    return subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True)
+
+
+def run(mutants: tuple[Mutant, ...]) -> int:
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="station-mutants-") as tmp:
+        copy = _copy_tree(Path(tmp))
+        tests = tuple(dict.fromkeys(t for m in mutants for t in m.tests))
+        baseline = _pytest(copy, tests)
+        if baseline.returncode != 0:
+            print(baseline.stdout[-3000:], baseline.stderr[-2000:], sep="\n")
+            print("mutants: the tests fail without any mutant; fix them first", file=sys.stderr)
+            return 2
+        for mutant in mutants:
+            target = copy / mutant.path
+            original = target.read_text(encoding="utf-8")
+            if original.count(mutant.before) != 1:
+                print(f"stale    {mutant.rule}  ({mutant.path}: the text to mutate is not there once)")
+                failed += 1
+                continue
+            started = time.monotonic()
+            target.write_text(original.replace(mutant.before, mutant.after), encoding="utf-8")
+            try:
+                result = _pytest(copy, mutant.tests)
+            finally:
+                target.write_text(original, encoding="utf-8")
+            took = f"{time.monotonic() - started:.0f} s"
+            if result.returncode == 1:
+                print(f"caught   {mutant.rule}  ({took})")
+            elif result.returncode == 0:
+                print(f"survived {mutant.rule}  ({mutant.path}; {' '.join(mutant.tests)} passed with it gone)")
+                failed += 1
+            else:
+                print(f"broken   {mutant.rule}  (pytest exit {result.returncode}: the mutant does not run; fix the list)")
+                print(result.stdout[-1500:], result.stderr[-1500:], sep="\n")
+                failed += 1
+            sys.stdout.flush()
+    print(f"{len(mutants) - failed} caught, {failed} not caught")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mutants", description=__doc__.splitlines()[0])
+    parser.add_argument("rules", nargs="*", help="run only the rules whose name contains one of these words")
+    parser.add_argument("--list", action="store_true", help="list the rules and their tests, run nothing")
+    args = parser.parse_args(argv)
+    chosen = tuple(m for m in MUTANTS if not args.rules or any(w.lower() in m.rule.lower() for w in args.rules))
+    if args.list:
+        for m in chosen:
+            print(f"{m.rule}\n    {m.path}\n    {' '.join(m.tests)}")
+        return 0
+    if not chosen:
+        print("mutants: no rule matches", file=sys.stderr)
+        return 2
+    return run(chosen)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
