@@ -15,6 +15,7 @@ from cryptography import x509
 
 from station.cli._station_args import add_station_args, open_station
 from station.errors import StationError
+from station.secret_input import read_line
 
 
 def register(sub) -> None:
@@ -201,7 +202,7 @@ def cmd_selftest(args) -> int:
         cert = target.locate_credential()
         if cert is None:
             raise StationError("the device holds no derived PIV Authentication certificate", code="selftest.no_certificate")
-        pin = sys.stdin.readline().rstrip("\r\n") if args.pin_stdin else getpass.getpass("Credential PIN: ")
+        pin = (read_line(what="credential PIN") or "") if args.pin_stdin else getpass.getpass("Credential PIN: ")
         policy = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value[0].policy_identifier.dotted_string
         result = selftest.run(target, pin, cert, station.ca.certificate, policy)
     except StationError as exc:

@@ -7,11 +7,10 @@ the Qt wizard with screens. Secrets pass through these calls and nowhere else.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from typing import Protocol, TextIO
 
-from station.errors import StationError
+from station.secret_input import InputError, read_lines
 
 
 class Interaction(Protocol):
@@ -30,9 +29,8 @@ class Interaction(Protocol):
     def progress(self, state: str, message: str) -> None: ...
 
 
-class InputExhausted(StationError):
-    code = "input"
-    hint = "give the secrets on standard input, one per line, in the documented order"
+class InputExhausted(InputError):
+    """Standard input ended before the line a step needs."""
 
 
 class StdinInteraction:
@@ -47,8 +45,7 @@ class StdinInteraction:
 
     def __init__(self, stream: TextIO | None = None, *, photo_confirmed: bool = False, registrar: str = "", approver: str = "",
                  progress_to: TextIO | None = None, order: tuple[str, ...] = ORDER):
-        lines = (stream or sys.stdin).read().splitlines()
-        self._values = dict(zip(order, lines))
+        self._values = read_lines(order, stream)
         self._photo_confirmed = photo_confirmed
         self._operators = {registrar: "registrar secret", approver: "approver secret"}
         self._progress = progress_to
