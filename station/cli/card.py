@@ -86,8 +86,10 @@ def cmd_verify(args) -> int:
 
     try:
         profile = TrustProfile.load(args.profile)
-        cache = StationHome.locate(args.home).crl_dir
-        cache.mkdir(parents=True, exist_ok=True)
+        home = StationHome.locate(args.home)
+        home.make_private()
+        cache = home.crl_dir
+        cache.mkdir(exist_ok=True)
         conn = pcsc.open_reader(args.reader)
     except StationError as exc:
         return undecided(exc)
