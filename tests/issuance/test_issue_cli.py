@@ -111,3 +111,21 @@ def test_approver_signs_in_with_own_piv_card(home, insert_card, pcscd, softhsm_c
     wrong = run([*args[:-4], "--approver", "reg", "--approver-reader", pcscd.reader(1),
                  "--target", init_softhsm_token(f"dpiv-{uuid.uuid4().hex[:8]}", "55667788")], pcscd.env, stdin)
     assert wrong.returncode != 0 and json.loads(wrong.stdout)["error"] == "signin.wrong_card"
+
+
+def test_transport_pin_from_stdin_and_no_uri_text_in_errors(home, insert_card, pcscd, softhsm_conf):
+    """Issue 9: `pin-value=` on the command line is readable in /proc/PID/cmdline. A --target
+    without a PIN takes the transport PIN from the last stdin line, and a mistyped URI's error
+    does not repeat its query (`&pin-value55667788` printed the PIN)."""
+    label = f"dpiv-{uuid.uuid4().hex[:8]}"
+    uri = init_softhsm_token(label, "55667788").replace("&pin-value=55667788", "")
+    assert "55667788" not in uri
+    insert_card(load_card_image(GOLDEN, pin=TEST_PIN))
+    args = ["issue", "--home", str(home), "--applicant-reader", pcscd.reader(), "--aal", "2", "--registrar", "reg", "--approver", "sup"]
+    secrets = f"{SECRETS['reg']}\n{SECRETS['sup']}\n{TEST_PIN}\n{NEW_PIN}\n"
+    typo = run([*args, "--target", uri + "&pin-value55667788"], pcscd.env, secrets)
+    assert typo.returncode != 0 and json.loads(typo.stdout)["error"] == "pkcs11-uri"
+    assert "55667788" not in typo.stdout + typo.stderr
+    result = run([*args, "--target", uri], pcscd.env, secrets + "55667788\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["state"] == "issued" and "55667788" not in result.stdout + result.stderr
