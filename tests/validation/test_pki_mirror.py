@@ -80,8 +80,6 @@ def test_killed_mirror_leaves_no_responder_keys_behind(mirror, tmp_path):
     """Issue 9: SIGKILL leaves the working folder with the responder keys; the next start removes it."""
     from station.sim.pki_mirror import WORKDIR_PREFIX, PkiMirror
 
-    tmp = Path(tempfile.gettempdir())
-    before = set(tmp.glob(f"{WORKDIR_PREFIX}*"))
     out = tmp_path / "icam-test.toml"
     proc = subprocess.Popen([sys.executable, "-m", "station", "sim", "pki-mirror", "--from", str(ICAM), "--profile-out", str(out)],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -93,9 +91,9 @@ def test_killed_mirror_leaves_no_responder_keys_behind(mirror, tmp_path):
     finally:
         proc.kill()
         proc.wait(timeout=5)
-    left = set(tmp.glob(f"{WORKDIR_PREFIX}*")) - before
+    left = list(Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}{proc.pid}-*"))  # named after its process
     assert len(left) == 1
-    killed = left.pop()
+    killed = left[0]
     assert list(killed.glob("*.key.pem"))  # what SIGKILL leaves: the responders' private keys
     assert killed.stat().st_mode & 0o777 == 0o700
     with PkiMirror(ICAM) as second:
