@@ -120,13 +120,14 @@ def _drive(args, ui, work) -> int:
     def operator_card(identity: str):
         if identity not in operator_readers:
             return None
-        conn = pcsc.open_reader(operator_readers[identity])
+        conn = pcsc.open_reader(operator_readers[identity], exclusive=True)
         connections.append(conn)
         return PivSession(conn)
 
     try:
         engine, target = _engine(station, ui, operator_card), _target(station, args.target, ui.transport_pin)
-        conn = pcsc.open_reader(args.applicant_reader) if args.applicant_reader else None
+        # exclusive for the whole request: no other program uses key 9A around PKI-AUTH
+        conn = pcsc.open_reader(args.applicant_reader, exclusive=True) if args.applicant_reader else None
         try:
             outcome = work(engine, target, PivSession(conn) if conn else None)
         finally:
