@@ -4,7 +4,8 @@ Where it is: ``--home DIR``, else ``$STATION_HOME``, else the platform's user da
 The configuration is TOML (``station.toml``), read with :mod:`tomllib` and written by the
 small writer below (the station only writes tables of strings, numbers, booleans and lists).
 Secrets never go into the configuration: passphrases and PINs live in the OS keyring
-(:mod:`station.secret_store`).
+(:mod:`station.secret_store`). The home holds argon2id hashes, FASC-Ns and UUIDs: it is made
+0700 and its private files 0600 by explicit modes, never left to the umask.
 """
 
 from __future__ import annotations
@@ -84,6 +85,10 @@ class StationHome:
     def default_database_url(self) -> str:
         return f"sqlite:///{self.root / 'station.db'}"
 
+    def make_private(self) -> None:
+        """Create the home (and fix an existing one) readable by its owner only, whatever the umask."""
+        make_private_dir(self.root)
+
     def exists(self) -> bool:
         return self.config_path.is_file()
 
@@ -106,13 +111,31 @@ class StationHome:
                 ) from exc
 
     def save_config(self, config: dict[str, Any]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.make_private()
         write_private(self.config_path, dumps_toml(config).encode())
+
+
+def make_private_dir(path: Path) -> None:
+    """A folder only its owner can enter (0700); the mode is set, not left to the umask."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if path.stat().st_mode & 0o777 != 0o700:
+            os.chmod(path, 0o700)
+    except OSError as exc:
+        raise HomeError(f"cannot make {path} a private folder: {exc.strerror}", code="home.permissions",
+                        hint="give a --home folder you own") from None
+
+
+def make_private_file(path: Path) -> None:
+    """Create ``path`` empty if missing, and make it (new or old) readable by the owner only."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
 
 
 def write_private(path: Path, data: bytes, *, exclusive: bool = False) -> None:
     """Write a file readable by the owner only, atomically (or refusing to replace it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        make_private_dir(path.parent)
     if exclusive:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 
+from station import core_dumps
 from station.errors import StationError
 
 # Command-group modules and the commands each registers, in the order of --help.
@@ -46,6 +47,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    core_dumps.disable()  # the commands read PINs and passwords into this process's memory
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:

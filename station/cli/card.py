@@ -9,6 +9,7 @@ import sys
 from station.devices import pcsc
 from station.devices.errors import NotPivCard
 from station.errors import StationError
+from station.secret_input import read_line
 from station.devices.piv.session import PivSession
 from station.devices.piv.summary import summarize
 
@@ -67,7 +68,7 @@ class CliPinEntry:
 
     def request_pin(self, *, pin_kind: str, tries_left: int | None) -> str:
         if self.from_stdin:
-            return sys.stdin.readline().rstrip("\r\n")
+            return read_line(what=f"{pin_kind} PIN") or ""
         left = "" if tries_left is None else f" ({tries_left} tries left)"
         return getpass.getpass(f"{pin_kind.capitalize()} PIN{left}: ")
 
@@ -85,8 +86,10 @@ def cmd_verify(args) -> int:
 
     try:
         profile = TrustProfile.load(args.profile)
-        cache = StationHome.locate(args.home).crl_dir
-        cache.mkdir(parents=True, exist_ok=True)
+        home = StationHome.locate(args.home)
+        home.make_private()
+        cache = home.crl_dir
+        cache.mkdir(exist_ok=True)
         conn = pcsc.open_reader(args.reader)
     except StationError as exc:
         return undecided(exc)

@@ -1,7 +1,8 @@
 """``station issue`` (the seven steps, headless), ``station requests``, ``station selftest``.
 
 ``station issue`` reads, one per line on standard input: the registrar's secret, the
-approver's secret, the applicant's PIV PIN and the new credential PIN. It prints one JSON
+approver's secret, the applicant's PIV PIN and the new credential PIN, and last the target
+token's transport PIN when the ``--target`` URI names none. It prints one JSON
 object; any refusal exits non-zero with ``error`` naming the rule or reason code.
 """
 
@@ -15,13 +16,15 @@ from cryptography import x509
 
 from station.cli._station_args import add_station_args, open_station
 from station.errors import StationError
+from station.secret_input import read_line
 
 
 def register(sub) -> None:
     issue = sub.add_parser("issue", help="issue a derived PIV credential (all seven steps, headless)")
     add_station_args(issue)
     issue.add_argument("--applicant-reader", required=True, help="reader holding the applicant's PIV card")
-    issue.add_argument("--target", required=True, help="the device: pkcs11:token=…?module-path=…&pin-value=<transport PIN>")
+    issue.add_argument("--target", required=True, help="the device: pkcs11:token=…?module-path=…&pin-source=file:<transport PIN file> "
+                       "(without a PIN in the URI, the transport PIN is the last line of stdin)")
     issue.add_argument("--aal", choices=["2", "3"], required=True)
     issue.add_argument("--registrar", required=True)
     issue.add_argument("--approver", required=True)
@@ -75,11 +78,11 @@ def _engine(station, ui, operator_card=None):
     return IssuanceEngine(station, applicants, ui, crl_cache=cache, operator_profile=operators, operator_card=operator_card)
 
 
-def _target(station, uri: str):
+def _target(station, uri: str, pin_entry=None):
     from station.issuance.targets import open_target
 
     hardware = set((station.config.get("targets") or {}).get("hardware_modules", []))
-    return open_target(uri, hardware_modules=hardware)
+    return open_target(uri, hardware_modules=hardware, pin_entry=pin_entry)
 
 
 def _outcome_json(outcome, target) -> dict:
@@ -117,13 +120,14 @@ def _drive(args, ui, work) -> int:
     def operator_card(identity: str):
         if identity not in operator_readers:
             return None
-        conn = pcsc.open_reader(operator_readers[identity])
+        conn = pcsc.open_reader(operator_readers[identity], exclusive=True)
         connections.append(conn)
         return PivSession(conn)
 
     try:
-        engine, target = _engine(station, ui, operator_card), _target(station, args.target)
-        conn = pcsc.open_reader(args.applicant_reader) if args.applicant_reader else None
+        engine, target = _engine(station, ui, operator_card), _target(station, args.target, ui.transport_pin)
+        # exclusive for the whole request: no other program uses key 9A around PKI-AUTH
+        conn = pcsc.open_reader(args.applicant_reader, exclusive=True) if args.applicant_reader else None
         try:
             outcome = work(engine, target, PivSession(conn) if conn else None)
         finally:
@@ -201,7 +205,7 @@ def cmd_selftest(args) -> int:
         cert = target.locate_credential()
         if cert is None:
             raise StationError("the device holds no derived PIV Authentication certificate", code="selftest.no_certificate")
-        pin = sys.stdin.readline().rstrip("\r\n") if args.pin_stdin else getpass.getpass("Credential PIN: ")
+        pin = (read_line(what="credential PIN") or "") if args.pin_stdin else getpass.getpass("Credential PIN: ")
         policy = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value[0].policy_identifier.dotted_string
         result = selftest.run(target, pin, cert, station.ca.certificate, policy)
     except StationError as exc:

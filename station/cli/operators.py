@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from station.cli._station_args import actor, add_station_args, open_station
 from station.errors import StationError
+from station.secret_input import read_line
 
 
 def register(sub) -> None:
@@ -68,7 +68,7 @@ def cmd_add(args) -> int:
                 raise StationError("the configuration does not allow operator passwords", code="signin.passwords_disabled",
                                    hint="enrol the operator's PIV card (--piv-cert), or set [operators] allow_passwords = true")
             method = AuthMethod.PASSWORD
-            reference = hash_password(sys.stdin.readline().rstrip("\r\n"))
+            reference = hash_password(read_line(what="operator's password") or "")
         add_operator(station, args.id, display_name=args.name, roles=[Role(r) for r in args.role], auth_method=method,
                      auth_reference=reference, actor=actor(args), card_fascn=fascn, card_uuid=card_uuid)
     finally:

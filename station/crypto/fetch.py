@@ -5,19 +5,32 @@ the trust profile's URL map (an air-gapped badging office points the PKI's hosts
 mirrors) and keep CRLs in an on-disk cache that is reused until the CRL's ``nextUpdate``
 (or until it is older than the profile's ``crl_cache.max_age_hours``).
 
-Every request has a timeout; nothing here retries.
+Every request has a timeout, and all requests of one verification share one deadline (the
+profile's ``verification_deadline``, counted from the fetchers' creation): a server that sends
+one byte every few seconds never trips a socket timeout, so the body is read in pieces
+against the deadline. A URL that failed is not asked again for ``failed_url_retry`` seconds
+(pyhanko asks for the same CRL or OCSP answer once per path it tries: a dead server was asked
+18 times per verification). Nothing here retries. Unless the url_map names its host, a URL
+that leads to a loopback or link-local address is refused: it comes from a certificate that
+is not validated yet, and must not make the station probe its own machine or the cloud
+metadata address (169.254.169.254).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import logging
 import os
+import socket
 import tempfile
+import threading
+import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from asn1crypto import crl, ocsp, pem, x509
 from pyhanko_certvalidator import errors
@@ -45,11 +58,62 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-class HttpClient:
-    """Blocking HTTP with the profile's URL map and timeout, run off the event loop."""
+class DeadlinePassed(OSError):
+    """The verification's time for fetching is used up (not the URL's fault)."""
 
-    def __init__(self, profile: TrustProfile):
+
+class FailedUrls:
+    """URLs whose fetch failed, and until when they are not asked again (shared by every
+    verification of the process)."""
+
+    def __init__(self):
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key: str, url: str) -> None:
+        with self._lock:
+            until = self._until.get(key, 0.0)
+        if until > time.monotonic():
+            raise OSError(f"{url}: failed moments ago; not asked again for {until - time.monotonic():.0f} s")
+
+    def record(self, key: str, seconds: float) -> None:
+        with self._lock:
+            self._until[key] = time.monotonic() + seconds
+            if len(self._until) > 1024:  # bounded: drop the entries that have run out
+                now = time.monotonic()
+                self._until = {k: v for k, v in self._until.items() if v > now}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._until.clear()
+
+
+FAILED_URLS = FailedUrls()
+
+
+def _refuse_local(url: str) -> None:
+    """Refuse a URL whose host is (or resolves to) a loopback, link-local or unspecified address."""
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+    except (socket.gaierror, UnicodeError):
+        return  # the request itself fails and says so
+    for text in addresses:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+        address = getattr(address, "ipv4_mapped", None) or address
+        if address.is_loopback or address.is_link_local or address.is_unspecified:
+            raise OSError(f"{url}: refused: the host is a loopback or link-local address "
+                          f"(name it in the trust profile's url_map to allow it)")
+
+
+class HttpClient:
+    """Blocking HTTP with the profile's URL map, timeout and verification deadline, run off
+    the event loop."""
+
+    def __init__(self, profile: TrustProfile, failed: FailedUrls = FAILED_URLS):
         self.profile = profile
+        self.deadline = time.monotonic() + profile.verification_deadline
+        self.failed = failed
         self._opener = urllib.request.build_opener(_NoRedirect)
 
     async def get(self, url: str) -> tuple[bytes, str | None]:
@@ -64,14 +128,41 @@ class HttpClient:
             raise OSError(f"{url}: host not in the trust profile's url_map (offline profile)")
         if not target.startswith(("http://", "https://")):
             raise OSError(f"{url}: only http(s) URLs are fetched")
+        if not self.profile.maps(url):
+            _refuse_local(target)
+        key = f"{'POST' if body else 'GET'} {target}"
+        self.failed.check(key, url)
+        try:
+            return self._fetch(target, body, content_type, url)
+        except DeadlinePassed:
+            raise
+        except OSError:
+            self.failed.record(key, self.profile.failed_url_retry)
+            raise
+
+    def _remaining(self, url: str) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlinePassed(f"{url}: not fetched: the verification's {self.profile.verification_deadline:g} s "
+                                 "for fetching are used up")
+        return left
+
+    def _fetch(self, target: str, body: bytes | None, content_type: str | None, url: str):
         request = urllib.request.Request(target, data=body, method="POST" if body else "GET")
         if content_type:
             request.add_header("Content-Type", content_type)
-        with self._opener.open(request, timeout=self.profile.fetch_timeout) as response:
-            data = response.read(MAX_RESPONSE_BYTES + 1)
-            if len(data) > MAX_RESPONSE_BYTES:
-                raise OSError(f"{url}: response larger than {MAX_RESPONSE_BYTES} bytes")
-            return data, response.headers.get_content_type()
+        timeout = min(self.profile.fetch_timeout, self._remaining(url))
+        with self._opener.open(request, timeout=timeout) as response:
+            chunks, size = [], 0
+            while chunk := response.read1(64 * 1024):  # whatever has arrived: a trickle cannot outlast the deadline
+                size += len(chunk)
+                if size > MAX_RESPONSE_BYTES:
+                    raise OSError(f"{url}: response larger than {MAX_RESPONSE_BYTES} bytes")
+                chunks.append(chunk)
+                if time.monotonic() > self.deadline:
+                    raise OSError(f"{url}: too slow: still sending when the verification's "
+                                  f"{self.profile.verification_deadline:g} s for fetching ran out")
+            return b"".join(chunks), response.headers.get_content_type()
 
 
 class DiskCache:

@@ -14,6 +14,8 @@ Refusals and outcomes:
 - a card without a PIV application is a reject with ``not-piv``;
 - a contactless reader cannot do PKI-AUTH (no PIN, no key 9A there; SP 800-73-4 Part 1 §3).
 The PIN lives only in the local variable of :func:`pki_auth` and is never logged or stored.
+Once the PIN was verified, the card is reset when PKI-AUTH ends, however it ends: no PIN stays
+verified for another program to use key 9A with (issuance also holds the card exclusively).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from station.crypto.card_contents import CardContents
 from station.crypto.trust import TrustProfile
 from station.crypto.verdict import REJECT, Identity, Verdict, check_challenge_signature, evaluate_card
 from station.devices.connection import Interface
-from station.devices.errors import ApduError, InterfaceRestricted, NotPivCard, PinBlocked, PinIncorrect
+from station.devices.errors import ApduError, CardRemoved, InterfaceRestricted, NotPivCard, PinBlocked, PinIncorrect
 from station.devices.piv.constants import KeyRef, ObjectId, Slot
 from station.devices.piv.containers import CertificateContainer, DiscoveryObject
 from station.devices.piv.session import PivSession, algorithm_for_key
@@ -123,6 +125,22 @@ def pki_auth(
         return _reject("pin-blocked", f"the {pin_kind} PIN is blocked")
     finally:
         del pin
+    try:
+        return _after_verify(session, contents, profile, mode=mode, now=now, cache_dir=cache_dir)
+    finally:
+        _reset(session)
+
+
+def _reset(session: PivSession) -> None:
+    """Clear the verified PIN; a card pulled from the reader has none left either."""
+    try:
+        session.reset()
+    except CardRemoved:
+        pass
+
+
+def _after_verify(session: PivSession, contents: CardContents, profile: TrustProfile, *, mode, now, cache_dir) -> Verdict:
+    """PKI-AUTH once the PIN is verified: PIN-protected objects, every check, the challenge."""
     read_pin_objects(session, contents)
     verdict = evaluate_card(contents, profile, mode=mode, now=now, cache_dir=cache_dir)
     cert_der = contents.certificates.get(str(Slot.AUTHENTICATION))

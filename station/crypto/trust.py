@@ -9,8 +9,11 @@ for a commented example)::
     card_auth_policies = ["2.16.840.1.101.3.2.1.48.13"]
     content_signer_policies = []          # empty: any policy
     revocation = "ocsp-then-crl"          # ocsp | crl | ocsp-then-crl
-    fetch_timeout = 5                     # seconds per HTTP request
-    offline = false                       # true: never fetch a URL the url_map does not cover
+    fetch_timeout = 5                     # seconds a request may wait for the server
+    verification_deadline = 30            # seconds for all fetches of one verification
+    failed_url_retry = 60                 # seconds a URL that failed is not asked again
+    offline = false                       # true: never fetch a URL the url_map does not cover;
+                                          # false: any host but loopback/link-local ones
 
     [crl_cache]
     max_age_hours = 24                    # refetch a CRL fetched longer ago than this,
@@ -53,6 +56,8 @@ class TrustProfile:
     revocation: str = "ocsp-then-crl"
     crl_max_age_hours: float = 24.0
     fetch_timeout: float = 5.0
+    verification_deadline: float = 30.0
+    failed_url_retry: float = 60.0
     offline: bool = False
     url_map: dict[str, str] = field(default_factory=dict)
     source: Path | None = None
@@ -84,6 +89,8 @@ class TrustProfile:
             raise TrustProfileError("url_map maps host names to base URLs (strings)")
         cache = data.get("crl_cache", {})
         try:
+            seconds = {key: _seconds(data, key, default) for key, default in (
+                ("fetch_timeout", 5), ("verification_deadline", 30), ("failed_url_retry", 60))}
             return cls(
                 name=str(data.get("name", source.stem if source else "profile")),
                 anchors=anchors,
@@ -92,7 +99,7 @@ class TrustProfile:
                 content_signer_policies=frozenset(_list(data, "content_signer_policies")),
                 revocation=revocation,
                 crl_max_age_hours=float(cache.get("max_age_hours", 24)),
-                fetch_timeout=float(data.get("fetch_timeout", 5)),
+                **seconds,
                 offline=bool(data.get("offline", False)),
                 url_map={k.lower(): v.rstrip("/") for k, v in url_map.items()},
                 source=source,
@@ -114,6 +121,17 @@ class TrustProfile:
             return None if self.offline else url
         path = parts.path or "/"
         return base + path + (f"?{parts.query}" if parts.query else "")
+
+    def maps(self, url: str) -> bool:
+        """Whether the url_map names the host of ``url`` (the administrator chose where it goes)."""
+        return (urlsplit(url).hostname or "").lower() in self.url_map
+
+
+def _seconds(data: dict, key: str, default: float) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+        raise TrustProfileError(f"{key} must be a number of seconds above 0 (at most 3600), not {value!r}")
+    return float(value)
 
 
 def _list(data: dict, key: str) -> list[str]:

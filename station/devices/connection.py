@@ -42,6 +42,10 @@ class SmartCardConnection(abc.ABC):
     def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
         """Send one command APDU; return ``(response data, status word)``."""
 
+    def reset(self) -> None:
+        """Reset the card (ISO/IEC 7816-3 warm reset): its security status, such as a verified
+        PIN, is cleared; the connection stays open. Backends that reach a real card override it."""
+
     def close(self) -> None:  # pragma: no cover - trivial default
         pass
 

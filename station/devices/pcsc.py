@@ -2,7 +2,10 @@
 
 Every wait has a deadline. A connection shares the card with other PC/SC clients but holds a
 transaction (exclusive access) around each unit of work via :meth:`PcscConnection.transaction`;
-``exclusive=True`` refuses other clients for the whole connection.
+``exclusive=True`` (SCARD_SHARE_EXCLUSIVE) refuses other clients for the whole connection:
+issuance holds the applicant's card that way, so no other process can use key 9A while the PIN
+verified at PKI-AUTH is in force. :meth:`PcscConnection.reset` resets the card and keeps the
+connection (and its exclusivity): SCardReconnect with SCARD_RESET_CARD.
 """
 
 from __future__ import annotations
@@ -122,12 +125,15 @@ class PcscConnection(SmartCardConnection):
     def __init__(self, reader: str, *, exclusive: bool = False):
         self.reader = reader
         self._ctx = _Context()
-        share = scard.SCARD_SHARE_EXCLUSIVE if exclusive else scard.SCARD_SHARE_SHARED
+        self._share = scard.SCARD_SHARE_EXCLUSIVE if exclusive else scard.SCARD_SHARE_SHARED
         hresult, self._card, self._protocol = scard.SCardConnect(
-            self._ctx.handle, reader, share, scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
+            self._ctx.handle, reader, self._share, scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
         )
         if hresult != scard.SCARD_S_SUCCESS:
             self._ctx.close()
+            if hresult == scard.SCARD_E_SHARING_VIOLATION:
+                raise TransportError(f"another program holds the card in {reader} (sharing violation)",
+                                     hint="close the other program that holds the card, then try again")
             _check(hresult, f"connecting to the card in {reader}")
         hresult, _, _, _, atr = scard.SCardStatus(self._card)
         _check(hresult, "reading the card status")
@@ -159,6 +165,14 @@ class PcscConnection(SmartCardConnection):
             yield self
         finally:
             scard.SCardEndTransaction(self._card, scard.SCARD_LEAVE_CARD)
+
+    def reset(self) -> None:
+        """Reset the card so no PIN stays verified; the connection and its share mode remain."""
+        hresult, self._protocol = scard.SCardReconnect(self._card, self._share, scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
+                                                       scard.SCARD_RESET_CARD)
+        if hresult in _REMOVED - {scard.SCARD_W_RESET_CARD}:
+            raise CardRemoved("the card was removed from the reader")
+        _check(hresult, "resetting the card")
 
     def close(self, reset: bool = False) -> None:
         """Disconnect; ``reset=True`` resets the card so no PIN stays verified."""

@@ -7,11 +7,10 @@ the Qt wizard with screens. Secrets pass through these calls and nowhere else.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from typing import Protocol, TextIO
 
-from station.errors import StationError
+from station.secret_input import InputError, read_lines
 
 
 class Interaction(Protocol):
@@ -30,25 +29,27 @@ class Interaction(Protocol):
     def progress(self, state: str, message: str) -> None: ...
 
 
-class InputExhausted(StationError):
-    code = "input"
-    hint = "give the secrets on standard input, one per line, in the documented order"
+class InputExhausted(InputError):
+    """Standard input ended before the line a step needs."""
+
+
+#: read only when the --target URI carries no PIN: always the last line, after every other secret
+TRANSPORT_PIN = "token transport PIN"
 
 
 class StdinInteraction:
     """The headless ``station issue`` contract: standard input holds, one per line, the
     registrar's secret, the approver's secret, the applicant's PIV PIN and the new credential
-    PIN. The new PIN is taken as typed twice (a script cannot mistype); the photo check is
+    PIN, then the target token's transport PIN when the target URI names none. The new PIN is taken as typed twice (a script cannot mistype); the photo check is
     confirmed only when the caller says so (``--photo-confirmed``)."""
 
-    ORDER = ("registrar secret", "approver secret", "applicant PIV PIN", "new credential PIN")
+    ORDER = ("registrar secret", "approver secret", "applicant PIV PIN", "new credential PIN", TRANSPORT_PIN)
 
-    RESUME_ORDER = ("applicant PIV PIN", "new credential PIN")
+    RESUME_ORDER = ("applicant PIV PIN", "new credential PIN", TRANSPORT_PIN)
 
     def __init__(self, stream: TextIO | None = None, *, photo_confirmed: bool = False, registrar: str = "", approver: str = "",
                  progress_to: TextIO | None = None, order: tuple[str, ...] = ORDER):
-        lines = (stream or sys.stdin).read().splitlines()
-        self._values = dict(zip(order, lines))
+        self._values = read_lines(order, stream)
         self._photo_confirmed = photo_confirmed
         self._operators = {registrar: "registrar secret", approver: "approver secret"}
         self._progress = progress_to
@@ -68,6 +69,10 @@ class StdinInteraction:
 
     def confirm_photo(self, facial_image: bytes | None, subject: str) -> bool:
         return self._photo_confirmed
+
+    def transport_pin(self) -> str:
+        """The target token's transport PIN when ``--target`` names none (the last line)."""
+        return self._take(TRANSPORT_PIN)
 
     def operator_secret(self, operator: str, purpose: str) -> str:
         if operator not in self._operators:

@@ -8,6 +8,7 @@ row lock (:mod:`station.audit.log`).
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from station.errors import StationError
+from station.home import make_private_file
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA_HEAD = "0002"  # the newest migration (a test holds it equal to Alembic's head)
@@ -69,9 +71,31 @@ def _sqlite_pragmas(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _private_sqlite_files(url: str) -> None:
+    """The database file, made 0600 before SQLite opens it: SQLite creates its WAL and SHM
+    files with the database file's mode, so all three are the owner's only, whatever the umask
+    (the records hold argon2id hashes, FASC-Ns and UUIDs)."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        return  # SQLite says it cannot open the file
+    try:
+        make_private_file(path)
+        for companion in ("-wal", "-shm", "-journal"):
+            side = path.with_name(path.name + companion)
+            if side.exists():
+                os.chmod(side, 0o600)
+    except OSError as exc:
+        raise DatabaseError(f"cannot make the database {path} private: {exc.strerror}", code="records.permissions",
+                            hint="run the station as the owner of its database file") from None
+
+
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        _private_sqlite_files(url)
         engine = create_engine(url)
         _sqlite_pragmas(engine)
         return engine

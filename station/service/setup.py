@@ -63,7 +63,7 @@ def initialize(home: StationHome, opts: InitOptions) -> dict:
         ocsp_url=opts.ocsp_url,
         max_validity_days=opts.max_validity_days,
     )
-    home.root.mkdir(parents=True, exist_ok=True)
+    home.make_private()
     store = open_secret_store(station_id, home.root, kind=store_kind, demo=opts.demo)
     db_url = opts.db_url or home.default_database_url()
     own_db = home.root / "station.db"

@@ -28,6 +28,7 @@ class Station:
     def open(cls, home: StationHome, *, db_url: str | None = None, signing: bool = True) -> Station:
         """``signing=False`` opens without touching the keyring (read-only commands)."""
         config = home.load_config()
+        home.make_private()  # a home made before homes were private, or by hand
         db_config = config.get("database") or {}
         url = db_url or db_config.get("url") or home.default_database_url()
         secrets = None

@@ -14,6 +14,10 @@ responder code, one run per request, with a deadline).
 
 :func:`write_profile` writes the ``icam-test`` trust profile of EXPECTED.md with a
 ``url_map`` pointing at the mirror.
+
+The responder keys are copied into a private (0700) working folder named after the mirror's
+process id and removed at stop; a mirror killed with SIGKILL cannot remove it, so every start
+first removes the folders of mirrors whose process is gone.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import base64
 import http.server
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
@@ -68,6 +73,8 @@ OCSP_HOSTS: dict[str, tuple[str, str]] = {
 ICAM_TEST_ANCHOR = "pki/roots/00_ICAM_Test_Card_Root_CA.crt"
 ICAM_TEST_PIV_AUTH_POLICIES = ["2.16.840.1.101.3.2.1.48.11"]
 ICAM_TEST_CARD_AUTH_POLICIES = ["2.16.840.1.101.3.2.1.48.13"]
+
+WORKDIR_PREFIX = "pki-mirror-"
 
 _CONTENT_TYPES = {".p7c": "application/pkcs7-mime", ".crl": "application/pkix-crl",
                   ".crt": "application/pkix-cert", ".cer": "application/pkix-cert"}
@@ -213,7 +220,8 @@ class PkiMirror:
         self.stop()
 
     def start(self) -> None:
-        self._workdir = Path(tempfile.mkdtemp(prefix="pki-mirror-"))
+        remove_stale_workdirs()
+        self._workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
         self._workdir.chmod(0o700)
         try:
             handler = type("Files", (_FileHandler,), {"roots": {
@@ -290,6 +298,29 @@ class PkiMirror:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.profile_toml(), encoding="utf-8")
         return path
+
+
+def remove_stale_workdirs(tmp: Path | None = None) -> list[Path]:
+    """Remove the working folders (responder keys) of mirrors whose process is gone."""
+    removed = []
+    for path in Path(tmp or tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
+        pid = path.name[len(WORKDIR_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or path.is_symlink() or not path.is_dir() or path.stat().st_uid != os.geteuid():
+            continue
+        if not _process_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _quote(text: str) -> str:

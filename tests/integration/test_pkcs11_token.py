@@ -103,3 +103,32 @@ def test_uri_id_is_binary():
     assert Pkcs11Uri.parse("pkcs11:object=k").key_id is None
     with pytest.raises(UriError, match="percent-encoding"):
         Pkcs11Uri.parse("pkcs11:token=%FF")  # a label is UTF-8 text
+
+
+@pytest.mark.parametrize("text", [
+    f"pkcs11:token=t?module-path={SOFTHSM_MODULE}&pin-value55667788",     # the typo that printed the PIN
+    f"pkcs11:token=t?module-path={SOFTHSM_MODULE}&pinvalue=55667788",
+    f"pkcs11:token=t?module-path={SOFTHSM_MODULE}&55667788",
+    "pkcs11:token=t?module-path=/opt/55667788/p11.so",
+    "pkcs11:token=t?pin-source=file:/run/55667788/pin",
+    "pkcs11:token=t?pin-source=keyring:55667788/x",
+    "pkcs11:token=t?pin-source=55667788:x",
+])
+def test_uri_errors_never_repeat_query_text(text, secret_service):
+    errors = []
+    for step in (lambda: Pkcs11Uri.parse(text).module_path, lambda: Pkcs11Uri.parse(text).pin()):
+        try:
+            step()
+        except UriError as exc:
+            errors.append(exc.one_line())
+    assert errors and not [e for e in errors if "55667788" in e]
+
+
+def test_missing_pin_comes_from_the_callers_entry():
+    asked = []
+    uri = Pkcs11Uri.parse(f"pkcs11:token=t?module-path={SOFTHSM_MODULE}")
+    assert uri.pin(lambda: asked.append(1) or "55667788") == "55667788" and asked == [1]
+    assert Pkcs11Uri.parse("pkcs11:token=t?pin-value=1234").pin(lambda: "other") == "1234"
+    with pytest.raises(UriError, match="carries no PIN") as info:
+        uri.pin()
+    assert "pin-source" in info.value.hint

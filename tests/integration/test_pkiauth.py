@@ -176,3 +176,27 @@ def test_contactless_reader_cannot_do_pki_auth(icam_profile, crl_cache):
     with pytest.raises(errors.InterfaceRestricted):
         pki_auth(PivSession(VirtualConnection(card)), icam_profile, FixedPin(), cache_dir=crl_cache)
     assert card.pin_tries == 5
+
+
+PIN_STATUS_PROBE = """
+import sys
+from station.devices.pcsc import PcscConnection
+from station.devices.piv import PivSession
+print("verified" if PivSession(PcscConnection(sys.argv[1])).get_pin_status().verified else "not verified")
+"""
+
+
+def test_no_pin_stays_verified_after_pki_auth(insert_card, pcscd, icam_profile, crl_cache):
+    """Issue 9: another program could sign with key 9A after PKI-AUTH without a PIN. The card is
+    reset when PKI-AUTH ends; a second PC/SC client, another process, finds no PIN verified."""
+    insert_card(load_card_image(GOLDEN, pin=TEST_PIN))
+    conn = pcsc.open_reader(pcscd.reader())
+    try:
+        session = PivSession(conn)
+        assert pki_auth(session, icam_profile, FixedPin(), mode="crl", cache_dir=crl_cache).accepted
+        probe = subprocess.run([sys.executable, "-c", PIN_STATUS_PROBE, pcscd.reader()], env=pcscd.env,
+                               capture_output=True, text=True, timeout=60)
+        assert probe.stdout.strip() == "not verified", probe.stdout + probe.stderr
+        assert session.get_pin_status().retries_left is not None  # the session still works (PIV selected again)
+    finally:
+        conn.close()

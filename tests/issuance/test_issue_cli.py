@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -111,3 +112,78 @@ def test_approver_signs_in_with_own_piv_card(home, insert_card, pcscd, softhsm_c
     wrong = run([*args[:-4], "--approver", "reg", "--approver-reader", pcscd.reader(1),
                  "--target", init_softhsm_token(f"dpiv-{uuid.uuid4().hex[:8]}", "55667788")], pcscd.env, stdin)
     assert wrong.returncode != 0 and json.loads(wrong.stdout)["error"] == "signin.wrong_card"
+
+
+def test_transport_pin_from_stdin_and_no_uri_text_in_errors(home, insert_card, pcscd, softhsm_conf):
+    """Issue 9: `pin-value=` on the command line is readable in /proc/PID/cmdline. A --target
+    without a PIN takes the transport PIN from the last stdin line, and a mistyped URI's error
+    does not repeat its query (`&pin-value55667788` printed the PIN)."""
+    label = f"dpiv-{uuid.uuid4().hex[:8]}"
+    uri = init_softhsm_token(label, "55667788").replace("&pin-value=55667788", "")
+    assert "55667788" not in uri
+    insert_card(load_card_image(GOLDEN, pin=TEST_PIN))
+    args = ["issue", "--home", str(home), "--applicant-reader", pcscd.reader(), "--aal", "2", "--registrar", "reg", "--approver", "sup"]
+    secrets = f"{SECRETS['reg']}\n{SECRETS['sup']}\n{TEST_PIN}\n{NEW_PIN}\n"
+    typo = run([*args, "--target", uri + "&pin-value55667788"], pcscd.env, secrets)
+    assert typo.returncode != 0 and json.loads(typo.stdout)["error"] == "pkcs11-uri"
+    assert "55667788" not in typo.stdout + typo.stderr
+    result = run([*args, "--target", uri], pcscd.env, secrets + "55667788\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["state"] == "issued" and "55667788" not in result.stdout + result.stderr
+
+
+SIGN_PROBE = """
+import sys
+from cryptography import x509
+from station.devices.errors import TransportError
+from station.devices.pcsc import PcscConnection
+from station.devices.piv import PivSession
+from station.devices.piv.constants import Slot
+from station.devices.piv.session import algorithm_for_key
+algorithm = algorithm_for_key(x509.load_der_x509_certificate(open(sys.argv[2], "rb").read()).public_key())
+try:
+    session = PivSession(PcscConnection(sys.argv[1]))
+except TransportError as exc:
+    print("refused:", exc)
+    raise SystemExit(0)
+try:
+    session.sign(Slot.AUTHENTICATION, algorithm, b"signed behind the station's back")
+    print("signed with key 9A")
+except Exception as exc:
+    print("not signed:", type(exc).__name__)
+"""
+
+
+def test_applicant_card_is_held_exclusively(home, insert_card, pcscd, softhsm_conf):
+    """Issue 9: between PKI-AUTH and the end of issuance another process signed with key 9A
+    without a PIN. `station issue` is stopped right after PKI-AUTH (test failpoint); a second
+    PC/SC client in another process then cannot even connect to the card."""
+    import select
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    uri = init_softhsm_token(f"dpiv-{uuid.uuid4().hex[:8]}", "55667788")
+    insert_card(load_card_image(GOLDEN, pin=TEST_PIN))
+    cert = GOLDEN / "3 - ICAM_PIV_Auth_SP_800-73-4.crt"
+    data = cert.read_bytes()
+    der = x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER) if b"-----BEGIN" in data else data
+    (home / "applicant.der").write_bytes(der)
+    proc = subprocess.Popen([*STATION, "issue", "--home", str(home), "--applicant-reader", pcscd.reader(), "--target", uri,
+                             "--aal", "2", "--registrar", "reg", "--approver", "sup"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**pcscd.env, "STATION_TEST_PAUSE_AFTER": "authenticated"})
+    try:
+        proc.stdin.write(f"{SECRETS['reg']}\n{SECRETS['sup']}\n{TEST_PIN}\n{NEW_PIN}\n")
+        proc.stdin.close()
+        seen, deadline = "", time.monotonic() + 120
+        while "[authenticated]" not in seen and time.monotonic() < deadline and proc.poll() is None:
+            if select.select([proc.stderr], [], [], 1.0)[0]:
+                seen += proc.stderr.readline()
+        assert "[authenticated]" in seen, seen
+        probe = subprocess.run([sys.executable, "-c", SIGN_PROBE, pcscd.reader(), str(home / "applicant.der")],
+                               env=pcscd.env, capture_output=True, text=True, timeout=60)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert probe.stdout.startswith("refused: another program holds the card"), probe.stdout + probe.stderr

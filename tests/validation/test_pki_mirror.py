@@ -5,9 +5,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -72,3 +74,29 @@ def test_cli_runs_until_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=5)
+
+
+def test_killed_mirror_leaves_no_responder_keys_behind(mirror, tmp_path):
+    """Issue 9: SIGKILL leaves the working folder with the responder keys; the next start removes it."""
+    from station.sim.pki_mirror import WORKDIR_PREFIX, PkiMirror
+
+    out = tmp_path / "icam-test.toml"
+    proc = subprocess.Popen([sys.executable, "-m", "station", "sim", "pki-mirror", "--from", str(ICAM), "--profile-out", str(out)],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert out.exists()
+    finally:
+        proc.kill()
+        proc.wait(timeout=5)
+    left = list(Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}{proc.pid}-*"))  # named after its process
+    assert len(left) == 1
+    killed = left[0]
+    assert list(killed.glob("*.key.pem"))  # what SIGKILL leaves: the responders' private keys
+    assert killed.stat().st_mode & 0o777 == 0o700
+    with PkiMirror(ICAM) as second:
+        assert second.url_map
+        assert not killed.exists()
+        assert mirror._workdir.is_dir()  # a running mirror's folder stays

@@ -104,6 +104,11 @@ class PivSession:
         self.aid = aid
         return resp
 
+    def reset(self) -> None:
+        """Reset the card (a verified PIN no longer counts) and SELECT this application again."""
+        self.connection.reset()
+        self.select(self.aid)
+
     def _select_any(self) -> bytes:
         try:
             return self.select(PIV_AID)

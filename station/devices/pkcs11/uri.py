@@ -1,9 +1,12 @@
-"""PKCS#11 URIs (RFC 7512): ``pkcs11:token=<label>;object=<label>?module-path=<.so>&pin-value=<PIN>``.
+"""PKCS#11 URIs (RFC 7512): ``pkcs11:token=<label>;object=<label>?module-path=<.so>&pin-source=file:<path>``.
 
 Path attributes are separated by ``;``, query attributes by ``&``; values are percent-encoded.
-The PIN may come from ``pin-value``, from ``pin-source=file:<path>`` (RFC 7512 §2.3) or, a
-station extension, from ``pin-source=keyring:<service>/<username>`` (the OS keyring). The
-PIN is never part of ``str()``/``repr()`` of a URI.
+The PIN may come from ``pin-source=file:<path>`` (RFC 7512 §2.3), from the station extension
+``pin-source=keyring:<service>/<username>`` (the OS keyring), from ``pin-value`` (discouraged:
+a URI given on a command line is readable by every local user in /proc/PID/cmdline), or, when
+the URI names none, from the caller's ``fallback`` (the command line's standard input). The PIN
+is never part of ``str()``/``repr()`` of a URI, and no error repeats a query attribute's text:
+a typo such as ``&pin-value55667788`` would otherwise print the PIN.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from station.errors import StationError
 
@@ -23,18 +27,21 @@ QUERY_ATTRIBUTES = {"pin-value", "pin-source", "module-name", "module-path"}
 
 class UriError(StationError):
     code = "pkcs11-uri"
-    hint = "write the token as pkcs11:token=<label>?module-path=<module .so>&pin-value=<PIN> (RFC 7512)"
+    hint = "write the token as pkcs11:token=<label>?module-path=<module .so>&pin-source=file:<PIN file> (RFC 7512)"
 
 
 def _split(part: str, sep: str, allowed: set[str], where: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for item in filter(None, part.split(sep)):
+    for position, item in enumerate(filter(None, part.split(sep)), 1):
         name, eq, value = item.partition("=")
-        if not eq:
-            raise UriError(f"PKCS#11 URI {where} attribute {name!r} has no value")
         name = name.lower()
-        if name not in allowed and not name.startswith("x-"):
-            raise UriError(f"unknown PKCS#11 URI {where} attribute {name!r}")
+        known = name in allowed or name.startswith("x-")
+        # an unknown name is named only in the path: in the query it may be a mistyped PIN
+        said = f"{where} attribute {name!r}" if known or where == "path" else f"{where} attribute number {position} (not shown)"
+        if not eq:
+            raise UriError(f"PKCS#11 URI {said} has no value (write name=value)")
+        if not known:
+            raise UriError(f"unknown PKCS#11 URI {said}; known {where} attributes: {', '.join(sorted(allowed))}")
         if name in out:
             raise UriError(f"PKCS#11 URI attribute {name!r} appears twice")
         out[name] = urllib.parse.unquote(value, encoding=_encoding(name), errors="strict")
@@ -81,36 +88,43 @@ class Pkcs11Uri:
         if not module:
             raise UriError("the PKCS#11 URI names no module-path")
         if not Path(module).is_file():
-            raise UriError(f"PKCS#11 module {module} does not exist", hint="install the token's PKCS#11 module or fix module-path")
+            raise UriError("the PKCS#11 module named by module-path does not exist",
+                           hint="install the token's PKCS#11 module or fix module-path")
         return module
 
     @property
     def has_pin(self) -> bool:
         return "pin-value" in self.query or "pin-source" in self.query
 
-    def pin(self) -> str:
-        """The PIN named by the URI (pin-value, pin-source=file:…, or pin-source=keyring:…)."""
+    def pin(self, fallback: Callable[[], str] | None = None) -> str:
+        """The PIN named by the URI (pin-value, pin-source=file:…, or pin-source=keyring:…), else
+        ``fallback()`` (e.g. a line of standard input) when the caller gives one."""
         if "pin-value" in self.query:
             return self.query["pin-value"]
         source = self.query.get("pin-source")
         if source is None:
-            raise UriError("the PKCS#11 URI carries no PIN (pin-value or pin-source)")
+            if fallback is not None:
+                return fallback()
+            raise UriError("the PKCS#11 URI carries no PIN",
+                           hint="add pin-source=file:<PIN file> or pin-source=keyring:<service>/<user> to the URI")
         scheme, _, rest = source.partition(":")
         if scheme == "file":
             path = Path(urllib.parse.urlparse(source).path if rest.startswith("//") else rest)
             try:
                 return path.read_text().strip("\r\n")
             except OSError as exc:
-                raise UriError(f"cannot read the PIN file {path}: {exc.strerror}") from None
+                raise UriError(f"cannot read the PIN file named by pin-source: {exc.strerror}",
+                               hint="check the pin-source=file: path and that the station may read it") from None
         if scheme == "keyring":
             import keyring
 
             service, _, user = rest.partition("/")
             secret = keyring.get_password(service, user)
             if secret is None:
-                raise UriError(f"no keyring entry {service}/{user} holds the token PIN")
+                raise UriError("no keyring entry named by pin-source holds the token PIN",
+                               hint="store the PIN under that service and user, or fix pin-source=keyring:<service>/<user>")
             return secret
-        raise UriError(f"unsupported pin-source scheme {scheme!r}; use file: or keyring:")
+        raise UriError("unsupported pin-source scheme", hint="use pin-source=file:<path> or pin-source=keyring:<service>/<user>")
 
     def __str__(self) -> str:
         """The URI without any PIN (safe for logs, audit events and the database)."""

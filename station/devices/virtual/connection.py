@@ -38,5 +38,8 @@ class VirtualConnection(SmartCardConnection):
             raise CardRemoved("the card was removed from the reader")
         return self.card.transmit(apdu)
 
+    def reset(self) -> None:
+        self.card.power_on()
+
     def close(self) -> None:
         pass

@@ -1,7 +1,8 @@
 """Issuance onto a PKCS#11 token named by an RFC 7512 URI (SoftHSM2 in tests; OpenSC's
 ``opensc-pkcs11.so`` or Yubico's ``libykcs11.so`` for real tokens).
 
-The URI's PIN (``pin-value``, ``pin-source``) is the token's transport user PIN; activation
+The URI's PIN (``pin-source``, ``pin-value``), else the caller's ``pin_entry`` (the command
+line: a line of standard input), is the token's transport user PIN; activation
 replaces it with the applicant's PIN (C_SetPIN). Whether the module is hardware is a matter of
 configuration (``hardware=True``): SoftHSM is software.
 """
@@ -9,6 +10,7 @@ configuration (``hardware=True``): SoftHSM is software.
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 from cryptography import x509
 
@@ -23,9 +25,10 @@ CERT_LABEL = "Derived PIV Authentication"
 class Pkcs11Target(Target):
     kind = "pkcs11"
 
-    def __init__(self, uri: str | Pkcs11Uri, *, hardware: bool = False):
+    def __init__(self, uri: str | Pkcs11Uri, *, hardware: bool = False, pin_entry: Callable[[], str] | None = None):
         self.uri = uri if isinstance(uri, Pkcs11Uri) else Pkcs11Uri.parse(uri)
         self.hardware = hardware
+        self._pin_entry = pin_entry  # asked for the transport PIN when the URI names none
         self.token = Pkcs11Token(self.uri)
         self.key_id: bytes | None = None
         self.public_key = None
@@ -39,7 +42,7 @@ class Pkcs11Target(Target):
     def _transport_pin(self) -> str:
         """From pin-value, a PIN file or the keyring (a D-Bus call): read once, not per operation."""
         if self._pin is None:
-            self._pin = self.uri.pin()
+            self._pin = self.uri.pin(self._pin_entry)
         return self._pin
 
     def _key(self) -> bytes:
