@@ -383,12 +383,11 @@ class IssuanceEngine:
                 recorded = target.state()
                 self._advance(req, RequestState.AUTHENTICATED, RequestState.AUTHENTICATED, "target.key_planned",
                               {"device": device}, target_state=json.dumps(recorded))
-        before = target.state()  # not as recorded when a recorded key is gone from the device
         public_key = target.generate_key(KEY_ALGORITHM)
-        if before != recorded or target.state() != recorded:  # a key the records do not know yet
+        made = {**target.state(), "public_key_sha256": records.public_key_sha256(public_key)}
+        if made != recorded:  # a key the records do not know yet (also: one made again)
             self._advance(req, RequestState.AUTHENTICATED, RequestState.AUTHENTICATED, "target.key_generated",
-                          {"device": device, "public_key_sha256": records.public_key_sha256(public_key)},
-                          target_state=json.dumps(target.state()))
+                          {"device": device, "public_key_sha256": made["public_key_sha256"]}, target_state=json.dumps(made))
         proof = CsrProof(target.proof_of_possession(req.subject))
         issued = records.issue_certificate(self.station, req.id, proof, actor=req.actor,
                                            target_device=device,

@@ -9,6 +9,7 @@ import uuid
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from pkcs11 import Attribute, ObjectClass
 
 from station.issuance.engine import IssuanceEngine, IssuanceRefused
 from station.devices.piv.fascn import FascN
@@ -193,7 +194,7 @@ def test_same_person_by_credential_or_person_identifier():
     assert not _same_person(fascn(agency_code="9999"), fascn(agency_code="9999"))  # PIV-I: the FASC-N names no one
 
 
-# --- section 4: the request's own device ------------------------------
+# --- section 4: the request's own device, a whole key pair, a signing-only key ------------------------------
 
 def test_resume_onto_another_token_is_refused(station, icam_profile, crl_cache, token):
     dying = DiesAfterGenerating(token)
@@ -207,6 +208,34 @@ def test_resume_onto_another_token_is_refused(station, icam_profile, crl_cache, 
     session = other.token.token.open(user_pin="55667788")  # its PIN is still the transport PIN, and it holds nothing
     try:
         assert list(session.get_objects({})) == []
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize("lost", [ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY], ids=["private-lost", "public-lost"])
+def test_half_a_key_pair_is_made_again(lost, station, icam_profile, crl_cache, token):
+    """Killed while the token stored the pair: one half is there, the other is not. The
+    resumed request generates the pair again (recorded) and is issued for the new key."""
+    dying = DiesAfterGenerating(token)
+    request_id = issue_until_the_crash(station, icam_profile, crl_cache, dying)
+    half = dying.public_key
+    dying.close()
+    session = dying.token.token.open(user_pin="55667788", rw=True)
+    try:
+        session.get_key(lost, id=dying.key_id).destroy()
+    finally:
+        session.close()
+    resumed = open_target(token)
+    outcome = engine(station, icam_profile, crl_cache).complete(request_id, card(), resumed, registrar="reg")
+    assert outcome.state == "issued" and outcome.certificate.public_key() != half
+    (made,) = rows(station, "SELECT json_extract(details, '$.public_key_sha256') FROM audit_events WHERE action = 'target.key_generated'")
+    assert made == (records.public_key_sha256(outcome.certificate.public_key()),)  # the new pair is on record
+    session = resumed.token.token.open(user_pin=NEW_PIN)
+    try:
+        (private,) = session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY})
+        (public,) = session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY})
+        assert private[Attribute.DERIVE] is False  # its certificate allows signatures only
+        assert private[Attribute.ID] == public[Attribute.ID]
     finally:
         session.close()
 
