@@ -12,14 +12,16 @@ from cryptography.hazmat.primitives import hashes
 from pkcs11 import Attribute, ObjectClass
 
 from station.issuance.engine import IssuanceEngine, IssuanceRefused
+from station.devices.piv import PivSession
 from station.devices.piv.fascn import FascN
+from station.devices.virtual import VirtualConnection, load_card_image
 from station.issuance.engine import _same_person
 from station.issuance.targets import open_target
 from station.issuance.targets.pkcs11 import Pkcs11Target
 from station.records.models import AuthMethod, Role
 from station.service import issuance as records
 from station.service.operators import add_operator, disable_operator
-from tests.conftest import CARDS, GOLDEN, init_softhsm_token
+from tests.conftest import CARDS, GOLDEN, TEST_PIN, init_softhsm_token
 from tests.issuance.test_engine import (  # noqa: F401  (station, token: fixtures)
     NEW_PIN,
     DiesAfterGenerating,
@@ -148,6 +150,18 @@ def test_a_wrong_applicant_pin_ends_the_request(station, icam_profile, crl_cache
     assert info.value.code == "pin-incorrect" and eng.state(request_id) == "failed"
     assert eng.complete(request_id, card(), target, registrar="reg").state == "failed"  # nobody resumes it
     assert '"request.applicant_authenticated"' not in audit(station)
+
+
+def test_the_last_pin_try_ends_the_request(station, icam_profile, crl_cache, token):
+    """The station will not spend the card's last PIN try; the request cannot go on."""
+    eng = engine(station, icam_profile, crl_cache)
+    target = open_target(token)
+    request_id = opened_and_approved(eng, target)
+    image = load_card_image(GOLDEN, pin=TEST_PIN)
+    image.set_pin_tries(1)
+    with pytest.raises(IssuanceRefused) as info:
+        eng.complete(request_id, PivSession(VirtualConnection(image)), target, registrar="reg")
+    assert info.value.code == "pin-last-try" and eng.state(request_id) == "failed" and image.pin_tries == 1
 
 
 def test_the_limit_is_checked_again_when_the_request_goes_on(station, icam_profile, crl_cache, token):
