@@ -171,11 +171,13 @@ def cmd_requests_list(args) -> int:
 
 
 def cmd_requests_resume(args) -> int:
+    """The registrar who resumes (``--operator``) signs in afresh; the steps are theirs."""
     from station.issuance.interaction import StdinInteraction
+    from station.issuance.signin import SignInRefused
 
     if not args.operator:
-        return _fail(StationError("resuming a request needs the registrar who goes on with it", code="signin.operator_needed",
-                                  hint="name them with --operator ID and give their secret as the first line of standard input"))
+        return _fail(SignInRefused("resuming a request needs a signed-in registrar", code="signin.no_operator",
+                                   hint="name yourself with --operator ID and give your secret as the first line of standard input"))
     ui = StdinInteraction(sys.stdin, registrar=args.operator, progress_to=sys.stderr, order=StdinInteraction.RESUME_ORDER)
     return _drive(args, ui, lambda engine, target, card: engine.complete(args.request_id, card, target, registrar=args.operator))
 
