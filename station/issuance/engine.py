@@ -2,8 +2,10 @@
 
 Qt-free and device-agnostic: people are reached through an :class:`Interaction`, devices
 through a :class:`~station.issuance.targets.Target` and a :class:`PivSession` for the
-applicant's card. Every transition runs in one database transaction with its audit event;
-every refusal names its rule and is audited too. Callers run the engine on the device worker.
+applicant's card. Every transition runs in one database transaction with its audit event.
+Before a step acts it finds the request's state in the audit chain (a row alone is not
+believed: issue 9) and re-checks the operators, the applicant's limit and the device; every
+refusal names its rule and is audited too. Callers run the engine on the device worker.
 """
 
 from __future__ import annotations
