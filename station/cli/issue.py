@@ -41,8 +41,8 @@ def register(sub) -> None:
     add_station_args(listing)
     listing.add_argument("--open", action="store_true", help="only requests that have not ended")
     listing.set_defaults(func=cmd_requests_list)
-    resume = req_sub.add_parser("resume", help="continue a request from its last committed step "
-                                "(stdin: applicant PIV PIN, new credential PIN)")
+    resume = req_sub.add_parser("resume", help="continue a request from its last committed step, as the registrar "
+                                "named by --operator (stdin: their secret, applicant PIV PIN, new credential PIN)")
     add_station_args(resume)
     resume.add_argument("request_id", type=int)
     resume.add_argument("--applicant-reader")
@@ -175,10 +175,15 @@ def cmd_requests_list(args) -> int:
 
 
 def cmd_requests_resume(args) -> int:
+    """The registrar who resumes (``--operator``) signs in afresh; the steps are theirs."""
     from station.issuance.interaction import StdinInteraction
+    from station.issuance.signin import SignInRefused
 
-    ui = StdinInteraction(sys.stdin, progress_to=sys.stderr, order=StdinInteraction.RESUME_ORDER)
-    return _drive(args, ui, lambda engine, target, card: engine.complete(args.request_id, card, target))
+    if not args.operator:
+        return _fail(SignInRefused("resuming a request needs a signed-in registrar", code="signin.no_operator",
+                                   hint="name yourself with --operator ID and give your secret as the first line of standard input"))
+    ui = StdinInteraction(sys.stdin, registrar=args.operator, progress_to=sys.stderr, order=StdinInteraction.RESUME_ORDER)
+    return _drive(args, ui, lambda engine, target, card: engine.complete(args.request_id, card, target, registrar=args.operator))
 
 
 def cmd_requests_cancel(args) -> int:

@@ -40,12 +40,13 @@ TRANSPORT_PIN = "token transport PIN"
 class StdinInteraction:
     """The headless ``station issue`` contract: standard input holds, one per line, the
     registrar's secret, the approver's secret, the applicant's PIV PIN and the new credential
-    PIN, then the target token's transport PIN when the target URI names none. The new PIN is taken as typed twice (a script cannot mistype); the photo check is
-    confirmed only when the caller says so (``--photo-confirmed``)."""
+    PIN, then the target token's transport PIN when the target URI names none. The new PIN
+    is taken as typed twice (a script cannot mistype); the photo check is confirmed only
+    when the caller says so (``--photo-confirmed``)."""
 
     ORDER = ("registrar secret", "approver secret", "applicant PIV PIN", "new credential PIN", TRANSPORT_PIN)
 
-    RESUME_ORDER = ("applicant PIV PIN", "new credential PIN", TRANSPORT_PIN)
+    RESUME_ORDER = ("registrar secret", "applicant PIV PIN", "new credential PIN", TRANSPORT_PIN)
 
     def __init__(self, stream: TextIO | None = None, *, photo_confirmed: bool = False, registrar: str = "", approver: str = "",
                  progress_to: TextIO | None = None, order: tuple[str, ...] = ORDER):

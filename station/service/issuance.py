@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from station.crypto.profile import Aal, AssuranceMismatch, ProofOfPossession, TargetKind, plan_certificate
 from station.errors import StationError
 from station.records.models import (
     Applicant,
+    AuditEvent,
     Credential,
     IssuanceRequest,
     PivAuthCertificate,
@@ -125,9 +127,10 @@ def record_applicant(
 
 def open_request(
     station: Station, piv_auth_certificate_id: int, *, aal: Aal | str, target_kind: TargetKind | str, registrar: str,
-    target_uri: str | None = None,
+    target_uri: str | None = None, target_device: str | None = None,
 ) -> int:
-    """``target_uri``: the PIN-free identity of the device the credential goes to."""
+    """``target_uri``: the PIN-free URI of the device the credential goes to; ``target_device``:
+    its identity (label, model, serial), recorded in the chain so that no other device is used."""
     aal, target = Aal(aal), TargetKind(target_kind)
     if aal is Aal.AAL3 and not target.is_hardware:
         raise AssuranceMismatch(f"AAL3 cannot be issued to a {target.value} key")
@@ -153,9 +156,73 @@ def open_request(
             action="request.opened",
             object_type="request",
             object_id=req.id,
-            details={"applicant_id": pac.applicant_id, "aal": aal.value, "target_kind": target.value, "piv_auth_sha256": pac.fingerprint},
+            details={"applicant_id": pac.applicant_id, "aal": aal.value, "target_kind": target.value, "piv_auth_sha256": pac.fingerprint,
+                     "target_device": target_device},
         )
         return req.id
+
+
+# The audit events that move a request, and the state each leaves it in. ``credential.issued``
+# names its request in its details and the state it moved it to (``request_state``).
+STATE_EVENTS = {
+    "request.opened": RequestState.REQUESTED, "request.approved": RequestState.APPROVED,
+    "request.rejected": RequestState.REJECTED, "request.applicant_authenticated": RequestState.AUTHENTICATED,
+    "credential.delivered": RequestState.DELIVERED, "credential.activated": RequestState.ACTIVATED,
+    "request.issued": RequestState.ISSUED, "request.cancelled": RequestState.CANCELLED, "request.failed": RequestState.FAILED,
+}
+
+
+@dataclass(frozen=True)
+class ChainRecord:
+    """What the audit chain, not the ``requests`` row, says of one request."""
+    state: str | None  # None: the chain never opened it
+    registrar: str | None  # who opened it
+    applicant_id: int | None
+    target_device: str | None  # the device it was opened for
+    approver: str | None  # who approved it, if anyone did
+    approver_signed_in: bool  # that approver's sign-in is in the chain between opening and approval
+
+
+def chain_record(session: Session, request_id: int) -> ChainRecord:
+    """Replay the request's events (and its certificate's ``credential.issued``) in chain order."""
+    issued = select(Credential.serial).where(Credential.request_id == request_id).scalar_subquery()
+    events = session.execute(
+        select(AuditEvent.seq, AuditEvent.actor, AuditEvent.action, AuditEvent.details)
+        .where(or_(and_(AuditEvent.object_type == "request", AuditEvent.object_id == str(request_id)),
+                   and_(AuditEvent.action == "credential.issued", AuditEvent.object_id == issued)))
+        .order_by(AuditEvent.seq)).all()
+    state = registrar = applicant_id = target_device = approver = None
+    opened_seq = approved_seq = 0
+    for event in events:
+        details = json.loads(event.details)
+        if event.action == "credential.issued":
+            if details.get("request_id") == request_id:
+                state = details.get("request_state", RequestState.ISSUED.value)
+            continue
+        if event.action not in STATE_EVENTS:
+            continue  # refusals, key plans: the state stays
+        state = STATE_EVENTS[event.action].value
+        if event.action == "request.opened":
+            registrar, applicant_id, opened_seq = event.actor, details.get("applicant_id"), event.seq
+            target_device = details.get("target_device")
+        elif event.action in ("request.approved", "request.rejected"):
+            approver, approved_seq = event.actor, event.seq
+    signed_in = approver is not None and session.execute(
+        select(AuditEvent.seq).where(AuditEvent.action == "operator.signed_in", AuditEvent.actor == approver,
+                                     AuditEvent.seq > opened_seq, AuditEvent.seq < approved_seq).limit(1)).first() is not None
+    return ChainRecord(state, registrar, applicant_id, target_device, approver, signed_in)
+
+
+def require_backed(session: Session, req: IssuanceRequest) -> ChainRecord:
+    """The chain's record of ``req``; refused (``audit.state_unbacked``) when the row's state,
+    registrar or approver is not what the chain says: nothing acts on such a row."""
+    record = chain_record(session, req.id)
+    approver = req.approver.identity if req.approver is not None else None
+    if (record.state, record.registrar, record.approver) != (req.state, req.registrar.identity, approver):
+        raise IssuanceError(
+            f"request {req.id} is {req.state} in the records but {record.state or 'unknown'} in the audit chain",
+            code="audit.state_unbacked", hint="run `station audit verify`; an administrator investigates before anything goes on")
+    return record
 
 
 def locked_request(session: Session, request_id: int) -> IssuanceRequest:
@@ -173,6 +240,7 @@ def decide_request(station: Station, request_id: int, *, approver: str, approve:
     """Approve or reject. The approver holds the approver role and is not the registrar."""
     with station.db.transaction() as session:
         req = locked_request(session, request_id)
+        require_backed(session, req)
         op = operator_with_role(session, approver, Role.SUPERVISOR)
         if op.id == req.registrar_id:
             raise IssuanceError(
@@ -232,6 +300,7 @@ def issue_certificate(
     key_sha = public_key_sha256(subject_key)
     with station.db.transaction() as session:
         req = locked_request(session, request_id)
+        require_backed(session, req)
         if req.credential is not None:
             return _existing(req, key_sha)
         if req.state != from_state.value:
@@ -287,6 +356,7 @@ def issue_certificate(
             object_id=cred.serial,
             details={
                 "request_id": req.id,
+                "request_state": to_state.value,
                 "serial": cred.serial,
                 "policy": cred.policy,
                 "aal": req.aal,

@@ -168,8 +168,9 @@ def test_issuing_inside_a_longer_workflow(station, pki):
     with pytest.raises(IssuanceError):  # approved, not yet authenticated
         issuance.issue_certificate(station, req, CsrProof(csr(key)), actor=REGISTRAR,
                                    from_state=RequestState.AUTHENTICATED, to_state=RequestState.KEY_GENERATED)  # fmt: skip
-    with station.db.transaction() as s:
+    with station.db.transaction() as s:  # the engine's PKI-AUTH step: the state with its audit event
         issuance.locked_request(s, req).state = RequestState.AUTHENTICATED.value
+        station.audit.append(s, actor=REGISTRAR, action="request.applicant_authenticated", object_type="request", object_id=req)
     first = issuance.issue_certificate(station, req, CsrProof(csr(key)), actor=REGISTRAR,
                                        from_state=RequestState.AUTHENTICATED, to_state=RequestState.KEY_GENERATED)  # fmt: skip
     with station.db.transaction() as s:

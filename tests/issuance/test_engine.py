@@ -4,11 +4,13 @@ and the refusals, each audited, nothing issued."""
 from __future__ import annotations
 
 import io
+import sqlite3
 import uuid
 
 import pytest
 from cryptography import x509
 from pkcs11 import Attribute, ObjectClass
+from sqlalchemy import text
 
 from station.audit.export import export_jsonl
 from station.devices.piv import PivSession
@@ -74,6 +76,19 @@ def card(name=GOLDEN):
     return PivSession(VirtualConnection(load_card_image(name, pin=TEST_PIN)))
 
 
+def rows(station, sql: str, **params) -> list[tuple]:
+    with station.db.transaction() as session:
+        return [tuple(row) for row in session.execute(text(sql), params)]
+
+
+def tamper(station, sql: str, **params) -> None:
+    """A change behind the station's back: straight into the SQLite file, no audit event."""
+    db = sqlite3.connect(station.db.engine.url.database)
+    with db:
+        db.execute(sql, params)
+    db.close()
+
+
 def audit(station) -> str:
     out = io.StringIO()
     with station.db.transaction() as session:
@@ -88,7 +103,7 @@ def test_golden_card_to_softhsm_token_issued(station, icam_profile, crl_cache, t
     applicant = card()
     request_id = eng.open_request(applicant, registrar="reg", aal="AAL2", target=target)
     eng.approve(request_id, approver="sup")
-    outcome = eng.complete(request_id, applicant, target)
+    outcome = eng.complete(request_id, applicant, target, registrar="reg")
     assert outcome.state == "issued" and outcome.selftest.passed
     cert = outcome.certificate
     policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
@@ -126,18 +141,47 @@ def test_rejected_card_refused(station, icam_profile, crl_cache, token):
     assert info.value.code in {"cert-revoked", "cert-invalid"} and '"issuance.refused"' in audit(station)
 
 
-def test_weak_new_pin_refused_and_nothing_activated(station, icam_profile, crl_cache, token):
+def test_weak_new_pin_refused_before_anything_is_issued(station, icam_profile, crl_cache, token):
+    """The new PIN's policy is checked before the key is generated: no key, no certificate."""
     eng = engine(station, icam_profile, crl_cache, Script(new_pin="123456"))
     target = open_target(token)
     applicant = card()
     request_id = eng.open_request(applicant, registrar="reg", aal="AAL2", target=target)
     eng.approve(request_id, approver="sup")
     with pytest.raises(IssuanceRefused) as info:
-        eng.complete(request_id, applicant, target)
-    assert info.value.code == "weak-pin" and eng.state(request_id) == "delivered"
-    assert not target.activation_secret_set("123456")
-    eng.cancel(request_id, actor="sup")
-    assert eng.state(request_id) == "cancelled" and '"credential.revoked"' in audit(station)
+        eng.complete(request_id, applicant, target, registrar="reg")
+    assert info.value.code == "weak-pin" and eng.state(request_id) == "authenticated"
+    text = audit(station)
+    assert '"target.key_planned"' not in text and '"credential.issued"' not in text and '"weak-pin"' in text
+    assert open_target(token).locate_credential() is None
+
+
+def test_a_failed_issue_leaves_no_request_to_resume(station, icam_profile, crl_cache, token):
+    """`issue` in one go: a weak PIN (or any refusal part way) ends the request failed."""
+    eng = engine(station, icam_profile, crl_cache, Script(new_pin="123456"))
+    with pytest.raises(IssuanceRefused) as info:
+        eng.issue(card(), registrar="reg", approver="sup", aal="AAL2", target=open_target(token))
+    assert info.value.code == "weak-pin" and eng.state(1) == "failed"
+    assert '"request.failed"' in audit(station) and '"credential.issued"' not in audit(station)
+
+
+def test_a_wrong_token_pin_ends_the_request_and_revokes_its_certificate(station, icam_profile, crl_cache, token):
+    """The certificate was issued and installed, then the token refused its transport PIN at
+    activation: the request ends failed and its certificate is revoked, not left active."""
+    eng = engine(station, icam_profile, crl_cache)
+    target = open_target(token)
+    install = target.install_certificate
+
+    def install_then_the_pin_changes(certificate, chain):
+        install(certificate, chain)
+        target.token.change_pin("55667788", "99887766")  # the transport PIN given is no longer the token's
+
+    target.install_certificate = install_then_the_pin_changes
+    with pytest.raises(IssuanceRefused) as info:
+        eng.issue(card(), registrar="reg", approver="sup", aal="AAL2", target=target)
+    assert info.value.code == "activation.transport_secret" and eng.state(1) == "failed"
+    assert rows(station, "SELECT status FROM credentials") == [("revoked",)]
+    assert '"credential.revoked"' in audit(station)
 
 
 def test_applicant_who_is_an_operator_refused(station, icam_profile, crl_cache, token):
@@ -170,7 +214,7 @@ def test_activation_spends_no_pin_try(station, icam_profile, crl_cache, token):
     applicant = card()
     request_id = eng.open_request(applicant, registrar="reg", aal="AAL2", target=target)
     eng.approve(request_id, approver="sup")
-    assert eng.complete(request_id, applicant, target).state == "issued"
+    assert eng.complete(request_id, applicant, target, registrar="reg").state == "issued"
     assert target.probes == 0
 
 
@@ -182,13 +226,13 @@ def test_activation_after_a_crash_finds_the_pin_already_set(station, icam_profil
     applicant = card()
     request_id = eng.open_request(applicant, registrar="reg", aal="AAL2", target=target)
     eng.approve(request_id, approver="sup")
-    eng.authenticate_applicant(request_id, applicant)
-    eng.generate(request_id, target)
-    eng.deliver(request_id, target)
+    eng.authenticate_applicant(request_id, applicant, registrar="reg")
+    eng.generate(request_id, target, registrar="reg")
+    eng.deliver(request_id, target, registrar="reg")
     target.token.change_pin("55667788", NEW_PIN)  # the crash happened right after C_SetPIN
-    eng.activate(request_id, target)
+    eng.activate(request_id, target, registrar="reg")
     assert eng.state(request_id) == "activated" and target.probes == 1
-    assert eng.verify(request_id, target).passed
+    assert eng.verify(request_id, target, registrar="reg").passed
 
 
 def test_resume_without_the_applicants_card_is_refused(station, icam_profile, crl_cache, token):
@@ -197,7 +241,7 @@ def test_resume_without_the_applicants_card_is_refused(station, icam_profile, cr
     request_id = eng.open_request(card(), registrar="reg", aal="AAL2", target=target)
     eng.approve(request_id, approver="sup")
     with pytest.raises(IssuanceRefused) as info:
-        eng.complete(request_id, None, target)
+        eng.complete(request_id, None, target, registrar="reg")
     assert info.value.code == "issuance.card_needed" and eng.state(request_id) == "approved"
 
 
@@ -222,7 +266,7 @@ def test_a_request_cancelled_during_key_generation_gets_no_certificate(station, 
     request_id = eng.open_request(applicant, registrar="reg", aal="AAL2", target=target)
     eng.approve(request_id, approver="sup")
     with pytest.raises(IssuanceRefused) as info:
-        eng.complete(request_id, applicant, target)
+        eng.complete(request_id, applicant, target, registrar="reg")
     assert info.value.code == "issuance.state" and "cancelled" in str(info.value)
     assert eng.state(request_id) == "cancelled"
     text = audit(station)
@@ -246,7 +290,7 @@ def issue_until_the_crash(station, icam_profile, crl_cache, dying) -> int:
     request_id = eng.open_request(applicant, registrar="reg", aal="AAL2", target=dying)
     eng.approve(request_id, approver="sup")
     with pytest.raises(Crash):
-        eng.complete(request_id, applicant, dying)
+        eng.complete(request_id, applicant, dying, registrar="reg")
     assert eng.state(request_id) == "authenticated"
     return request_id
 
@@ -258,7 +302,7 @@ def test_a_crash_right_after_key_generation_resumes_with_that_key(station, icam_
     request_id = issue_until_the_crash(station, icam_profile, crl_cache, dying)
     made = dying.public_key
     resumed_target = open_target(token)
-    outcome = engine(station, icam_profile, crl_cache).complete(request_id, card(), resumed_target)
+    outcome = engine(station, icam_profile, crl_cache).complete(request_id, card(), resumed_target, registrar="reg")
     assert outcome.state == "issued" and outcome.certificate.public_key() == made
     text = audit(station)
     assert text.count('"target.key_planned"') == 1 and text.count('"target.key_generated"') == 1
@@ -286,7 +330,7 @@ def test_a_key_wiped_from_the_token_before_certification_is_made_again_and_recor
             obj.destroy()  # someone wiped the key off the token meanwhile
     finally:
         session.close()
-    outcome = engine(station, icam_profile, crl_cache).complete(request_id, card(), open_target(token))
+    outcome = engine(station, icam_profile, crl_cache).complete(request_id, card(), open_target(token), registrar="reg")
     assert outcome.state == "issued" and outcome.certificate.public_key() != first
     assert audit(station).count('"target.key_generated"') == 2  # the new key is on record too
 
@@ -294,15 +338,10 @@ def test_a_key_wiped_from_the_token_before_certification_is_made_again_and_recor
 def test_the_active_credential_limit_counts_the_person_not_the_card(station, icam_profile, crl_cache, token):
     """The applicant comes back with a re-issued PIV card (another PIV Authentication
     certificate, same cardholder): their credential issued under the old card still counts."""
-    import sqlite3
-
     eng = IssuanceEngine(station, icam_profile.with_revocation("crl"), Script(), crl_cache=crl_cache, max_active_per_applicant=1)
     applicant = card()
     assert eng.issue(applicant, registrar="reg", approver="sup", aal="AAL2", target=open_target(token)).state == "issued"
-    db = sqlite3.connect(station.db.engine.url.database)
-    with db:  # the credential was issued under the person's previous card
-        db.execute("UPDATE piv_auth_certificates SET fingerprint = :old", {"old": "00" * 32})
-    db.close()
+    tamper(station, "UPDATE piv_auth_certificates SET fingerprint = :old", old="00" * 32)  # issued under a previous card
     second = open_target(init_softhsm_token(f"dpiv-{uuid.uuid4().hex[:8]}", "55667788"))
     with pytest.raises(IssuanceRefused) as info:
         eng.open_request(card(), registrar="reg", aal="AAL2", target=second)

@@ -38,7 +38,7 @@ def test_never_issued_without_approval_and_pki_auth(sqlite_station, icam_profile
     golden = PivSession(VirtualConnection(load_card_image(GOLDEN, pin=TEST_PIN)))
     first = engine.open_request(golden, registrar="reg", aal="AAL2", target=happy)
     engine.approve(first, approver="sup")
-    assert engine.complete(first, golden, happy).state == "issued"
+    assert engine.complete(first, golden, happy, registrar="reg").state == "issued"
 
     class Operators(RuleBasedStateMachine):
         requests = Bundle("requests")
@@ -74,18 +74,18 @@ def test_never_issued_without_approval_and_pki_auth(sqlite_station, icam_profile
         @rule(request_id=requests, which=st.sampled_from(["golden", "revoked"]))
         def authenticate(self, request_id, which):
             if request_id is not None:
-                self.attempt(lambda: engine.authenticate_applicant(request_id, self.card(which)))
+                self.attempt(lambda: engine.authenticate_applicant(request_id, self.card(which), registrar="reg"))
 
         @rule(request_id=requests, step=st.sampled_from(["generate", "deliver", "activate", "verify"]))
         def later_step(self, request_id, step):
             if request_id is not None:
-                self.attempt(lambda: getattr(engine, step)(request_id, self.targets[request_id]))
+                self.attempt(lambda: getattr(engine, step)(request_id, self.targets[request_id], registrar="reg"))
 
         @rule(request_id=requests, which=st.sampled_from(["golden", "revoked"]))
         def complete(self, request_id, which):
             """An operator drives the request through every remaining step at once."""
             if request_id is not None:
-                self.attempt(lambda: engine.complete(request_id, self.card(which), self.targets[request_id]))
+                self.attempt(lambda: engine.complete(request_id, self.card(which), self.targets[request_id], registrar="reg"))
 
         @rule(request_id=requests)
         def cancel(self, request_id):

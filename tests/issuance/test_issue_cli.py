@@ -78,8 +78,8 @@ def test_headless_refusal_names_the_rule(home, insert_card, pcscd, softhsm_conf)
     wrong = run(["issue", "--home", str(home), "--applicant-reader", pcscd.reader(), "--target", uri, "--aal", "2",
                  "--registrar", "reg", "--approver", "sup"], pcscd.env, f"{SECRETS['reg']}\nnot the password\n{TEST_PIN}\n{NEW_PIN}\n")
     assert wrong.returncode != 0 and json.loads(wrong.stdout)["error"] == "signin.wrong_password"
-    requests = json.loads(run(["requests", "list", "--home", str(home), "--open"], pcscd.env).stdout)
-    assert [r["state"] for r in requests] == ["requested"]  # opened, never approved, nothing issued
+    requests = json.loads(run(["requests", "list", "--home", str(home)], pcscd.env).stdout)
+    assert [r["state"] for r in requests] == ["failed"]  # opened, never approved, ended: nothing left to resume
 
 
 def test_approver_signs_in_with_own_piv_card(home, insert_card, pcscd, softhsm_conf):

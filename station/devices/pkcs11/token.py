@@ -2,7 +2,9 @@
 
 Key pairs are generated inside the token, private keys sensitive and never extractable
 (``CKA_SENSITIVE``, ``CKA_EXTRACTABLE=false``; the token then reports ``CKA_LOCAL``,
-``CKA_NEVER_EXTRACTABLE``, ``CKA_ALWAYS_SENSITIVE``). Signing hashes on the host: ECDSA with
+``CKA_NEVER_EXTRACTABLE``, ``CKA_ALWAYS_SENSITIVE``) and good for signatures only
+(``CKA_DERIVE``, ``CKA_DECRYPT``, ``CKA_UNWRAP`` false: the certificate's key usage is
+digitalSignature). Signing hashes on the host: ECDSA with
 ``CKM_ECDSA`` over a SHA-256/384 digest (SoftHSM 2.6 lacks ``CKM_ECDSA_SHA256``), RSA with
 ``CKM_RSA_PKCS`` over a DigestInfo. The CSR is built here and signed on the token.
 """
@@ -141,7 +143,8 @@ class Pkcs11Token:
             raise Pkcs11Error(f"unsupported key algorithm {algorithm}; use one of {', '.join(ALGORITHMS)}")
         key_id = key_id or os.urandom(16)
         private = {Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
-                   Attribute.EXTRACTABLE: False, Attribute.SIGN: True, Attribute.DECRYPT: False}
+                   Attribute.EXTRACTABLE: False, Attribute.SIGN: True, Attribute.DECRYPT: False, Attribute.DERIVE: False,
+                   Attribute.UNWRAP: False}
         public = {Attribute.TOKEN: True, Attribute.VERIFY: True, Attribute.ENCRYPT: False, Attribute.WRAP: False}
         param, _ = ALGORITHMS[algorithm]
         with self._open(pin) as session:
@@ -159,6 +162,18 @@ class Pkcs11Token:
             except p11exc.PKCS11Error as exc:
                 raise _translate(exc, "generating the key pair on the token") from None
         return key_id, load_der_public_key(der)
+
+    def has_private_key(self, pin: str, key_id: bytes) -> bool:
+        with self._open(pin) as session:
+            return any(True for _ in session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.ID: key_id}))
+
+    def destroy_key_pair(self, pin: str, key_id: bytes) -> None:
+        """Remove the public and private keys stored with ``key_id`` (what a killed key
+        generation left of a pair), not its certificate."""
+        with self._open(pin) as session:
+            for kind in (ObjectClass.PUBLIC_KEY, ObjectClass.PRIVATE_KEY):
+                for key in list(session.get_objects({Attribute.CLASS: kind, Attribute.ID: key_id})):
+                    key.destroy()
 
     def key_info(self, pin: str, key_id: bytes) -> KeyInfo:
         with self._open(pin) as session:

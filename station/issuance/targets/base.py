@@ -50,8 +50,8 @@ class Target(abc.ABC):
 
     @abc.abstractmethod
     def generate_key(self, algorithm: str) -> Any:
-        """Generate the key pair on the device (or find the planned one, already generated);
-        returns the public key."""
+        """Generate the key pair on the device (or find the planned one, already generated, with
+        its private key: a pair found without it is made again); returns the public key."""
 
     @abc.abstractmethod
     def proof_of_possession(self, subject: x509.Name) -> bytes:

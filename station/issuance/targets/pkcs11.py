@@ -54,11 +54,16 @@ class Pkcs11Target(Target):
         self.key_id, self.public_key = os.urandom(16), None
 
     def generate_key(self, algorithm: str):
-        """Generate the planned key, or find it when an earlier run generated it already."""
-        if self.public_key is not None:
+        """Generate the planned key, or find it when an earlier run generated it already. Half
+        a pair under the planned CKA_ID (a run killed while the token stored the pair) is
+        removed and the pair generated again under that CKA_ID."""
+        pin = self._transport_pin()
+        self.token.hold_login(pin)  # one login for key, request and certificate
+        if self.public_key is not None and self.token.has_private_key(pin, self._key()):
             return self.public_key
-        self.token.hold_login(self._transport_pin())  # one login for key, request and certificate
-        self.key_id, self.public_key = self.token.generate_key(self._transport_pin(), algorithm, KEY_LABEL, self.key_id)
+        if self.key_id is not None:
+            self.token.destroy_key_pair(pin, self.key_id)
+        self.key_id, self.public_key = self.token.generate_key(pin, algorithm, KEY_LABEL, self.key_id)
         return self.public_key
 
     def proof_of_possession(self, subject: x509.Name) -> bytes:
