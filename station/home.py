@@ -25,6 +25,7 @@ CONFIG_NAME = "station.toml"
 
 class HomeError(StationError):
     code = "home"
+    hint = "check the station home (--home, $STATION_HOME) and its station.toml"
 
 
 class NotInitialized(HomeError):

@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
     ls = sub.add_parser("list", help="list issued credentials")
     add_station_args(ls)
-    ls.add_argument("--status", choices=["active", "revoked"])
+    ls.add_argument("--status", choices=["active", "revoked"], help="only credentials with this status")
     ls.set_defaults(func=run_list)
     show = sub.add_parser("show", help="show one credential")
     add_station_args(show)

@@ -21,10 +21,10 @@ def register(sub) -> None:
     issue = sub.add_parser("issue", help="issue a derived PIV credential (all seven steps, headless)")
     add_station_args(issue)
     issue.add_argument("--applicant-reader", required=True, help="reader holding the applicant's PIV card")
-    issue.add_argument("--target", required=True, help="the device: pkcs11:token=…?module-path=…&pin-value=<transport PIN>")
-    issue.add_argument("--aal", choices=["2", "3"], required=True)
-    issue.add_argument("--registrar", required=True)
-    issue.add_argument("--approver", required=True)
+    issue.add_argument("--target", required=True, help="the device: pkcs11:token=<label>?module-path=<module .so>&pin-source=… (RFC 7512)")
+    issue.add_argument("--aal", choices=["2", "3"], required=True, help="authenticator assurance level (SP 800-63B); 3 needs a hardware token")
+    issue.add_argument("--registrar", required=True, help="the registrar who opens the request (an operator id)")
+    issue.add_argument("--approver", required=True, help="the supervisor who approves it (an operator id, not the registrar)")
     issue.add_argument("--registrar-reader", help="reader with the registrar's own PIV card (then the registrar's secret is its PIN)")
     issue.add_argument("--approver-reader", help="reader with the approver's own PIV card (then the approver's secret is its PIN)")
     issue.add_argument("--photo-confirmed", action="store_true", help="the registrar compared the card's photo with the person (AAL3)")
@@ -41,19 +41,19 @@ def register(sub) -> None:
     resume = req_sub.add_parser("resume", help="continue a request from its last committed step "
                                 "(stdin: applicant PIV PIN, new credential PIN)")
     add_station_args(resume)
-    resume.add_argument("request_id", type=int)
-    resume.add_argument("--applicant-reader")
-    resume.add_argument("--target", required=True)
+    resume.add_argument("request_id", type=int, help="the request to continue (station requests list)")
+    resume.add_argument("--applicant-reader", help="reader holding the applicant's PIV card, when a step still needs it")
+    resume.add_argument("--target", required=True, help="the request's device, as a pkcs11: URI")
     resume.set_defaults(func=cmd_requests_resume)
     cancel = req_sub.add_parser("cancel", help="cancel a request (its certificate, if any, is revoked)")
     add_station_args(cancel)
-    cancel.add_argument("request_id", type=int)
-    cancel.add_argument("--reason", default="cancelled by operator")
+    cancel.add_argument("request_id", type=int, help="the request to cancel")
+    cancel.add_argument("--reason", default="cancelled by operator", help="why, for the audit trail")
     cancel.set_defaults(func=cmd_requests_cancel)
 
     test = sub.add_parser("selftest", help="re-run the functional test of an installed credential (step 7)")
     add_station_args(test)
-    test.add_argument("--target", required=True)
+    test.add_argument("--target", required=True, help="the device holding the credential, as a pkcs11: URI")
     test.add_argument("--pin-stdin", action="store_true", help="read the credential PIN from standard input")
     test.set_defaults(func=cmd_selftest)
 
@@ -61,7 +61,7 @@ def register(sub) -> None:
 def _fail(exc: StationError) -> int:
     print(json.dumps({"error": exc.code, "message": str(exc), "hint": exc.hint}, indent=2))
     print(f"station: {exc.one_line()}", file=sys.stderr)
-    return 1
+    return int(exc.exit_code)
 
 
 def _engine(station, ui, operator_card=None):

@@ -29,7 +29,7 @@ def register(sub) -> None:
     listing.set_defaults(func=cmd_list)
     disable = ops_sub.add_parser("disable", help="an operator who leaves: history kept, no more sign-in")
     add_station_args(disable)
-    disable.add_argument("--id", required=True)
+    disable.add_argument("--id", required=True, help="the operator to disable")
     disable.set_defaults(func=cmd_disable)
 
 

@@ -22,7 +22,7 @@ from station.crypto.validation import PathValidator
 from station.devices.piv.chuid import Chuid
 from station.devices.piv.constants import Slot
 from station.devices.piv.session import PivSession
-from station.errors import StationError
+from station.errors import Exit, StationError
 from station.issuance import selftest
 from station.issuance.interaction import Interaction
 from station.issuance.pin_policy import check_new_pin
@@ -54,6 +54,8 @@ _LOAD = (select(_REQUESTS.c.state, _REQUESTS.c.aal, _REQUESTS.c.target_state, Op
 
 class IssuanceRefused(StationError):
     code = "issuance.refused"
+    hint = "see the reason code in docs/issuance.md; `station requests list` shows the request"
+    exit_code = Exit.REFUSED
 
 
 @dataclass

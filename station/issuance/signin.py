@@ -22,6 +22,7 @@ _HASHER = PasswordHasher()  # argon2id, RFC 9106 "second recommended" parameters
 
 class SignInRefused(StationError):
     code = "signin"
+    hint = "the operator signs in again with their own PIV card or password"
 
 
 @dataclass(frozen=True)
