@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 
+from station.cli._prompt import ask_secret, require_terminal
 from station.devices import pcsc
 from station.devices.errors import NotPivCard
 from station.errors import StationError
@@ -66,10 +66,8 @@ class CliPinEntry:
         self.from_stdin = from_stdin
 
     def request_pin(self, *, pin_kind: str, tries_left: int | None) -> str:
-        if self.from_stdin:
-            return sys.stdin.readline().rstrip("\r\n")
         left = "" if tries_left is None else f" ({tries_left} tries left)"
-        return getpass.getpass(f"{pin_kind.capitalize()} PIN{left}: ")
+        return ask_secret(f"{pin_kind} PIN", from_stdin=self.from_stdin, note=left)
 
 
 def cmd_verify(args) -> int:
@@ -84,6 +82,7 @@ def cmd_verify(args) -> int:
         return 2
 
     try:
+        require_terminal("PIN", from_stdin=args.pin_stdin)
         profile = TrustProfile.load(args.profile)
         cache = StationHome.locate(args.home).crl_dir
         cache.mkdir(parents=True, exist_ok=True)
