@@ -42,6 +42,14 @@ class StationArgumentParser(argparse.ArgumentParser):
         self.exit(Exit.ERROR, f"{self.prog}: {message}. See `{self.prog} --help`.\n")
 
 
+def print_table(header: list[str], rows: list[list]) -> None:
+    """``rows`` under ``header`` in left-aligned columns (what list commands print without --json)."""
+    cells = [[str(v) for v in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
 def positive_int(text: str) -> int:
     """argparse type: a whole number above 0 (hours, days)."""
     try:
