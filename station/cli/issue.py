@@ -14,8 +14,8 @@ import sys
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from station.cli._prompt import ask_secret, require_terminal
 from station.cli import print_table
+from station.cli._prompt import ask_secret, require_terminal
 from station.cli._station_args import add_station_args, open_station
 from station.errors import Exit, StationError
 
@@ -83,7 +83,7 @@ def _fail(exc: StationError, as_json: bool) -> int:
 
 
 def _show(out: dict, as_json: bool) -> None:
-    """``out`` as JSON, or as aligned ``name: value`` lines (nested objects indented)."""
+    """``out`` as JSON, or as aligned ``name  value`` lines (a nested object indented under its name)."""
     if as_json:
         print(json.dumps(out, indent=2))
         return
