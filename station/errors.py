@@ -1,12 +1,34 @@
-"""The station's error base.
+"""The station's error base and the exit codes of the ``station`` command.
 
 Every error the station raises on purpose derives from :class:`StationError`: it carries a
 short machine-readable ``code`` (the reason codes of the card verdicts, or a rule name) and a
-``hint`` telling the person at the station what to do. Messages never contain a PIN, a
-password or key material.
+``hint`` telling the person at the station what to do. Every message has one shape,
+``station: <what happened>. <what to do>.`` (:meth:`StationError.one_line`). Messages never
+contain a PIN, a password or key material.
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Exit(IntEnum):
+    """Exit codes of the ``station`` command (README, "Exit codes")."""
+
+    OK = 0
+    REFUSED = 1  # the station decided no: a card rejected, a request refused, a self-test failed
+    ERROR = 2  # bad input or configuration, a device missing: nothing was decided
+    SYSTEM = 3  # the machine failed under the station: disk full, database busy, I/O error
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+    BROKEN_PIPE = 141  # the reader of the output went away, as `| head` does (128 + SIGPIPE)
+
+
+def sentence(text: str, *, capital: bool = False) -> str:
+    """``text`` on one line, ending with a full stop (and starting with a capital)."""
+    text = " ".join(text.split())
+    if capital:
+        text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "?", "!")) else f"{text}."
 
 
 class StationError(Exception):
@@ -14,6 +36,7 @@ class StationError(Exception):
 
     code: str = "error"
     hint: str = ""
+    exit_code: int = Exit.ERROR
 
     def __init__(self, message: str, *, code: str | None = None, hint: str | None = None):
         super().__init__(message)
@@ -23,5 +46,15 @@ class StationError(Exception):
             self.hint = hint
 
     def one_line(self) -> str:
-        text = str(self)
-        return f"{text} ({self.hint})" if self.hint else text
+        """What happened, then what to do: ``<message>. <hint>.`` on one line."""
+        text = sentence(str(self))
+        return f"{text} {sentence(self.hint, capital=True)}" if self.hint else text
+
+
+class SystemFailure(StationError):
+    """The machine failed under the station (disk full, database busy): nothing the person
+    typed was wrong, and trying again once the cause is gone is safe."""
+
+    code = "system"
+    hint = "fix the cause and run the command again"
+    exit_code = Exit.SYSTEM

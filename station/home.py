@@ -26,6 +26,7 @@ CONFIG_NAME = "station.toml"
 
 class HomeError(StationError):
     code = "home"
+    hint = "check the station home (--home, $STATION_HOME) and its station.toml"
 
 
 class NotInitialized(HomeError):

@@ -165,8 +165,10 @@ def db_url(request, tmp_path):
 
 @pytest.fixture
 def trust_profile(tmp_path) -> Path:
+    """A complete profile (`station init` loads it whole): the GSA test root, the PIV-I policy."""
     path = tmp_path / "trust-profile.toml"
-    path.write_text('name = "test"\n')
+    anchor = Path(__file__).resolve().parents[1].parent / "shared/icam-test-pki/pki/roots/00_ICAM_Test_Card_Root_CA.crt"
+    path.write_text(f'name = "test"\nanchors = ["{anchor}"]\npiv_auth_policies = ["2.16.840.1.101.3.2.1.48.11"]\n')
     return path
 
 

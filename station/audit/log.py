@@ -35,6 +35,7 @@ _MOVE_HEAD = _HEAD_TABLE.update().where(_HEAD_TABLE.c.id == 1).values(seq=bindpa
 
 class AuditError(StationError):
     code = "audit"
+    hint = "run `station audit verify` to see what is wrong with the audit trail"
 
 
 def key_fingerprint(public_key) -> str:  # noqa: ANN001

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.set_defaults(func=run_verify)
     export = sub.add_parser("export", help="write the audit trail")
     add_station_args(export)
-    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export.add_argument("--format", choices=["jsonl"], default="jsonl", help="jsonl: one event per line")
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
     export.set_defaults(func=run_export)
     cp = sub.add_parser("checkpoint", help="sign the current chain head now")

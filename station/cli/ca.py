@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
     export = sub.add_parser("export", help="write the CA certificate and its chain")
     add_station_args(export)
-    export.add_argument("--out", required=True, type=Path)
+    export.add_argument("--out", required=True, type=Path, help="file to write the CA chain to")
     export.add_argument("--format", choices=["pem", "p7c"], default="pem", help="pem: chain in PEM; p7c: certs-only CMS, DER")
     export.set_defaults(func=run_export)
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 
+from station.cli._prompt import ask_secret, require_terminal
 from station.devices import pcsc
 from station.devices.errors import NotPivCard
 from station.errors import StationError
-from station.secret_input import read_line
 from station.devices.piv.session import PivSession
 from station.devices.piv.summary import summarize
 
@@ -67,10 +66,8 @@ class CliPinEntry:
         self.from_stdin = from_stdin
 
     def request_pin(self, *, pin_kind: str, tries_left: int | None) -> str:
-        if self.from_stdin:
-            return read_line(what=f"{pin_kind} PIN") or ""
         left = "" if tries_left is None else f" ({tries_left} tries left)"
-        return getpass.getpass(f"{pin_kind.capitalize()} PIN{left}: ")
+        return ask_secret(f"{pin_kind} PIN", from_stdin=self.from_stdin, note=left)
 
 
 def cmd_verify(args) -> int:
@@ -85,6 +82,7 @@ def cmd_verify(args) -> int:
         return 2
 
     try:
+        require_terminal("PIN", from_stdin=args.pin_stdin)
         profile = TrustProfile.load(args.profile)
         home = StationHome.locate(args.home)
         home.make_private()

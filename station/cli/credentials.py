@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 
+from station.cli import print_table
 from station.cli._station_args import actor, add_station_args, open_station
 from station.service import revocation
 
@@ -14,12 +16,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
     ls = sub.add_parser("list", help="list issued credentials")
     add_station_args(ls)
-    ls.add_argument("--status", choices=["active", "revoked"])
+    ls.add_argument("--status", choices=["active", "revoked"], help="only credentials with this status")
+    ls.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     ls.set_defaults(func=run_list)
     show = sub.add_parser("show", help="show one credential")
     add_station_args(show)
     show.add_argument("serial", help="serial number (hex)")
     show.add_argument("--pem", action="store_true", help="print the certificate too")
+    show.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     show.set_defaults(func=run_show)
     rv = sub.add_parser("revoke", help="revoke a credential (it appears on the next CRL)")
     add_station_args(rv)
@@ -28,18 +32,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rv.set_defaults(func=run_revoke)
 
 
+def _json(c, *, pem: bool = False) -> dict:
+    """A credential as ``--json`` prints it (README: credentials list|show)."""
+    out = {"serial": c.serial, "status": c.status, "request_id": c.request_id, "policy_oid": c.policy,
+           "not_after": f"{c.not_after:%Y-%m-%dT%H:%M:%SZ}", "subject": c.subject,
+           "issued_at": f"{c.issued_at:%Y-%m-%dT%H:%M:%SZ}", "target_device": c.target_device,
+           "revocation_reason": c.revocation_reason,
+           "revoked_at": f"{c.revoked_at:%Y-%m-%dT%H:%M:%SZ}" if c.revoked_at else None}
+    return out | ({"certificate_pem": c.certificate_pem} if pem else {})
+
+
 def run_list(args: argparse.Namespace) -> int:
     with open_station(args, signing=False) as station:
         rows = revocation.list_credentials(station, status=args.status)
-    print(f"{'SERIAL':<42} {'STATUS':<8} {'NOT AFTER':<10} SUBJECT")
-    for c in rows:
-        print(f"{c.serial:<42} {c.status:<8} {c.not_after:%Y-%m-%d} {c.subject}")
+    if args.json:
+        print(json.dumps([_json(c) for c in rows], indent=2))
+        return 0
+    print_table(["SERIAL", "STATUS", "NOT AFTER", "SUBJECT"], [[c.serial, c.status, f"{c.not_after:%Y-%m-%d}", c.subject] for c in rows])
     return 0
 
 
 def run_show(args: argparse.Namespace) -> int:
     with open_station(args, signing=False) as station:
         c = revocation.show_credential(station, args.serial)
+    if args.json:
+        print(json.dumps(_json(c, pem=args.pem), indent=2))
+        return 0
     print(f"serial:      {c.serial}")
     print(f"subject:     {c.subject}")
     print(f"policy:      {c.policy}")

@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
     pub = sub.add_parser("publish", help="sign and write the next CRL (DER)")
     add_station_args(pub)
-    pub.add_argument("--out", required=True, type=Path)
+    pub.add_argument("--out", required=True, type=Path, help="file to write the DER CRL to")
     pub.set_defaults(func=run_publish)
 
 

@@ -5,7 +5,8 @@ test set is at hand (``../shared/icam-test-pki`` or ``--icam DIR``), it then ser
 PKI on loopback, runs PKI-AUTH on a golden card and on a revoked one, and issues a derived PIV
 credential to the golden card's holder: a station home in a temporary folder (demo keyring
 file), a registrar and a supervisor, a fresh SoftHSM token, the seven steps, OpenSC's
-``pkcs11-tool`` as witness, and the audit trail verified.
+``pkcs11-tool`` as witness, and the audit trail verified. Without the test set the demo says
+what it skipped and exits 2: it did not do its job.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from station.devices.virtual.demo import make_demo_card
 from station.devices.virtual.pcscd import IsolatedPcscd
+from station.errors import StationError
 
 DEMO_PIN = "246810"
 NEW_PIN, TRANSPORT_PIN = "k9Pz4mQ1", "55667788"  # the applicant's chosen PIN; the token's as delivered
@@ -29,7 +31,8 @@ VERIFY_CARDS = [GOLDEN, "24_Revoked_Certificates"]
 
 def register(sub) -> None:
     demo = sub.add_parser("demo", help="run the station's job on virtual devices")
-    demo.add_argument("--icam", type=Path, default=DEFAULT_ICAM, help="GSA ICAM test PKI folder (for PKI-AUTH)")
+    demo.add_argument("--icam", type=Path, default=DEFAULT_ICAM,
+                      help=f"GSA ICAM test PKI folder, for PKI-AUTH and issuance (default {DEFAULT_ICAM})")
     demo.set_defaults(func=cmd_demo)
 
 
@@ -58,9 +61,15 @@ class _DemoPeople:
         print(f"  [{state}] {message}")
 
 
+class DemoIncomplete(StationError):
+    code = "demo.incomplete"
+    hint = "pass --icam DIR naming the GSA ICAM test PKI folder (the one holding cards/ and pki/)"
+
+
 def cmd_demo(args) -> int:
     from station.cli import main
 
+    have_icam = (args.icam / "cards").is_dir()
     with IsolatedPcscd() as pcscd:
         os.environ["PCSCLITE_CSOCK_NAME"] = str(pcscd.socket_path)
         reader = pcscd.reader()
@@ -70,10 +79,12 @@ def cmd_demo(args) -> int:
             code = main(["card", "read", "--reader", reader])
         finally:
             pcscd.remove(link)
-        if code == 0 and (args.icam / "cards").is_dir():
+        if code == 0 and have_icam:
             code = _pki_auth_demo(pcscd, args.icam) or _issuance_demo(pcscd, args.icam)
         print("\nDemo: cards removed, pcscd stopped.")
-        return code
+    if code == 0 and not have_icam:
+        raise DemoIncomplete(f"PKI-AUTH and issuance were skipped: no GSA ICAM test cards in {args.icam / 'cards'}")
+    return code
 
 
 def _pki_auth_demo(pcscd: IsolatedPcscd, icam: Path) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from station.cli import positive_int
 from station.crypto.ca_store import KEY_ALGORITHMS
 from station.crypto.pkcs11_signer import without_pin
 from station.crypto.profile import MAX_VALIDITY_DAYS
@@ -26,12 +27,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--aia-url", help="caIssuers URL put in every certificate (http://)")
     p.add_argument("--crl-url", help="CRL distribution point put in every certificate (http://)")
     p.add_argument("--ocsp-url", help="OCSP responder URL (optional)")
-    p.add_argument("--max-validity-days", type=int, default=MAX_VALIDITY_DAYS)
-    p.add_argument("--crl-hours", type=int, default=24, help="CRL nextUpdate, hours after thisUpdate")
+    p.add_argument("--max-validity-days", type=positive_int, default=MAX_VALIDITY_DAYS,
+                   help=f"longest validity of an issued credential, in days (default {MAX_VALIDITY_DAYS})")
+    p.add_argument("--crl-hours", type=positive_int, default=24, help="CRL nextUpdate, hours after thisUpdate (above 0; default 24)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from station.crypto.trust import TrustProfile
+
+    TrustProfile.load(args.profile)  # whole, anchors too: a broken profile shows now, not at the first card
     home = StationHome.locate(args.home)
     config = initialize(
         home,

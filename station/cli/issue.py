@@ -2,21 +2,33 @@
 
 ``station issue`` reads, one per line on standard input: the registrar's secret, the
 approver's secret, the applicant's PIV PIN and the new credential PIN, and last the target
-token's transport PIN when the ``--target`` URI names none. It prints one JSON
-object; any refusal exits non-zero with ``error`` naming the rule or reason code.
+token's transport PIN when the ``--target`` URI names none. It prints what it did for a
+person, or with ``--json`` one JSON object; a refusal exits 1 naming the rule or reason code
+(``error`` in the JSON), other failures exit 2 or 3 (:class:`station.errors.Exit`). Every list
+and show command prints a table, or JSON with ``--json``.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 
-from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
+from station.cli import print_table
+from station.cli._prompt import ask_secret, require_terminal
 from station.cli._station_args import add_station_args, open_station
-from station.errors import StationError
-from station.secret_input import read_line
+from station.errors import Exit, StationError
+
+JSON_HELP = "print one JSON object instead of text"
+
+
+class NotIssuedHere(StationError):
+    """The self-test only vouches for credentials in this station's records."""
+
+    code = "selftest.not_issued"
+    hint = "test a credential this station issued (station credentials list)"
+    exit_code = Exit.REFUSED
 
 
 def register(sub) -> None:
@@ -25,13 +37,13 @@ def register(sub) -> None:
     issue.add_argument("--applicant-reader", required=True, help="reader holding the applicant's PIV card")
     issue.add_argument("--target", required=True, help="the device: pkcs11:token=…?module-path=…&pin-source=file:<transport PIN file> "
                        "(without a PIN in the URI, the transport PIN is the last line of stdin)")
-    issue.add_argument("--aal", choices=["2", "3"], required=True)
-    issue.add_argument("--registrar", required=True)
-    issue.add_argument("--approver", required=True)
+    issue.add_argument("--aal", choices=["2", "3"], required=True, help="authenticator assurance level (SP 800-63B); 3 needs a hardware token")
+    issue.add_argument("--registrar", required=True, help="the registrar who opens the request (an operator id)")
+    issue.add_argument("--approver", required=True, help="the supervisor who approves it (an operator id, not the registrar)")
     issue.add_argument("--registrar-reader", help="reader with the registrar's own PIV card (then the registrar's secret is its PIN)")
     issue.add_argument("--approver-reader", help="reader with the approver's own PIV card (then the approver's secret is its PIN)")
     issue.add_argument("--photo-confirmed", action="store_true", help="the registrar compared the card's photo with the person (AAL3)")
-    issue.add_argument("--json", action="store_true", help="print one JSON object (the default output)")
+    issue.add_argument("--json", action="store_true", help=JSON_HELP)
     issue.set_defaults(func=cmd_issue)
 
     requests = sub.add_parser("requests", help="open issuance requests: list, resume or cancel")
@@ -40,31 +52,50 @@ def register(sub) -> None:
     listing = req_sub.add_parser("list", help="requests and their states")
     add_station_args(listing)
     listing.add_argument("--open", action="store_true", help="only requests that have not ended")
+    listing.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     listing.set_defaults(func=cmd_requests_list)
     resume = req_sub.add_parser("resume", help="continue a request from its last committed step, as the registrar "
                                 "named by --operator (stdin: their secret, applicant PIV PIN, new credential PIN)")
     add_station_args(resume)
-    resume.add_argument("request_id", type=int)
-    resume.add_argument("--applicant-reader")
-    resume.add_argument("--target", required=True)
+    resume.add_argument("request_id", type=int, help="the request to continue (station requests list)")
+    resume.add_argument("--applicant-reader", help="reader holding the applicant's PIV card, when a step still needs it")
+    resume.add_argument("--target", required=True, help="the request's device, as a pkcs11: URI")
+    resume.add_argument("--json", action="store_true", help=JSON_HELP)
     resume.set_defaults(func=cmd_requests_resume)
     cancel = req_sub.add_parser("cancel", help="cancel a request (its certificate, if any, is revoked)")
     add_station_args(cancel)
-    cancel.add_argument("request_id", type=int)
-    cancel.add_argument("--reason", default="cancelled by operator")
+    cancel.add_argument("request_id", type=int, help="the request to cancel")
+    cancel.add_argument("--reason", default="cancelled by operator", help="why, for the audit trail")
+    cancel.add_argument("--json", action="store_true", help=JSON_HELP)
     cancel.set_defaults(func=cmd_requests_cancel)
 
     test = sub.add_parser("selftest", help="re-run the functional test of an installed credential (step 7)")
     add_station_args(test)
-    test.add_argument("--target", required=True)
+    test.add_argument("--target", required=True, help="the device holding the credential, as a pkcs11: URI")
     test.add_argument("--pin-stdin", action="store_true", help="read the credential PIN from standard input")
+    test.add_argument("--json", action="store_true", help=JSON_HELP)
     test.set_defaults(func=cmd_selftest)
 
 
-def _fail(exc: StationError) -> int:
-    print(json.dumps({"error": exc.code, "message": str(exc), "hint": exc.hint}, indent=2))
+def _fail(exc: StationError, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"error": exc.code, "message": str(exc), "hint": exc.hint}, indent=2))
     print(f"station: {exc.one_line()}", file=sys.stderr)
-    return 1
+    return int(exc.exit_code)
+
+
+def _show(out: dict, as_json: bool) -> None:
+    """``out`` as JSON, or as aligned ``name  value`` lines (a nested object indented under its name)."""
+    if as_json:
+        print(json.dumps(out, indent=2))
+        return
+    for key, value in out.items():
+        if isinstance(value, dict):
+            print(f"{key}:")
+            for k, v in value.items():
+                print(f"  {k.replace('_', ' '):<12} {v}")
+        else:
+            print(f"{key.replace('_', ' '):<14} {', '.join(value) if isinstance(value, list) else value}")
 
 
 def _engine(station, ui, operator_card=None):
@@ -111,7 +142,7 @@ def _drive(args, ui, work) -> int:
     try:
         station = open_station(args)
     except StationError as exc:
-        return _fail(exc)
+        return _fail(exc, args.json)
     operator_readers = {name: reader for name, reader in (
         (getattr(args, "registrar", None), getattr(args, "registrar_reader", None)),
         (getattr(args, "approver", None), getattr(args, "approver_reader", None))) if reader}
@@ -136,11 +167,11 @@ def _drive(args, ui, work) -> int:
                 if c:
                     c.close(reset=True)
     except StationError as exc:
-        return _fail(exc)
+        return _fail(exc, args.json)
     finally:
         station.close()
-    print(json.dumps(_outcome_json(outcome, target), indent=2))
-    return 0 if outcome.state == "issued" else 1
+    _show(_outcome_json(outcome, target), args.json)
+    return Exit.OK if outcome.state == "issued" else Exit.REFUSED
 
 
 def cmd_issue(args) -> int:
@@ -170,7 +201,11 @@ def cmd_requests_list(args) -> int:
                        for r in rows if not (args.open and r.state in {s.value for s in FINAL})]
     finally:
         station.close()
-    print(json.dumps(listing, indent=2))
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    print_table(["ID", "STATE", "AAL", "TARGET", "CREATED", "REGISTRAR"],
+                [[r["request_id"], r["state"], r["aal"], r["target_kind"], r["created_at"][:19], r["registrar"]] for r in listing])
     return 0
 
 
@@ -194,28 +229,46 @@ def cmd_requests_cancel(args) -> int:
         engine = _engine(station, None)
         engine.cancel(args.request_id, actor=actor(args), reason=args.reason)
     except StationError as exc:
-        return _fail(exc)
+        return _fail(exc, args.json)
     finally:
         station.close()
-    print(json.dumps({"request_id": args.request_id, "state": "cancelled"}))
+    _show({"request_id": args.request_id, "state": "cancelled"}, args.json)
     return 0
 
 
+def _issued_here(station, cert):
+    """The station's record of ``cert``: found by serial, and the very certificate recorded."""
+    from station.service import revocation
+
+    serial = format(cert.serial_number, "x")
+    try:
+        record = revocation.show_credential(station, serial)
+    except revocation.RevocationError:
+        record = None
+    if record is None or record.certificate_pem.encode() != cert.public_bytes(Encoding.PEM):
+        raise NotIssuedHere(f"the certificate on the device (serial {serial}) is not one this station issued")
+    return record
+
+
 def cmd_selftest(args) -> int:
+    """Step 7 again, judged against the station's records: the policy checked is the one
+    recorded at issuance, not the one the device's certificate claims."""
     from station.issuance import selftest
 
+    require_terminal("credential PIN", from_stdin=args.pin_stdin)
     station = open_station(args, signing=False)
     try:
         target = _target(station, args.target)
         cert = target.locate_credential()
         if cert is None:
-            raise StationError("the device holds no derived PIV Authentication certificate", code="selftest.no_certificate")
-        pin = (read_line(what="credential PIN") or "") if args.pin_stdin else getpass.getpass("Credential PIN: ")
-        policy = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value[0].policy_identifier.dotted_string
-        result = selftest.run(target, pin, cert, station.ca.certificate, policy)
+            raise StationError("the device holds no derived PIV Authentication certificate", code="selftest.no_certificate",
+                               hint="name the token the credential was issued to with --target")
+        record = _issued_here(station, cert)
+        pin = ask_secret("credential PIN", from_stdin=args.pin_stdin)
+        result = selftest.run(target, pin, cert, station.ca.certificate, record.policy)
     except StationError as exc:
-        return _fail(exc)
+        return _fail(exc, args.json)
     finally:
         station.close()
-    print(json.dumps({"selftest": result.label, "checks": result.checks}, indent=2))
-    return 0 if result.passed else 1
+    _show({"serial": record.serial, "selftest": result.label, "checks": result.checks}, args.json)
+    return Exit.OK if result.passed else Exit.REFUSED

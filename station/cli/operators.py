@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from station.cli import print_table
 from station.cli._station_args import actor, add_station_args, open_station
 from station.errors import StationError
 from station.secret_input import read_line
@@ -26,10 +27,11 @@ def register(sub) -> None:
     add.set_defaults(func=cmd_add)
     listing = ops_sub.add_parser("list", help="operators, roles, sign-in method")
     add_station_args(listing)
+    listing.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     listing.set_defaults(func=cmd_list)
     disable = ops_sub.add_parser("disable", help="an operator who leaves: history kept, no more sign-in")
     add_station_args(disable)
-    disable.add_argument("--id", required=True)
+    disable.add_argument("--id", required=True, help="the operator to disable")
     disable.set_defaults(func=cmd_disable)
 
 
@@ -82,9 +84,14 @@ def cmd_list(args) -> int:
 
     station = open_station(args, signing=False)
     try:
-        print(json.dumps(list_operators(station), indent=2))
+        operators = list_operators(station)
     finally:
         station.close()
+    if args.json:
+        print(json.dumps(operators, indent=2))
+        return 0
+    print_table(["ID", "ACTIVE", "AUTH", "ROLES", "NAME"],
+                [[op["id"], "yes" if op["active"] else "no", op["auth"], " ".join(op["roles"]), op["name"]] for op in operators])
     return 0
 
 

@@ -23,6 +23,7 @@ CA_VALIDITY_DAYS = 10 * 365
 
 class CAError(StationError):
     code = "ca"
+    hint = "check the CA certificate and key given to `station init` (docs/ca-records.md)"
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ _HASHES = {"sha224": hashes.SHA224, "sha256": hashes.SHA256, "sha384": hashes.SH
 
 class CmsError(StationError):
     code = "signature-invalid"
+    hint = "the card's signed data is not trustworthy: use another card or have the card re-issued"
 
 
 @dataclass

@@ -58,6 +58,7 @@ CBEFF_HEADER_LEN = 88
 
 class CardDataError(StationError):
     code = "malformed-data"
+    hint = "the card's data is malformed: use another card or have the card re-issued"
 
 
 def parse_chuid(data: bytes) -> Chuid:

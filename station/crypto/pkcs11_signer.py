@@ -29,6 +29,7 @@ _TOKEN_ATTRS = {"token": "token_label", "serial": "token_serial"}  # what python
 
 class Pkcs11Error(SignerError):
     code = "ca.pkcs11"
+    hint = "check the CA key's pkcs11: URI, its token and its PIN in the keyring"
 
 
 def parse_key_uri(text: str) -> Pkcs11Uri:

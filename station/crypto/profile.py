@@ -48,6 +48,7 @@ SubjectPublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
 class ProfileError(StationError):
     code = "profile"
+    hint = "check the [profile] settings in station.toml (docs/ca-records.md)"
 
 
 class UnsupportedKey(ProfileError):
@@ -72,6 +73,7 @@ class AssuranceMismatch(ProfileError):
 
 class ValidityError(ProfileError):
     code = "profile.validity"
+    hint = "shorten the validity or check the applicant's PIV Authentication certificate dates"
 
 
 class Aal(str, enum.Enum):

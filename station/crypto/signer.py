@@ -30,6 +30,7 @@ CAPrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 class SignerError(StationError):
     code = "ca.signer"
+    hint = "check the CA key named in station.toml and its keyring entry"
 
 
 @runtime_checkable

@@ -76,7 +76,7 @@ class TrustProfile:
         anchors = tuple(_load_anchor(base / str(a)) for a in _list(data, "anchors"))
         if not anchors:
             raise TrustProfileError("a trust profile needs at least one anchor")
-        piv_policies = frozenset(_list(data, "piv_auth_policies"))
+        piv_policies = _oids(data, "piv_auth_policies")
         if not piv_policies:
             raise TrustProfileError("piv_auth_policies must name at least one policy OID")
         revocation = data.get("revocation", "ocsp-then-crl")
@@ -88,6 +88,8 @@ class TrustProfile:
         ):
             raise TrustProfileError("url_map maps host names to base URLs (strings)")
         cache = data.get("crl_cache", {})
+        if not isinstance(cache, dict):
+            raise TrustProfileError("crl_cache must be a table: [crl_cache] max_age_hours = 24")
         try:
             seconds = {key: _seconds(data, key, default) for key, default in (
                 ("fetch_timeout", 5), ("verification_deadline", 30), ("failed_url_retry", 60))}
@@ -95,10 +97,10 @@ class TrustProfile:
                 name=str(data.get("name", source.stem if source else "profile")),
                 anchors=anchors,
                 piv_auth_policies=piv_policies,
-                card_auth_policies=frozenset(_list(data, "card_auth_policies")),
-                content_signer_policies=frozenset(_list(data, "content_signer_policies")),
+                card_auth_policies=_oids(data, "card_auth_policies"),
+                content_signer_policies=_oids(data, "content_signer_policies"),
                 revocation=revocation,
-                crl_max_age_hours=float(cache.get("max_age_hours", 24)),
+                crl_max_age_hours=_number(cache, "max_age_hours", 24, minimum=0),
                 **seconds,
                 offline=bool(data.get("offline", False)),
                 url_map={k.lower(): v.rstrip("/") for k, v in url_map.items()},
@@ -128,10 +130,11 @@ class TrustProfile:
 
 
 def _seconds(data: dict, key: str, default: float) -> float:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
-        raise TrustProfileError(f"{key} must be a number of seconds above 0 (at most 3600), not {value!r}")
-    return float(value)
+    """A number of seconds above 0 and at most an hour."""
+    value = _number(data, key, default)
+    if value > 3600:
+        raise TrustProfileError(f"{key} must be at most 3600 seconds, not {value!r}")
+    return value
 
 
 def _list(data: dict, key: str) -> list[str]:
@@ -141,11 +144,32 @@ def _list(data: dict, key: str) -> list[str]:
     return value
 
 
+def _oids(data: dict, key: str) -> frozenset[str]:
+    """A list of policy OIDs in dotted form (RFC 5280 §4.2.1.4)."""
+    values = _list(data, key)
+    for value in values:
+        try:
+            x509.ObjectIdentifier(value)
+        except ValueError:
+            raise TrustProfileError(f"{key}: {value!r} is not a policy OID such as 2.16.840.1.101.3.2.1.3.13") from None
+    return frozenset(values)
+
+
+def _number(data: dict, key: str, default: float, *, minimum: float | None = None) -> float:
+    """A number of seconds or hours: above 0, or at least ``minimum``."""
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TrustProfileError(f"{key} must be a number, not {value!r}")
+    if (value < minimum) if minimum is not None else (value <= 0):
+        raise TrustProfileError(f"{key} must be {'at least %g' % minimum if minimum is not None else 'above 0'}, not {value!r}")
+    return float(value)
+
+
 def _load_anchor(path: Path) -> bytes:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise TrustProfileError(f"cannot read trust anchor {path}: {exc}") from exc
+        raise TrustProfileError(f"cannot read trust anchor {path}: {exc.strerror}") from exc
     try:
         if b"-----BEGIN" in data:
             cert = x509.load_pem_x509_certificate(data)

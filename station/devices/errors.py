@@ -13,24 +13,28 @@ class CardError(StationError):
     """Something went wrong talking to a card."""
 
     code = "card-error"
+    hint = "take the card out, put it back and try again"
 
 
 class TlvError(CardError):
     """BER-TLV data is malformed (truncated, length past the end, bad tag)."""
 
     code = "malformed-data"
+    hint = "the card's data is malformed: use another card or have the card re-issued"
 
 
 class ProtocolError(CardError):
     """The card broke the protocol (endless GET RESPONSE, reply of the wrong shape)."""
 
     code = "protocol-error"
+    hint = "take the card out, put it back and try again; if it happens again, use another card"
 
 
 class TransportError(CardError):
     """The reader or the link to the card failed."""
 
     code = "io-error"
+    hint = "check the reader's cable and the card's seating, then try again"
 
 
 class CardRemoved(TransportError):
@@ -40,7 +44,14 @@ class CardRemoved(TransportError):
 
 class NoReader(StationError):
     code = "no-reader"
-    hint = "connect a smart card reader (or check that pcscd is running)"
+    hint = "connect a smart card reader, or name one that is listed"
+
+
+class PcscNotRunning(NoReader):
+    """The PC/SC service itself is missing: no reader can be seen, connected or not."""
+
+    code = "pcsc-not-running"
+    hint = "start the PC/SC service (systemctl start pcscd.socket) and try again"
 
 
 class NoCard(StationError):
@@ -69,6 +80,7 @@ class ApduError(CardError):
     """The card answered with an error status word."""
 
     code = "card-status"
+    hint = "the card refused the command: check that it is the right card, then try again"
 
     def __init__(self, sw: int, message: str | None = None, **kw):
         self.sw = sw
@@ -95,6 +107,7 @@ class PinIncorrect(ApduError):
     """63Cx: verification failed, x tries left."""
 
     code = "pin-incorrect"
+    hint = "type the PIN again carefully; when no try is left the PIN is blocked"
 
     def __init__(self, sw: int, retries_left: int):
         self.retries_left = retries_left
@@ -103,34 +116,41 @@ class PinIncorrect(ApduError):
 
 class ConditionsNotSatisfied(ApduError):
     code = "conditions-not-satisfied"
+    hint = "the card is not in a state to do this: take it out, put it back and start again"
 
 
 class DataInvalid(ApduError):
     code = "data-invalid"
+    hint = "the card refused the data sent to it: check that it is the right card"
 
 
 class IncorrectParameters(ApduError):
     code = "incorrect-parameters"
+    hint = "the card does not support this request: use a PIV card (SP 800-73-4)"
 
 
 class FileNotFound(ApduError):
     """6A82: data object or application not found."""
 
     code = "not-found"
+    hint = "the card does not hold this object: use a complete PIV card"
 
 
 class NotEnoughMemory(ApduError):
     code = "card-full"
+    hint = "the card or token has no room left: use an empty token"
 
 
 class ReferenceNotFound(ApduError):
     """6A88: referenced data (key, PIN) not found."""
 
     code = "reference-not-found"
+    hint = "the card has no such key or PIN: use a PIV card (SP 800-73-4)"
 
 
 class InstructionNotSupported(ApduError):
     code = "not-supported"
+    hint = "the card does not support this command: use a PIV card (SP 800-73-4)"
 
 
 class ClassNotSupported(ApduError):

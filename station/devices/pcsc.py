@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from smartcard import scard
 
 from station.devices.connection import Interface, SmartCardConnection
-from station.devices.errors import CardRemoved, NoCard, NoReader, TransportError
+from station.devices.errors import CardRemoved, NoCard, NoReader, PcscNotRunning, TransportError
 
 _REMOVED = {scard.SCARD_W_REMOVED_CARD, scard.SCARD_E_NO_SMARTCARD, scard.SCARD_W_RESET_CARD}
 _NO_SERVICE = {scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED}
@@ -28,7 +28,7 @@ def _check(hresult: int, what: str) -> None:
         return
     text = scard.SCardGetErrorMessage(hresult)
     if hresult in _NO_SERVICE:
-        raise NoReader(f"the PC/SC service is not running ({text})")
+        raise PcscNotRunning(f"the PC/SC service is not running: {text}")
     if hresult in (scard.SCARD_E_NO_READERS_AVAILABLE, scard.SCARD_E_UNKNOWN_READER):
         raise NoReader(f"{what}: no such reader ({text})")
     if hresult == scard.SCARD_E_NO_SMARTCARD or hresult == scard.SCARD_W_REMOVED_CARD:

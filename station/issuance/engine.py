@@ -25,7 +25,7 @@ from station.devices.piv.chuid import Chuid
 from station.devices.piv.constants import Slot
 from station.devices.piv.fascn import FascN, FascnError
 from station.devices.piv.session import PivSession
-from station.errors import StationError
+from station.errors import Exit, StationError
 from station.issuance import selftest
 from station.issuance.interaction import Interaction
 from station.issuance.pin_policy import check_new_pin
@@ -58,6 +58,8 @@ _AUDIT_HINT = "run `station audit verify`; nothing goes on with this request unt
 
 class IssuanceRefused(StationError):
     code = "issuance.refused"
+    hint = "see the reason code in docs/issuance.md; `station requests list` shows the request"
+    exit_code = Exit.REFUSED
 
 
 @dataclass

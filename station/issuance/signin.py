@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
 
-from station.errors import StationError
+from station.errors import Exit, StationError
 from station.records.models import AuthMethod, Operator, utcnow
 
 _HASHER = PasswordHasher()  # argon2id, RFC 9106 "second recommended" parameters
@@ -22,6 +22,8 @@ _HASHER = PasswordHasher()  # argon2id, RFC 9106 "second recommended" parameters
 
 class SignInRefused(StationError):
     code = "signin"
+    hint = "the operator signs in again with their own PIV card or password"
+    exit_code = Exit.REFUSED
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
 """Opening the records database: SQLite by default, PostgreSQL by URL; migrations on open.
 
-SQLite runs in WAL mode with foreign keys on and a busy timeout, and every transaction starts
-with ``BEGIN IMMEDIATE`` so that two writers queue instead of failing on a lock upgrade.
+SQLite runs in WAL mode with foreign keys on and a busy timeout (``[database]
+busy_timeout_seconds``, 10 s by default), and every transaction starts with ``BEGIN
+IMMEDIATE`` so that two writers queue instead of failing on a lock upgrade. A database that
+stays locked past the timeout, or a full disk, is a :class:`SystemFailure` (exit code 3), not
+a traceback.
 PostgreSQL URLs (``postgresql://…``) use psycopg 3; appends to the audit chain serialise on a
 row lock (:mod:`station.audit.log`).
 """
@@ -16,22 +19,45 @@ from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from station.errors import StationError
+from station.errors import StationError, SystemFailure
 from station.home import make_private_file
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA_HEAD = "0002"  # the newest migration (a test holds it equal to Alembic's head)
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_BUSY_TIMEOUT_S = 10.0
 
 
 class DatabaseError(StationError):
     code = "records.database"
+    hint = "check --db or [database] url in station.toml"
+
+
+def unavailable(exc: OperationalError) -> StationError:
+    """The one-line error for a database that failed under the station (SQLite's and the
+    server's own words, never the URL: it may carry a password)."""
+    words = " ".join(str(exc.orig or exc).split())
+    if "locked" in words or "busy" in words:
+        return SystemFailure("the database is locked by another station command", code="records.locked",
+                             hint="wait until it ends (or stop it) and run this command again")
+    if "unable to open" in words:
+        return DatabaseError(f"cannot open the database file: {words}", code="records.url",
+                             hint="check that the folder of the sqlite:/// path exists and is writable")
+    if "full" in words or "disk I/O" in words:
+        return SystemFailure(f"the disk holding the database is full or failing: {words}", code="system.disk_full",
+                             hint="free some space (df shows it), check the disk and run the command again")
+    return SystemFailure(f"the database failed: {words}", code="records.unavailable",
+                         hint="check that the database (file or server) is reachable, and --db or [database] url")
 
 
 def normalise_url(url: str) -> str:
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseError("the database URL cannot be read", code="records.url",
+                            hint="use sqlite:///PATH or postgresql://user@host/db") from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     elif parsed.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
@@ -56,14 +82,14 @@ def with_password(url: str, password: str) -> str:
     return make_url(url).set(password=password).render_as_string(hide_password=False)
 
 
-def _sqlite_pragmas(engine: Engine) -> None:
+def _sqlite_pragmas(engine: Engine, busy_timeout: float) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection, _record):  # noqa: ANN001
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -92,12 +118,12 @@ def _private_sqlite_files(url: str) -> None:
                             hint="run the station as the owner of its database file") from None
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, busy_timeout: float = SQLITE_BUSY_TIMEOUT_S) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         _private_sqlite_files(url)
         engine = create_engine(url)
-        _sqlite_pragmas(engine)
+        _sqlite_pragmas(engine, busy_timeout)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -132,19 +158,26 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work: committed on success, rolled back on any exception."""
-        with self.sessions.begin() as session:
-            yield session
+        try:
+            with self.sessions.begin() as session:
+                yield session
+        except OperationalError as exc:
+            raise unavailable(exc) from exc
 
     def close(self) -> None:
         self.engine.dispose()
 
 
-def open_database(url: str, *, run_migrations: bool = True) -> Database:
-    engine = make_engine(url)
+def open_database(url: str, *, run_migrations: bool = True, busy_timeout: float = SQLITE_BUSY_TIMEOUT_S) -> Database:
+    """``busy_timeout``: seconds an SQLite command waits for another one's lock."""
+    engine = make_engine(url, busy_timeout=busy_timeout)
     try:
         if run_migrations:
             migrate(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        raise unavailable(exc) from exc
     except Exception as exc:
         engine.dispose()
-        raise DatabaseError(f"cannot open or migrate the database: {exc}", hint="check --db / [database] url") from exc
+        raise DatabaseError(f"cannot open or migrate the database: {exc}") from exc
     return Database(engine, sessionmaker(engine, expire_on_commit=False))

@@ -39,6 +39,7 @@ IDENTITY_PROOFING_MAX_AGE = dt.timedelta(days=90)  # Common Policy §4.2.3
 
 class IssuanceError(StationError):
     code = "issuance"
+    hint = "check the request with `station requests list`"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from station.service.station import Station
 
 class OperatorError(StationError):
     code = "operator"
+    hint = "check the operator with `station operators list`"
 
 
 ISSUING_ROLES = frozenset({Role.REGISTRAR, Role.SUPERVISOR})

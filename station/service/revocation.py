@@ -26,6 +26,7 @@ REASONS = {
 
 class RevocationError(StationError):
     code = "revocation"
+    hint = "check the serial with `station credentials list`"
 
 
 def parse_reason(text: str) -> x509.ReasonFlags:

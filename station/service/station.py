@@ -10,9 +10,18 @@ from station.audit.log import AuditLog
 from station.crypto import ca_store
 from station.crypto.ca import IssuingCA
 from station.crypto.profile import ProfileSettings
-from station.home import StationHome
+from station.home import HomeError, StationHome
 from station.records.database import Database, open_database, with_password
 from station.secret_store import DATABASE_PASSWORD, SecretStore, open_secret_store
+
+
+def _positive(section: dict[str, Any], key: str, default: float, home: StationHome) -> float:
+    """A duration from the configuration: a number above 0."""
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise HomeError(f"{key} in {home.config_path} must be a number above 0, not {value!r}",
+                        code="home.bad_config", hint="fix the value in station.toml")
+    return float(value)
 
 
 @dataclass
@@ -28,6 +37,9 @@ class Station:
     def open(cls, home: StationHome, *, db_url: str | None = None, signing: bool = True) -> Station:
         """``signing=False`` opens without touching the keyring (read-only commands)."""
         config = home.load_config()
+        if not isinstance(config.get("station_id"), str) or not config["station_id"]:
+            raise HomeError(f"{home.config_path} has no valid station_id", code="home.bad_config",
+                            hint="restore station.toml from a backup: station_id is set once by `station init`")
         home.make_private()  # a home made before homes were private, or by hand
         db_config = config.get("database") or {}
         url = db_url or db_config.get("url") or home.default_database_url()
@@ -35,7 +47,7 @@ class Station:
         if db_url is None and db_config.get("password_in_keyring"):
             secrets = cls._open_secrets(home, config)
             url = with_password(url, secrets.get(DATABASE_PASSWORD))
-        db = open_database(url)
+        db = open_database(url, busy_timeout=_positive(db_config, "busy_timeout_seconds", 10.0, home))
         audit_cfg = config.get("audit") or {}
         audit = AuditLog(
             station_id=config["station_id"],
@@ -75,7 +87,7 @@ class Station:
 
     @property
     def crl_lifetime(self) -> dt.timedelta:
-        return dt.timedelta(hours=float((self.config.get("crl") or {}).get("next_update_hours", 24)))
+        return dt.timedelta(hours=_positive(self.config.get("crl") or {}, "next_update_hours", 24, self.home))
 
     def close(self) -> None:
         close = getattr(self._ca.signer, "close", None) if self._ca else None

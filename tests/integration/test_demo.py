@@ -21,3 +21,13 @@ def test_demo_reads_and_authenticates(tmp_path):
     assert "audit trail intact" in issuance
     for secret in ("246810", "k9Pz4mQ1", "55667788", "registrar passphrase", "supervisor passphrase"):
         assert secret not in out + result.stderr
+
+
+def test_demo_without_the_test_data_says_what_it_skipped(tmp_path):
+    missing = tmp_path / "no-icam"
+    result = subprocess.run([sys.executable, "-m", "station", "demo", "--icam", str(missing)], capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Slot 9A:         CN=Demo Cardholder" in result.stdout  # what it could do, it did
+    assert result.stderr == (f"station: PKI-AUTH and issuance were skipped: no GSA ICAM test cards in {missing}/cards. "
+                             "Pass --icam DIR naming the GSA ICAM test PKI folder (the one holding cards/ and pki/).\n")

@@ -62,9 +62,9 @@ def test_headless_issue_to_softhsm(home, insert_card, pcscd, softhsm_conf):
     assert f"ID:         {key_id}" in cert_block
 
     assert run(["audit", "verify", "--home", str(home)], env).returncode == 0
-    requests = json.loads(run(["requests", "list", "--home", str(home)], env).stdout)
+    requests = json.loads(run(["requests", "list", "--home", str(home), "--json"], env).stdout)
     assert [r["state"] for r in requests] == ["issued"]
-    test = run(["selftest", "--home", str(home), "--target", uri, "--pin-stdin"], env, NEW_PIN + "\n")
+    test = run(["selftest", "--home", str(home), "--target", uri, "--pin-stdin", "--json"], env, NEW_PIN + "\n")
     assert test.returncode == 0 and json.loads(test.stdout)["selftest"] == "pass"
 
 
@@ -73,12 +73,12 @@ def test_headless_refusal_names_the_rule(home, insert_card, pcscd, softhsm_conf)
     insert_card(load_card_image(GOLDEN, pin=TEST_PIN))
     stdin = f"{SECRETS['reg']}\n{SECRETS['sup']}\n{TEST_PIN}\n{NEW_PIN}\n"
     aal3 = run(["issue", "--home", str(home), "--applicant-reader", pcscd.reader(), "--target", uri, "--aal", "3",
-                "--registrar", "reg", "--approver", "sup"], pcscd.env, stdin)
+                "--registrar", "reg", "--approver", "sup", "--json"], pcscd.env, stdin)
     assert aal3.returncode != 0 and json.loads(aal3.stdout)["error"] == "assurance.aal3_needs_hardware"
     wrong = run(["issue", "--home", str(home), "--applicant-reader", pcscd.reader(), "--target", uri, "--aal", "2",
-                 "--registrar", "reg", "--approver", "sup"], pcscd.env, f"{SECRETS['reg']}\nnot the password\n{TEST_PIN}\n{NEW_PIN}\n")
+                 "--registrar", "reg", "--approver", "sup", "--json"], pcscd.env, f"{SECRETS['reg']}\nnot the password\n{TEST_PIN}\n{NEW_PIN}\n")
     assert wrong.returncode != 0 and json.loads(wrong.stdout)["error"] == "signin.wrong_password"
-    requests = json.loads(run(["requests", "list", "--home", str(home)], pcscd.env).stdout)
+    requests = json.loads(run(["requests", "list", "--home", str(home), "--json"], pcscd.env).stdout)
     assert [r["state"] for r in requests] == ["failed"]  # opened, never approved, ended: nothing left to resume
 
 
@@ -101,7 +101,7 @@ def test_approver_signs_in_with_own_piv_card(home, insert_card, pcscd, softhsm_c
     insert_card(load_card_image(GOLDEN, pin=TEST_PIN))
     insert_card(load_card_image(CARDS / "01_Golden_PIV", pin="135790"), slot=1)
     stdin = f"{SECRETS['reg']}\n135790\n{TEST_PIN}\n{NEW_PIN}\n"
-    args = ["issue", "--home", str(home), "--applicant-reader", pcscd.reader(0), "--aal", "2", "--registrar", "reg",
+    args = ["issue", "--home", str(home), "--applicant-reader", pcscd.reader(0), "--aal", "2", "--registrar", "reg", "--json",
             "--approver", "sue", "--approver-reader", pcscd.reader(1)]
     result = run([*args, "--target", init_softhsm_token(f"dpiv-{uuid.uuid4().hex[:8]}", "55667788")], pcscd.env, stdin)
     assert result.returncode == 0, result.stdout + result.stderr

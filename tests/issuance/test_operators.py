@@ -28,10 +28,10 @@ def ops(home, *args, stdin=""):  # noqa: F811
 def test_enrol_list_disable(home):  # noqa: F811
     assert ops(home, "add", "--id", "carol", "--name", "Carol", "--role", "registrar", "--password-stdin",
                stdin="carol passphrase 9\n").returncode == 0
-    listed = {o["id"]: o for o in json.loads(ops(home, "list").stdout)}
+    listed = {o["id"]: o for o in json.loads(ops(home, "list", "--json").stdout)}
     assert listed["carol"]["roles"] == ["registrar"] and listed["carol"]["auth"] == "password" and listed["carol"]["active"]
     assert ops(home, "disable", "--id", "carol").returncode == 0
-    assert not {o["id"]: o for o in json.loads(ops(home, "list").stdout)}["carol"]["active"]
+    assert not {o["id"]: o for o in json.loads(ops(home, "list", "--json").stdout)}["carol"]["active"]
     from station.home import StationHome
     from station.service.station import Station
 
@@ -70,7 +70,7 @@ def test_operator_card_identity_keeps_them_from_being_served(home, icam_profile,
     """Enrolled with the Card Authentication certificate of the golden card: a different
     certificate, the same FASC-N and card UUID as the applicant's PIV Authentication one."""
     assert ops(home, "add", "--id", "frank", "--name", "Frank", "--role", "supervisor", "--piv-cert", str(CARD_AUTH)).returncode == 0
-    frank = {o["id"]: o for o in json.loads(ops(home, "list").stdout)}["frank"]
+    frank = {o["id"]: o for o in json.loads(ops(home, "list", "--json").stdout)}["frank"]
     assert frank["card_fascn"] == "D13810D828AF2C1084246DA1685828AF0210848D84E739C3EB"
     assert frank["card_uuid"] == "94e28c68-84db-44db-8a0e-f502d6689b14"
     from station.home import StationHome

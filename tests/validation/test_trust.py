@@ -38,7 +38,7 @@ revocation = "crl"
     ('piv_auth_policies = ["1.2.3"]', "anchor"),
     ('anchors = ["missing.crt"]\npiv_auth_policies = ["1.2.3"]', "cannot read"),
     (f'anchors = ["{ROOT}"]', "piv_auth_policies"),
-    (f'anchors = ["{ROOT}"]\npiv_auth_policies = ["1"]\nrevocation = "maybe"', "revocation"),
+    (f'anchors = ["{ROOT}"]\npiv_auth_policies = ["1.2.3"]\nrevocation = "maybe"', "revocation"),
     ("anchors = [", "cannot read trust profile"),
 ])
 def test_bad_profiles(tmp_path, body, fragment):

@@ -23,6 +23,7 @@ TAG_ERROR_DETECTION_CODE = 0xFE
 
 class ChuidError(TlvError):
     code = "chuid-invalid"
+    hint = "the card's CHUID is malformed: use another card or have the card re-issued"
 
 
 def _uuid(value: bytes | None, name: str) -> uuid.UUID | None:

@@ -23,6 +23,7 @@ MAX_CERTIFICATE = 64 * 1024
 
 class ContainerError(TlvError):
     code = "malformed-data"
+    hint = "the card's data is malformed: use another card or have the card re-issued"
 
 
 @dataclass(frozen=True)

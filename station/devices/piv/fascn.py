@@ -25,6 +25,7 @@ _LAYOUT: list[tuple[str | None, int]] = [
 
 class FascnError(StationError):
     code = "malformed-fascn"
+    hint = "the card's FASC-N is malformed: use another card or have the card re-issued"
 
 
 def _encode_char(value: int) -> int:

@@ -38,10 +38,12 @@ _HELD: dict[tuple[str, str, str], tuple[bytes, object]] = {}  # (module, label, 
 
 class Pkcs11Error(StationError):
     code = "pkcs11"
+    hint = "check the token is plugged in and the pkcs11: URI names its module and label"
 
 
 class TokenPinIncorrect(Pkcs11Error):
     code = "pin-incorrect"
+    hint = "type the token's PIN again carefully; when no try is left the PIN is locked"
 
 
 class TokenPinLocked(Pkcs11Error):
@@ -64,7 +66,11 @@ def _translate(exc: Exception, what: str) -> Pkcs11Error:
 def library(module_path: str) -> pkcs11.lib:
     """The PKCS#11 module, loaded and initialized once per process."""
     if module_path not in _LIBS:
-        _LIBS[module_path] = pkcs11.lib(module_path)
+        try:
+            _LIBS[module_path] = pkcs11.lib(module_path)
+        except p11exc.PKCS11Error:
+            raise Pkcs11Error(f"{module_path} is not a PKCS#11 module", code="pkcs11.module",
+                              hint="set module-path= to the token's PKCS#11 library, e.g. opensc-pkcs11.so") from None
     return _LIBS[module_path]
 
 

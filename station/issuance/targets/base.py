@@ -26,6 +26,7 @@ from station.errors import StationError
 
 class TargetError(StationError):
     code = "target"
+    hint = "check the --target URI and that the token is plugged in"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,35 @@
+"""Asking the person at the station for a secret: on the terminal without echo, or from the
+first line of standard input when the command was told so (``--pin-stdin``).
+
+Without a terminal, :func:`getpass.getpass` would fall back to reading standard input with
+echo and a warning, then fail at its end; the station refuses instead, before it touches a
+card or token, and names the option.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+
+from station.errors import StationError
+from station.secret_input import read_line
+
+
+class NoTerminal(StationError):
+    code = "input.no_terminal"
+    hint = "pass --pin-stdin and send the PIN on the first line of standard input"
+
+
+def require_terminal(what: str, *, from_stdin: bool) -> None:
+    """Refuse now when ``what`` (e.g. "PIN") will have to be typed and nobody can type it."""
+    if not from_stdin and not sys.stdin.isatty():
+        raise NoTerminal(f"no terminal to ask for the {what}")
+
+
+def ask_secret(what: str, *, from_stdin: bool, note: str = "") -> str:
+    """``what`` (e.g. "PIV PIN") typed without echo after a prompt naming it and ``note``, or
+    the next line of standard input when ``from_stdin``."""
+    if from_stdin:
+        return read_line(what=what) or ""
+    require_terminal(what, from_stdin=False)
+    return getpass.getpass(f"{what}{note}: ")
