@@ -13,7 +13,7 @@ import sys
 
 from cryptography import x509
 
-from station.cli._station_args import add_station_args, open_station
+from station.cli._station_args import add_station_args, open_station, operator_profile
 from station.errors import StationError
 
 
@@ -38,15 +38,15 @@ def register(sub) -> None:
     add_station_args(listing)
     listing.add_argument("--open", action="store_true", help="only requests that have not ended")
     listing.set_defaults(func=cmd_requests_list)
-    resume = req_sub.add_parser("resume", help="continue a request from its last committed step "
-                                "(stdin: applicant PIV PIN, new credential PIN)")
-    add_station_args(resume)
+    resume = req_sub.add_parser("resume", help="continue a request from its last committed step; a registrar signs in "
+                                "(stdin: registrar's secret, applicant PIV PIN, new credential PIN)")
+    add_station_args(resume, signs_in=True)
     resume.add_argument("request_id", type=int)
     resume.add_argument("--applicant-reader")
     resume.add_argument("--target", required=True)
     resume.set_defaults(func=cmd_requests_resume)
-    cancel = req_sub.add_parser("cancel", help="cancel a request (its certificate, if any, is revoked)")
-    add_station_args(cancel)
+    cancel = req_sub.add_parser("cancel", help="cancel a request (its certificate, if any, is revoked); a supervisor signs in")
+    add_station_args(cancel, signs_in=True)
     cancel.add_argument("request_id", type=int)
     cancel.add_argument("--reason", default="cancelled by operator")
     cancel.set_defaults(func=cmd_requests_cancel)
@@ -61,7 +61,7 @@ def register(sub) -> None:
 def _fail(exc: StationError) -> int:
     print(json.dumps({"error": exc.code, "message": str(exc), "hint": exc.hint}, indent=2))
     print(f"station: {exc.one_line()}", file=sys.stderr)
-    return 1
+    return getattr(exc, "exit_code", 1)  # a refused sign-in: 3
 
 
 def _engine(station, ui, operator_card=None):
@@ -71,8 +71,8 @@ def _engine(station, ui, operator_card=None):
     cache = station.home.crl_dir
     cache.mkdir(parents=True, exist_ok=True)
     applicants = TrustProfile.load(station.config["trust_profile"])
-    operators = TrustProfile.load(station.config["operator_trust_profile"]) if station.config.get("operator_trust_profile") else None
-    return IssuanceEngine(station, applicants, ui, crl_cache=cache, operator_profile=operators, operator_card=operator_card)
+    return IssuanceEngine(station, applicants, ui, crl_cache=cache, operator_profile=operator_profile(station),
+                          operator_card=operator_card)
 
 
 def _target(station, uri: str):
@@ -111,7 +111,8 @@ def _drive(args, ui, work) -> int:
         return _fail(exc)
     operator_readers = {name: reader for name, reader in (
         (getattr(args, "registrar", None), getattr(args, "registrar_reader", None)),
-        (getattr(args, "approver", None), getattr(args, "approver_reader", None))) if reader}
+        (getattr(args, "approver", None), getattr(args, "approver_reader", None)),
+        (getattr(args, "operator", None), getattr(args, "operator_reader", None))) if reader}
     connections = []
 
     def operator_card(identity: str):
@@ -171,19 +172,26 @@ def cmd_requests_list(args) -> int:
 
 
 def cmd_requests_resume(args) -> int:
+    """The registrar who resumes (``--operator``) signs in afresh; the steps are theirs."""
     from station.issuance.interaction import StdinInteraction
+    from station.issuance.signin import SignInRefused
 
-    ui = StdinInteraction(sys.stdin, progress_to=sys.stderr, order=StdinInteraction.RESUME_ORDER)
-    return _drive(args, ui, lambda engine, target, card: engine.complete(args.request_id, card, target))
+    if not args.operator:
+        return _fail(SignInRefused("resuming a request needs a signed-in registrar", code="signin.no_operator",
+                                   hint="name yourself with --operator ID and give your secret as the first line of standard input"))
+    ui = StdinInteraction(sys.stdin, registrar=args.operator, progress_to=sys.stderr, order=StdinInteraction.RESUME_ORDER)
+    return _drive(args, ui, lambda engine, target, card: engine.complete(args.request_id, card, target, registrar=args.operator))
 
 
 def cmd_requests_cancel(args) -> int:
-    from station.cli._station_args import actor
+    from station.cli._station_args import sign_in
+    from station.records.models import Role
 
     station = open_station(args)
     try:
+        signed = sign_in(args, station, Role.SUPERVISOR)
         engine = _engine(station, None)
-        engine.cancel(args.request_id, actor=actor(args), reason=args.reason)
+        engine.cancel(args.request_id, actor=signed.identity, reason=args.reason)
     except StationError as exc:
         return _fail(exc)
     finally:

@@ -26,7 +26,7 @@ from station.errors import StationError
 from station.issuance import selftest
 from station.issuance.interaction import Interaction
 from station.issuance.pin_policy import check_new_pin
-from station.issuance.signin import SignedIn, sign_in_with_password, sign_in_with_piv
+from station.issuance.signin import SignedIn, sign_in
 from station.issuance.targets.base import Target
 from station.records.models import (
     Credential,
@@ -107,23 +107,10 @@ class IssuanceEngine:
         return IssuanceRefused(message, code=rule, hint=hint)
 
     def _sign_in(self, identity: str, purpose: str, role: Role) -> SignedIn:
-        """A fresh sign-in: PKI-AUTH of the operator's own card when it is in a reader, else the
-        operator's password (where the configuration allows passwords)."""
-        card = self.operator_card(identity)
-        if card is not None:
-            ui = self.ui
-
-            class OperatorPin:  # the operator's secret is their card's PIN
-                def request_pin(self, *, pin_kind: str, tries_left: int | None) -> str:
-                    return ui.operator_secret(identity, purpose)
-
-            verdict = pki_auth(card, self.operator_profile, OperatorPin(), cache_dir=self.crl_cache)
-            signed = sign_in_with_piv(self.station, identity, verdict)
-        else:
-            signed = sign_in_with_password(self.station, identity, self.ui.operator_secret(identity, purpose))
-        if role.value not in signed.roles:
-            raise self._refuse(identity, "separation.role", f"operator {identity!r} does not hold the {role.value} role")
-        return signed
+        """A fresh sign-in for ``role``: PKI-AUTH of the operator's own card when it is in a
+        reader, else the operator's password (where the configuration allows passwords)."""
+        return sign_in(self.station, identity, lambda: self.ui.operator_secret(identity, purpose), role,
+                       card=self.operator_card(identity), profile=self.operator_profile, cache_dir=self.crl_cache)
 
     def _load(self, request_id: int) -> _Request:
         """The request with its registrar, applicant certificate and credential: one query."""
@@ -367,8 +354,12 @@ class IssuanceEngine:
         return self.complete(request_id, card, target)
 
     # --- everything after approval, from wherever the request stands (also: resume) -----------------------------
-    def complete(self, request_id: int, card: PivSession | None, target: Target) -> Outcome:
+    def complete(self, request_id: int, card: PivSession | None, target: Target, *, registrar: str | None = None) -> Outcome:
+        """``registrar``: who resumes the request; they sign in afresh and the steps are theirs."""
+        signed = self._sign_in(registrar, f"resume request {request_id}", Role.REGISTRAR) if registrar is not None else None
         req = self._load(request_id)
+        if signed is not None:
+            req.registrar = signed.identity
         steps = {
             RequestState.APPROVED.value: lambda: self._authenticate(req, card),
             RequestState.AUTHENTICATED.value: lambda: self._generate(req, target),

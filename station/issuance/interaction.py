@@ -43,7 +43,7 @@ class StdinInteraction:
 
     ORDER = ("registrar secret", "approver secret", "applicant PIV PIN", "new credential PIN")
 
-    RESUME_ORDER = ("applicant PIV PIN", "new credential PIN")
+    RESUME_ORDER = ("registrar secret", "applicant PIV PIN", "new credential PIN")  # the registrar who resumes
 
     def __init__(self, stream: TextIO | None = None, *, photo_confirmed: bool = False, registrar: str = "", approver: str = "",
                  progress_to: TextIO | None = None, order: tuple[str, ...] = ORDER):

@@ -2,26 +2,32 @@
 
 Passwords are accepted only where the configuration allows them (``[operators]
 allow_passwords = true``). Every sign-in, and every failed one, is an audit event; no secret
-is ever stored or logged (the password hash is argon2id, RFC 9106).
+is ever stored or logged (the password hash is argon2id, RFC 9106). :func:`sign_in` is the
+one entry for an action: a fresh sign-in, then the role the action needs (administrators
+manage operators and revoke, registrars open and resume requests, supervisors approve and
+cancel; FIPS 201-3 §2.1 separation of duties).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
 
+from station.crypto.pkiauth import pki_auth
 from station.errors import StationError
-from station.records.models import AuthMethod, Operator, utcnow
+from station.records.models import AuthMethod, Operator, Role, utcnow
 
 _HASHER = PasswordHasher()  # argon2id, RFC 9106 "second recommended" parameters
 
 
 class SignInRefused(StationError):
     code = "signin"
+    exit_code = 3  # the command line's "not permitted"
 
 
 @dataclass(frozen=True)
@@ -100,3 +106,22 @@ def sign_in_with_piv(station, identity: str, verdict) -> SignedIn:
     if op is None:
         raise _refuse(station, identity, "no such active operator", "signin.unknown_operator")
     raise _refuse(station, identity, "this is not the operator's registered PIV card", "signin.wrong_card")
+
+
+def sign_in(station, identity: str, secret: Callable[[], str], role: Role, *, card=None, profile=None,
+            cache_dir=None) -> SignedIn:
+    """A fresh sign-in of ``identity`` for an action that needs ``role``: PKI-AUTH of the
+    operator's own card in ``card`` (a PivSession; ``secret()`` gives its PIN, asked for once
+    the card's PIN status is known; ``profile``: the operator trust profile), else their
+    password ``secret()``. Refused (audited) without the role."""
+    if card is not None:
+        class OperatorPin:  # the operator's secret is their card's PIN
+            def request_pin(self, *, pin_kind: str, tries_left: int | None) -> str:
+                return secret()
+
+        signed = sign_in_with_piv(station, identity, pki_auth(card, profile, OperatorPin(), cache_dir=cache_dir))
+    else:
+        signed = sign_in_with_password(station, identity, secret())
+    if role.value not in signed.roles:
+        raise _refuse(station, identity, f"the operator does not hold the {role.value} role", "separation.role")
+    return signed

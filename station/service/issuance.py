@@ -29,7 +29,7 @@ from station.records.models import (
     serial_hex,
     utcnow,
 )
-from station.service.operators import operator_with_role
+from station.service.operators import operator_with_role, same_person
 from station.service.station import Station
 
 IDENTITY_PROOFING_MAX_AGE = dt.timedelta(days=90)  # Common Policy §4.2.3
@@ -174,7 +174,7 @@ def decide_request(station: Station, request_id: int, *, approver: str, approve:
     with station.db.transaction() as session:
         req = locked_request(session, request_id)
         op = operator_with_role(session, approver, Role.SUPERVISOR)
-        if op.id == req.registrar_id:
+        if same_person(op, req.registrar):  # the same operator, or another record of the same PIV card
             raise IssuanceError(
                 "the registrar of a request cannot approve it",
                 code="issuance.separation_of_duties",

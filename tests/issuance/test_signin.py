@@ -6,7 +6,7 @@ import pytest
 
 from station.crypto.verdict import Identity, Verdict
 from station.issuance.interaction import InputExhausted, StdinInteraction
-from station.issuance.signin import SignInRefused, hash_password, sign_in_with_password, sign_in_with_piv
+from station.issuance.signin import SignInRefused, hash_password, sign_in, sign_in_with_password, sign_in_with_piv
 from station.records.models import AuthMethod, Role
 from station.service.operators import add_operator
 
@@ -68,6 +68,16 @@ def test_piv_sign_in(operators):
     with pytest.raises(SignInRefused) as info:
         sign_in_with_piv(operators, "bob", rejected)
     assert info.value.code == "signin.card_rejected" and "cert-revoked" in str(info.value)
+
+
+def test_an_action_needs_its_role(operators):
+    """Signed in is not enough: the action's role is checked, and a refusal is audited."""
+    operators.config["operators"] = {"allow_passwords": True}
+    assert sign_in(operators, "alice", lambda: PASSWORD, Role.REGISTRAR).identity == "alice"
+    with pytest.raises(SignInRefused) as info:
+        sign_in(operators, "alice", lambda: PASSWORD, Role.ADMINISTRATOR)
+    assert info.value.code == "separation.role" and info.value.exit_code == 3 and "administrator role" in str(info.value)
+    assert '"separation.role"' in audit_text(operators) and PASSWORD not in audit_text(operators)
 
 
 def test_short_operator_password_refused():
