@@ -56,9 +56,9 @@ def _operator(session, identity: str) -> Operator | None:
     return op if op is not None and op.active else None
 
 
-def _signed_in(station, session, op: Operator, method: str, piv_sha256: str | None = None) -> SignedIn:
+def _signed_in(station, session, op: Operator, method: str, piv_sha256: str | None = None, learnt: dict | None = None) -> SignedIn:
     station.audit.append(session, actor=op.identity, action="operator.signed_in", object_type="operator",
-                         object_id=op.id, details={"method": method})
+                         object_id=op.id, details={"method": method, **(learnt or {})})
     return SignedIn(op.id, op.identity, frozenset(op.roles.split()), method, utcnow(), piv_sha256)
 
 
@@ -95,14 +95,26 @@ def sign_in_with_password(station, identity: str, secret: str) -> SignedIn:
 
 
 def sign_in_with_piv(station, identity: str, verdict) -> SignedIn:
-    """``verdict``: PKI-AUTH of the operator's card under the operator trust profile."""
+    """``verdict``: PKI-AUTH of the operator's card under the operator trust profile. The card's
+    cardholder UUID is recorded with the operator; a cardholder who is already another
+    operator is refused (one person, one operator)."""
     if not verdict.accepted:
         raise _refuse(station, identity, f"the card was rejected ({', '.join(verdict.reasons)})", "signin.card_rejected")
     fingerprint = (verdict.identity.sha256_fingerprint or "").lower()
+    holder = (verdict.identity.cardholder_uuid or "").lower() or None
+    other = None
     with station.db.transaction() as session:
         op = _operator(session, identity)
         if op is not None and op.auth_method == AuthMethod.PIV.value and (op.auth_reference or "").lower() == fingerprint:
-            return _signed_in(station, session, op, AuthMethod.PIV.value, fingerprint)
+            if holder:
+                other = session.execute(select(Operator.identity).where(
+                    Operator.cardholder_uuid == holder, Operator.id != op.id)).scalar()
+            if other is None:
+                learnt = {"cardholder_uuid": holder} if holder and op.cardholder_uuid != holder else {}
+                op.cardholder_uuid = holder or op.cardholder_uuid  # the CHUID's, verified by PKI-AUTH
+                return _signed_in(station, session, op, AuthMethod.PIV.value, fingerprint, learnt)
+    if other is not None:
+        raise _refuse(station, identity, f"this card's holder is already operator {other!r}", "separation.card_enrolled")
     if op is None:
         raise _refuse(station, identity, "no such active operator", "signin.unknown_operator")
     raise _refuse(station, identity, "this is not the operator's registered PIV card", "signin.wrong_card")

@@ -1,8 +1,8 @@
 """Station operators: who they are, their roles, how they authenticate.
 
-One person, one operator: a PIV card (its PIV Authentication certificate, FASC-N or card UUID)
-already enrolled is refused for another operator, so that nobody holds two identities that
-could open and approve the same request (FIPS 201-3 §2.1). An operator's
+One person, one operator: a PIV card (its PIV Authentication certificate, FASC-N, card UUID or
+cardholder UUID) already enrolled is refused for another operator, so that nobody holds two
+identities that could open and approve the same request (FIPS 201-3 §2.1). An operator's
 certificate must be a PIV Authentication certificate (SP 800-73-4 key 9A: digitalSignature,
 the PIV Authentication policy, a path under the operator trust profile).
 """
@@ -97,17 +97,20 @@ def add_operator(
     actor: str,
     card_fascn: str | None = None,
     card_uuid: str | None = None,
+    cardholder_uuid: str | None = None,
 ) -> int:
     """``auth_reference``: the SHA-256 of the operator's PIV Auth certificate, or an argon2 hash.
-    ``card_fascn``/``card_uuid``: the identifiers of the operator's PIV card, so that the
-    station never lets an operator serve or approve for themself."""
+    ``card_fascn``/``card_uuid``/``cardholder_uuid``: the identifiers of the operator's PIV card,
+    so that the station never lets an operator serve or approve for themself."""
     with station.db.transaction() as session:
         return enrol(session, station.audit, identity, display_name=display_name, roles=roles, auth_method=auth_method,
-                     auth_reference=auth_reference, actor=actor, card_fascn=card_fascn, card_uuid=card_uuid)
+                     auth_reference=auth_reference, actor=actor, card_fascn=card_fascn, card_uuid=card_uuid,
+                     cardholder_uuid=cardholder_uuid)
 
 
 def enrol(session: Session, audit, identity: str, *, display_name: str, roles: list[Role], auth_method: AuthMethod,
-          auth_reference: str | None, actor: str, card_fascn: str | None = None, card_uuid: str | None = None) -> int:
+          auth_reference: str | None, actor: str, card_fascn: str | None = None, card_uuid: str | None = None,
+          cardholder_uuid: str | None = None) -> int:
     """:func:`add_operator` inside the caller's transaction (``station init`` enrols the first
     administrator in the transaction that creates the station)."""
     check_roles(roles)
@@ -122,6 +125,7 @@ def enrol(session: Session, audit, identity: str, *, display_name: str, roles: l
         auth_reference=auth_reference.lower() if auth_reference and method == AuthMethod.PIV.value else auth_reference,
         card_fascn=card_fascn.upper() if card_fascn else None,
         card_uuid=card_uuid.lower() if card_uuid else None,
+        cardholder_uuid=cardholder_uuid.lower() if cardholder_uuid else None,
     )
     holder = card_holder(session, op)
     if holder is not None:
@@ -141,7 +145,8 @@ def enrol(session: Session, audit, identity: str, *, display_name: str, roles: l
 
 
 def _card_matches(op: Operator) -> list:
-    """Conditions for an operator row sharing ``op``'s card (certificate, FASC-N or card UUID)."""
+    """Conditions for an operator row sharing ``op``'s card (certificate, FASC-N, card UUID or
+    cardholder UUID)."""
     same = []
     if op.auth_method == AuthMethod.PIV.value and op.auth_reference:
         same.append((Operator.auth_method == AuthMethod.PIV.value) & (func.lower(Operator.auth_reference) == op.auth_reference.lower()))
@@ -149,6 +154,8 @@ def _card_matches(op: Operator) -> list:
         same.append(Operator.card_fascn == op.card_fascn.upper())
     if op.card_uuid:
         same.append(Operator.card_uuid == op.card_uuid.lower())
+    if op.cardholder_uuid:
+        same.append(Operator.cardholder_uuid == op.cardholder_uuid.lower())
     return same
 
 
@@ -168,7 +175,7 @@ def same_person(a: Operator, b: Operator) -> bool:
     if a.id == b.id:
         return True
     ref = lambda op: op.auth_reference.lower() if op.auth_method == AuthMethod.PIV.value and op.auth_reference else None  # noqa: E731
-    pairs = [(ref(a), ref(b)), (a.card_fascn, b.card_fascn), (a.card_uuid, b.card_uuid)]
+    pairs = [(ref(a), ref(b)), (a.card_fascn, b.card_fascn), (a.card_uuid, b.card_uuid), (a.cardholder_uuid, b.cardholder_uuid)]
     return any(x is not None and x.lower() == (y or "").lower() for x, y in pairs)
 
 
@@ -185,7 +192,8 @@ def list_operators(station: Station) -> list[dict]:
     with station.db.transaction() as session:
         return [
             {"id": op.identity, "name": op.display_name, "roles": op.roles.split(), "auth": op.auth_method,
-             "active": op.active, "card_fascn": op.card_fascn, "card_uuid": op.card_uuid}
+             "active": op.active, "card_fascn": op.card_fascn, "card_uuid": op.card_uuid,
+             "cardholder_uuid": op.cardholder_uuid}
             for op in session.execute(select(Operator).order_by(Operator.identity)).scalars()
         ]
 
