@@ -75,7 +75,8 @@ def sign_in(args: argparse.Namespace, station: Station, role):
     station.home.crl_dir.mkdir(parents=True, exist_ok=True)
     conn = pcsc.open_reader(args.operator_reader)
     try:
-        return signin.sign_in(station, args.operator, lambda: secret, role, card=PivSession(conn), profile=operator_profile(station),
-                              cache_dir=station.home.crl_dir)
+        with conn.transaction():  # no other process talks to the card during PKI-AUTH
+            return signin.sign_in(station, args.operator, lambda: secret, role, card=PivSession(conn),
+                                  profile=operator_profile(station), cache_dir=station.home.crl_dir)
     finally:
         conn.close(reset=True)
