@@ -359,6 +359,10 @@ class IssuanceEngine:
         signed = self._sign_in(registrar, f"resume request {request_id}", Role.REGISTRAR) if registrar is not None else None
         req = self._load(request_id)
         if signed is not None:
+            try:
+                records.check_resuming_registrar(self.station, request_id, signed.identity)
+            except StationError as exc:  # the approver resuming as registrar
+                raise self._refuse(signed.identity, exc.code, str(exc), request_id, exc.hint) from None
             req.registrar = signed.identity
         steps = {
             RequestState.APPROVED.value: lambda: self._authenticate(req, card),

@@ -194,6 +194,16 @@ def approve_request(station: Station, request_id: int, *, approver: str) -> None
     decide_request(station, request_id, approver=approver, approve=True)
 
 
+def check_resuming_registrar(station: Station, request_id: int, registrar: str) -> None:
+    """Who carries a request on (``station requests resume``) is not the person who approved it."""
+    with station.db.transaction() as session:
+        req = locked_request(session, request_id)
+        op = operator_with_role(session, registrar, Role.REGISTRAR)
+        if req.approver is not None and same_person(op, req.approver):
+            raise IssuanceError("the approver of a request cannot carry it on as its registrar",
+                                code="issuance.separation_of_duties", hint="another registrar must resume it (FIPS 201-3 §2.1)")
+
+
 def _existing(req: IssuanceRequest, key_sha256: str) -> IssuedCredential:
     cred = req.credential
     assert cred is not None

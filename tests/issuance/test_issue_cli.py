@@ -113,23 +113,29 @@ def test_approver_signs_in_with_own_piv_card(home, insert_card, pcscd, softhsm_c
     assert wrong.returncode != 0 and json.loads(wrong.stdout)["error"] == "signin.wrong_card"
 
 
-def test_resume_needs_a_freshly_signed_in_registrar(home, insert_card, pcscd, softhsm_conf, icam_profile, crl_cache):
+def test_resume_needs_a_freshly_signed_in_registrar(home, insert_card, pcscd, softhsm_conf, icam_profile, crl_cache,
+                                                    monkeypatch):
     """A request left approved resumes only for a registrar who signs in now (their secret is
-    the first line): not without --operator, not a supervisor, not a disabled registrar. Another
-    registrar may, and the remaining steps are attributed to them."""
+    the first line): not without --operator, not a supervisor, not a disabled registrar, not its
+    approver (who also holds the registrar role). Another registrar may, and the remaining steps
+    are attributed to them."""
     from station.home import StationHome
     from station.issuance.targets import open_target
     from station.service.operators import disable_operator
     from station.service.station import Station
+    from tests.issuance import test_engine
     from tests.issuance.test_engine import card, engine
 
+    monkeypatch.setitem(test_engine.SECRETS, "sue", "supervisor passphrase 6")
     uri = init_softhsm_token(f"dpiv-{uuid.uuid4().hex[:8]}", "55667788")
     with Station.open(StationHome(home)) as station:
+        add_operator(station, "sue", display_name="sue", roles=[Role.SUPERVISOR, Role.REGISTRAR], auth_method=AuthMethod.PASSWORD,
+                     auth_reference=hash_password("supervisor passphrase 6"), actor="adm")
         target = open_target(uri)
         try:
             eng = engine(station, icam_profile, crl_cache)
             request_id = eng.open_request(card(), registrar="reg", aal="AAL2", target=target)
-            eng.approve(request_id, approver="sup")
+            eng.approve(request_id, approver="sue")
         finally:
             target.close()
         add_operator(station, "reg2", display_name="reg2", roles=[Role.REGISTRAR], auth_method=AuthMethod.PASSWORD,
@@ -137,10 +143,11 @@ def test_resume_needs_a_freshly_signed_in_registrar(home, insert_card, pcscd, so
         disable_operator(station, "reg", actor="adm")
     insert_card(load_card_image(GOLDEN, pin=TEST_PIN))
     resume = ["requests", "resume", str(request_id), "--home", str(home), "--target", uri, "--applicant-reader", pcscd.reader()]
-    for who, secret, error in ((None, "", "signin.no_operator"), ("sup", SECRETS["sup"], "separation.role"),
-                               ("reg", SECRETS["reg"], "signin.unknown_operator")):
+    for who, secret, error, code in ((None, "", "signin.no_operator", 3), ("sup", SECRETS["sup"], "separation.role", 3),
+                                     ("reg", SECRETS["reg"], "signin.unknown_operator", 3),
+                                     ("sue", "supervisor passphrase 6", "issuance.separation_of_duties", 1)):
         refused = run([*resume, *(["--operator", who] if who else [])], pcscd.env, f"{secret}\n{TEST_PIN}\n{NEW_PIN}\n")
-        assert refused.returncode == 3 and json.loads(refused.stdout)["error"] == error, refused.stdout + refused.stderr
+        assert refused.returncode == code and json.loads(refused.stdout)["error"] == error, refused.stdout + refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
     assert [r["state"] for r in json.loads(run(["requests", "list", "--home", str(home)], pcscd.env).stdout)] == ["approved"]
     done = run([*resume, "--operator", "reg2"], pcscd.env, f"registrar passphrase 5\n{TEST_PIN}\n{NEW_PIN}\n")
