@@ -199,13 +199,19 @@ def list_operators(station: Station) -> list[dict]:
 
 
 def disable_operator(station: Station, identity: str, *, actor: str) -> None:
-    """An operator who leaves keeps their history; they can no longer sign in."""
+    """An operator who leaves keeps their history; they can no longer sign in. The last active
+    administrator stays: without one nobody could enrol operators or revoke."""
     with station.db.transaction() as session:
         op = session.execute(select(Operator).where(Operator.identity == identity).with_for_update()).scalar_one_or_none()
         if op is None:
             raise OperatorError(f"no operator {identity!r}", code="operator.unknown")
         if not op.active:
             raise OperatorError(f"operator {identity!r} is already disabled", code="operator.disabled")
+        if op.has_role(Role.ADMINISTRATOR) and not any(
+                other.has_role(Role.ADMINISTRATOR) for other in session.execute(
+                    select(Operator).where(Operator.active, Operator.id != op.id)).scalars()):
+            raise OperatorError(f"operator {identity!r} is the last active administrator", code="operator.last_administrator",
+                                hint="enrol another administrator first")
         op.active = False
         station.audit.append(session, actor=actor, action="operator.disabled", object_type="operator", object_id=op.id,
                              details={"identity": identity})

@@ -107,6 +107,15 @@ def test_wrong_role_is_refused(home, operator, command, role):  # noqa: F811
     assert "eve" not in listed(home) and listed(home)["reg"]["active"]
 
 
+def test_the_last_administrator_stays(home):  # noqa: F811
+    """Disabling the only administrator would leave nobody to enrol operators or revoke."""
+    alone = ops(home, "disable", "--id", "adm")
+    assert alone.returncode == 2 and "last active administrator" in alone.stderr and listed(home)["adm"]["active"]
+    assert ops(home, "add", "--id", "ada", "--name", "Ada", "--role", "administrator", "--password-stdin",
+               stdin="ada passphrase 12\n").returncode == 0
+    assert ops(home, "disable", "--id", "adm").returncode == 0 and not listed(home)["adm"]["active"]
+
+
 def test_wrong_secret_is_refused(home):  # noqa: F811
     result = ops(home, "disable", "--id", "reg", secret="not the passphrase")
     assert result.returncode == REFUSED and "wrong password" in result.stderr and "not the passphrase" not in result.stderr
