@@ -11,7 +11,7 @@ from station.crypto.ca_store import KEY_ALGORITHMS
 from station.crypto.pkcs11_signer import without_pin
 from station.crypto.profile import MAX_VALIDITY_DAYS
 from station.home import StationHome
-from station.service.setup import InitOptions, initialize
+from station.service.setup import AdminPasswordNotAllowed, InitOptions, initialize
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,6 +46,8 @@ def _admin_secret(args: argparse.Namespace) -> tuple[str | None, bytes | None]:
     from station.issuance.signin import hash_password
 
     if args.admin_piv_cert is None:
+        if not args.allow_operator_passwords:
+            raise AdminPasswordNotAllowed()  # before asking for a password
         return hash_password(stdin_line(f"the password of administrator {args.admin!r}")), None
     try:
         return None, args.admin_piv_cert.read_bytes()

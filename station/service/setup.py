@@ -44,6 +44,14 @@ class InitOptions:
     allow_operator_passwords: bool = False  # [operators] allow_passwords
 
 
+class AdminPasswordNotAllowed(StationError):
+    code = "signin.passwords_disabled"
+    hint = "add --allow-operator-passwords, or enrol the administrator's PIV card (--admin-piv-cert FILE)"
+
+    def __init__(self):
+        super().__init__("an administrator password needs operator passwords allowed")
+
+
 def _check_options(home: StationHome, opts: InitOptions) -> None:
     if home.exists() and "ca" in home.load_config():
         raise ca_store.CAExists(f"{home.config_path} already configures an issuing CA")
@@ -59,8 +67,7 @@ def _check_options(home: StationHome, opts: InitOptions) -> None:
         raise StationError("the first administrator signs in with a password or a PIV card: give one of them",
                            code="init.admin", hint="pipe the password on standard input, or give --admin-piv-cert FILE")
     if opts.admin_password_hash is not None and not opts.allow_operator_passwords:
-        raise StationError("an administrator password needs operator passwords allowed", code="signin.passwords_disabled",
-                           hint="add --allow-operator-passwords, or enrol the administrator's PIV card (--admin-piv-cert)")
+        raise AdminPasswordNotAllowed()
 
 
 def _admin_card(home: StationHome, opts: InitOptions):

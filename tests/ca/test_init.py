@@ -288,8 +288,10 @@ def test_init_creates_the_first_administrator_who_enrols_operators(tmp_path, sec
     assert "registrar passphrase" not in events and ADMIN_PASSWORD not in events
 
 
-def test_init_refuses_an_administrator_password_where_passwords_are_not_allowed(tmp_path, secret_service, trust_profile, capsys):
+def test_init_refuses_an_administrator_password_where_passwords_are_not_allowed(tmp_path, secret_service, trust_profile, capsys,
+                                                                              monkeypatch):
     home = tmp_path / "home"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # asked for no password: refused first
     assert main(["init", "--admin", "admin", "--home", str(home), "--profile", str(trust_profile)]) == 2
     err = capsys.readouterr().err
     assert "--allow-operator-passwords" in err and len(err.strip().splitlines()) == 1
