@@ -31,7 +31,7 @@ class HomeError(StationError):
 
 class NotInitialized(HomeError):
     code = "home.not_initialized"
-    hint = "run `station init --home DIR --profile FILE` first, or pass the right --home"
+    hint = "run `station init --home DIR --profile FILE --admin ID` first, or pass the right --home"
 
 
 def platform_data_dir() -> Path:

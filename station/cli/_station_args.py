@@ -1,4 +1,8 @@
-"""Options shared by the commands that work on a station home (--home, --db, --operator)."""
+"""Options shared by the commands that work on a station home (--home, --db, --operator), and
+the sign-in of the operator who acts: every command that changes the station names its actor
+(``--operator ID``), who signs in afresh with their own PIV card (``--operator-reader NAME``;
+PKI-AUTH under the operator trust profile) or their password, the secret being the first line
+of standard input, and must hold the role the action needs."""
 
 from __future__ import annotations
 
@@ -6,13 +10,20 @@ import argparse
 import getpass
 
 from station.home import StationHome
+from station.secret_input import read_line
 from station.service.station import Station
 
 
-def add_station_args(parser: argparse.ArgumentParser) -> None:
+def add_station_args(parser: argparse.ArgumentParser, *, signs_in: bool = False) -> None:
     parser.add_argument("--home", help="station home folder (default: $STATION_HOME or the user data folder)")
     parser.add_argument("--db", help="database URL overriding the configuration (sqlite:///… or postgresql://…)")
-    parser.add_argument("--operator", help="who is acting, for the audit trail (default: cli:<login name>)")
+    if not signs_in:
+        parser.add_argument("--operator", help="who is acting, for the audit trail (default: cli:<login name>)")
+        return
+    parser.add_argument("--operator", metavar="ID", help="the operator who acts; they sign in: the first line of "
+                        "standard input is their password, or their card's PIN with --operator-reader")
+    parser.add_argument("--operator-reader", metavar="NAME", help="reader holding the acting operator's own PIV card "
+                        "(they sign in by PKI-AUTH)")
 
 
 def open_station(args: argparse.Namespace, *, signing: bool = True) -> Station:
@@ -21,3 +32,45 @@ def open_station(args: argparse.Namespace, *, signing: bool = True) -> Station:
 
 def actor(args: argparse.Namespace) -> str:
     return args.operator or f"cli:{getpass.getuser()}"
+
+
+def stdin_line(what: str) -> str:
+    """The next line of standard input (without its newline), for ``what``: bounded and UTF-8
+    (:func:`station.secret_input.read_line`), and present."""
+    from station.issuance.interaction import InputExhausted
+
+    line = read_line(what=what)
+    if line is None:
+        raise InputExhausted(f"standard input has no line for {what}")
+    return line
+
+
+def operator_profile(station: Station):
+    """The trust profile for operators' own PIV cards (default: the applicants')."""
+    from station.crypto.trust import TrustProfile
+
+    return TrustProfile.load(station.config.get("operator_trust_profile") or station.config["trust_profile"])
+
+
+def sign_in(args: argparse.Namespace, station: Station, role):
+    """The acting operator (``--operator``) signs in for an action needing ``role``
+    (a :class:`station.records.models.Role`); returns the SignedIn."""
+    from station.devices import pcsc
+    from station.devices.piv import PivSession
+    from station.issuance import signin
+
+    if not args.operator:
+        raise signin.SignInRefused("this command changes the station and needs a signed-in operator",
+                                   code="signin.no_operator",
+                                   hint="name yourself with --operator ID and give your secret as the first line of standard input")
+    secret = stdin_line(f"the secret of operator {args.operator!r}")
+    if not args.operator_reader:
+        return signin.sign_in(station, args.operator, lambda: secret, role)
+    station.home.crl_dir.mkdir(parents=True, exist_ok=True)
+    conn = pcsc.open_reader(args.operator_reader)
+    try:
+        with conn.transaction():  # no other process talks to the card during PKI-AUTH
+            return signin.sign_in(station, args.operator, lambda: secret, role, card=PivSession(conn),
+                                  profile=operator_profile(station), cache_dir=station.home.crl_dir)
+    finally:
+        conn.close(reset=True)

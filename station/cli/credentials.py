@@ -6,7 +6,7 @@ import argparse
 import json
 
 from station.cli import print_table
-from station.cli._station_args import actor, add_station_args, open_station
+from station.cli._station_args import add_station_args, open_station, sign_in
 from station.service import revocation
 
 
@@ -25,8 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--pem", action="store_true", help="print the certificate too")
     show.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     show.set_defaults(func=run_show)
-    rv = sub.add_parser("revoke", help="revoke a credential (it appears on the next CRL)")
-    add_station_args(rv)
+    rv = sub.add_parser("revoke", help="revoke a credential (it appears on the next CRL); an administrator signs in")
+    add_station_args(rv, signs_in=True)
     rv.add_argument("serial", help="serial number (hex)")
     rv.add_argument("--reason", required=True, help="RFC 5280 reason, e.g. keyCompromise, affiliationChanged, superseded")
     rv.set_defaults(func=run_revoke)
@@ -71,7 +71,9 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_revoke(args: argparse.Namespace) -> int:
+    from station.records.models import Role
+
     with open_station(args) as station:
-        c = revocation.revoke(station, args.serial, args.reason, actor=actor(args))
+        c = revocation.revoke(station, args.serial, args.reason, actor=sign_in(args, station, Role.ADMINISTRATOR).identity)
     print(f"revoked {c.serial} ({c.revocation_reason}); publish a CRL: station crl publish --out FILE")
     return 0

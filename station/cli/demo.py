@@ -118,25 +118,33 @@ def _pki_auth_demo(pcscd: IsolatedPcscd, icam: Path) -> int:
     return 0
 
 
+ADMIN = ("admin", "administrator passphrase")  # the demo station's first administrator and their password
+
+
 def demo_station(root: Path, trust_profile: Path, roles: dict, passwords: dict[str, str], config: dict | None = None):
     """A station home in ``root`` with its own issuing CA (demo keyring file: never for real
-    secrets) and operators who sign in with passwords: ``roles`` {identity: Role},
-    ``passwords`` {identity: password}. ``config``: more configuration sections."""
+    secrets) and operators who sign in with passwords: the administrator ``ADMIN`` (made by
+    init), who signs in and enrols ``roles`` {identity: Role} with ``passwords`` {identity:
+    password}. ``config``: more configuration sections."""
     from station.home import StationHome
-    from station.issuance.signin import hash_password
-    from station.records.models import AuthMethod
+    from station.issuance.signin import hash_password, sign_in
+    from station.records.models import AuthMethod, Role
     from station.service.operators import add_operator
     from station.service.setup import InitOptions, initialize
     from station.service.station import Station
 
     home = StationHome(root)
+    admin, admin_password = ADMIN
     initialize(home, InitOptions(trust_profile=trust_profile, demo=True, ca_issuers_url="http://pki.station.test/ca.p7c",
-                                 crl_url="http://pki.station.test/ca.crl"))
+                                 crl_url="http://pki.station.test/ca.crl", admin=admin,
+                                 admin_password_hash=hash_password(admin_password), allow_operator_passwords=True))
     with Station.open(home) as station:
+        signed = sign_in(station, admin, lambda: admin_password, Role.ADMINISTRATOR)
         for identity, role in roles.items():
             add_operator(station, identity, display_name=identity, roles=[role], auth_method=AuthMethod.PASSWORD,
-                         auth_reference=hash_password(passwords[identity]), actor="demo")
-        home.save_config({**station.config, "operators": {"allow_passwords": True}, **(config or {})})  # no operator cards
+                         auth_reference=hash_password(passwords[identity]), actor=signed.identity)
+        if config:
+            home.save_config({**station.config, **config})
     return home
 
 
@@ -165,7 +173,8 @@ def _issuance_demo(pcscd: IsolatedPcscd, icam: Path) -> int:
         profile_path = mirror.write_profile(work / "icam-test.toml")
         home = demo_station(work / "home", profile_path, {"registrar": Role.REGISTRAR, "supervisor": Role.SUPERVISOR},
                             OPERATORS)
-        print(f"  a station home with its own issuing CA (a temporary folder); operators: {', '.join(OPERATORS)}")
+        print(f"  a station home with its own issuing CA (a temporary folder); administrator {ADMIN[0]} (made by init),"
+              f" who enrolled the operators {', '.join(OPERATORS)}")
         link = pcscd.insert(load_card_image(icam / "cards" / GOLDEN, pin=DEMO_PIN))
         with Station.open(home) as station:
             engine = IssuanceEngine(station, TrustProfile.load(profile_path).with_revocation("crl"), _DemoPeople(),

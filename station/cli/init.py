@@ -1,4 +1,6 @@
-"""``station init``: create (or import) the issuing CA of a new station home."""
+"""``station init``: create (or import) the issuing CA of a new station home, with its first
+administrator (``--admin ID``: their password is the first line of standard input, or their
+PIV Authentication certificate is ``--admin-piv-cert FILE``)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from station.crypto.ca_store import KEY_ALGORITHMS
 from station.crypto.pkcs11_signer import without_pin
 from station.crypto.profile import MAX_VALIDITY_DAYS
 from station.home import StationHome
-from station.service.setup import InitOptions, initialize
+from station.service.setup import AdminPasswordNotAllowed, InitOptions, initialize
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +32,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-validity-days", type=positive_int, default=MAX_VALIDITY_DAYS,
                    help=f"longest validity of an issued credential, in days (default {MAX_VALIDITY_DAYS})")
     p.add_argument("--crl-hours", type=positive_int, default=24, help="CRL nextUpdate, hours after thisUpdate (above 0; default 24)")
+    p.add_argument("--admin", required=True, metavar="ID", help="the first administrator (who enrols the other operators); "
+                   "their password is the first line of standard input unless --admin-piv-cert is given")
+    p.add_argument("--admin-piv-cert", type=Path, metavar="FILE", help="the administrator's PIV Authentication certificate "
+                   "(PEM or DER): they sign in with their PIV card")
+    p.add_argument("--allow-operator-passwords", action="store_true",
+                   help="operators may sign in with a password ([operators] allow_passwords; default: PIV cards only)")
     p.set_defaults(func=run)
+
+
+def _admin_secret(args: argparse.Namespace) -> tuple[str | None, bytes | None]:
+    """(argon2id hash of the administrator's password, or their certificate's bytes)."""
+    from station.cli._station_args import stdin_line
+    from station.errors import StationError
+    from station.issuance.signin import hash_password
+
+    if args.admin_piv_cert is None:
+        if not args.allow_operator_passwords:
+            raise AdminPasswordNotAllowed()  # before asking for a password
+        return hash_password(stdin_line(f"the password of administrator {args.admin!r}")), None
+    try:
+        return None, args.admin_piv_cert.read_bytes()
+    except OSError as exc:
+        raise StationError(f"cannot read {args.admin_piv_cert}: {exc.strerror}", code="init.admin",
+                           hint="give the administrator's PIV Authentication certificate file") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     TrustProfile.load(args.profile)  # whole, anchors too: a broken profile shows now, not at the first card
     home = StationHome.locate(args.home)
+    admin_hash, admin_cert = _admin_secret(args)
     config = initialize(
         home,
         InitOptions(
@@ -54,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
             ocsp_url=args.ocsp_url,
             max_validity_days=args.max_validity_days,
             crl_next_update_hours=args.crl_hours,
+            admin=args.admin,
+            admin_password_hash=admin_hash,
+            admin_piv_cert=admin_cert,
+            allow_operator_passwords=args.allow_operator_passwords,
         ),
     )
     key = config["ca"]["key"]
@@ -61,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  CA certificate: {home.path(config['ca']['certificate'])}")
     print(f"  CA key: {without_pin(key) if key.startswith('pkcs11:') else home.path(key.removeprefix('file:'))}")
     print(f"  secrets: {config['secrets']['store']}")
+    print(f"  administrator: {args.admin} ({'PIV card' if admin_cert else 'password'})")
     if ".invalid/" in config["profile"]["crl_url"]:
         print("  note: set [profile] ca_issuers_url and crl_url in station.toml to your published locations")
     return 0

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from station.cli import print_table
 from station.cli._prompt import ask_secret, require_terminal
-from station.cli._station_args import add_station_args, open_station
+from station.cli._station_args import add_station_args, open_station, operator_profile
 from station.errors import Exit, StationError
 
 JSON_HELP = "print one JSON object instead of text"
@@ -56,14 +56,14 @@ def register(sub) -> None:
     listing.set_defaults(func=cmd_requests_list)
     resume = req_sub.add_parser("resume", help="continue a request from its last committed step, as the registrar "
                                 "named by --operator (stdin: their secret, applicant PIV PIN, new credential PIN)")
-    add_station_args(resume)
+    add_station_args(resume, signs_in=True)
     resume.add_argument("request_id", type=int, help="the request to continue (station requests list)")
     resume.add_argument("--applicant-reader", help="reader holding the applicant's PIV card, when a step still needs it")
     resume.add_argument("--target", required=True, help="the request's device, as a pkcs11: URI")
     resume.add_argument("--json", action="store_true", help=JSON_HELP)
     resume.set_defaults(func=cmd_requests_resume)
-    cancel = req_sub.add_parser("cancel", help="cancel a request (its certificate, if any, is revoked)")
-    add_station_args(cancel)
+    cancel = req_sub.add_parser("cancel", help="cancel a request (its certificate, if any, is revoked); a supervisor signs in")
+    add_station_args(cancel, signs_in=True)
     cancel.add_argument("request_id", type=int, help="the request to cancel")
     cancel.add_argument("--reason", default="cancelled by operator", help="why, for the audit trail")
     cancel.add_argument("--json", action="store_true", help=JSON_HELP)
@@ -105,8 +105,8 @@ def _engine(station, ui, operator_card=None):
     cache = station.home.crl_dir
     cache.mkdir(parents=True, exist_ok=True)
     applicants = TrustProfile.load(station.config["trust_profile"])
-    operators = TrustProfile.load(station.config["operator_trust_profile"]) if station.config.get("operator_trust_profile") else None
-    return IssuanceEngine(station, applicants, ui, crl_cache=cache, operator_profile=operators, operator_card=operator_card)
+    return IssuanceEngine(station, applicants, ui, crl_cache=cache, operator_profile=operator_profile(station),
+                          operator_card=operator_card)
 
 
 def _target(station, uri: str, pin_entry=None):
@@ -145,7 +145,8 @@ def _drive(args, ui, work) -> int:
         return _fail(exc, args.json)
     operator_readers = {name: reader for name, reader in (
         (getattr(args, "registrar", None), getattr(args, "registrar_reader", None)),
-        (getattr(args, "approver", None), getattr(args, "approver_reader", None))) if reader}
+        (getattr(args, "approver", None), getattr(args, "approver_reader", None)),
+        (getattr(args, "operator", None), getattr(args, "operator_reader", None))) if reader}
     connections = []
 
     def operator_card(identity: str):
@@ -222,12 +223,14 @@ def cmd_requests_resume(args) -> int:
 
 
 def cmd_requests_cancel(args) -> int:
-    from station.cli._station_args import actor
+    from station.cli._station_args import sign_in
+    from station.records.models import Role
 
     station = open_station(args)
     try:
+        signed = sign_in(args, station, Role.SUPERVISOR)
         engine = _engine(station, None)
-        engine.cancel(args.request_id, actor=actor(args), reason=args.reason)
+        engine.cancel(args.request_id, actor=signed.identity, reason=args.reason)
     except StationError as exc:
         return _fail(exc, args.json)
     finally:

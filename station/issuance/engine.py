@@ -29,7 +29,7 @@ from station.errors import Exit, StationError
 from station.issuance import selftest
 from station.issuance.interaction import Interaction
 from station.issuance.pin_policy import check_new_pin
-from station.issuance.signin import SignedIn, sign_in_with_password, sign_in_with_piv
+from station.issuance.signin import SignedIn, sign_in
 from station.issuance.targets.base import Target
 from station.records.models import (
     Credential,
@@ -144,23 +144,10 @@ class IssuanceEngine:
         return refused
 
     def _sign_in(self, identity: str, purpose: str, role: Role) -> SignedIn:
-        """A fresh sign-in: PKI-AUTH of the operator's own card when it is in a reader, else the
-        operator's password (where the configuration allows passwords)."""
-        card = self.operator_card(identity)
-        if card is not None:
-            ui = self.ui
-
-            class OperatorPin:  # the operator's secret is their card's PIN
-                def request_pin(self, *, pin_kind: str, tries_left: int | None) -> str:
-                    return ui.operator_secret(identity, purpose)
-
-            verdict = pki_auth(card, self.operator_profile, OperatorPin(), cache_dir=self.crl_cache)
-            signed = sign_in_with_piv(self.station, identity, verdict)
-        else:
-            signed = sign_in_with_password(self.station, identity, self.ui.operator_secret(identity, purpose))
-        if role.value not in signed.roles:
-            raise self._refuse(identity, "separation.role", f"operator {identity!r} does not hold the {role.value} role")
-        return signed
+        """A fresh sign-in for ``role``: PKI-AUTH of the operator's own card when it is in a
+        reader, else the operator's password (where the configuration allows passwords)."""
+        return sign_in(self.station, identity, lambda: self.ui.operator_secret(identity, purpose), role,
+                       card=self.operator_card(identity), profile=self.operator_profile, cache_dir=self.crl_cache)
 
     def _load(self, request_id: int, actor: str) -> _Request:
         """The request with its applicant certificate and credential: one query."""
@@ -249,14 +236,18 @@ class IssuanceEngine:
             raise IssuanceRefused(f"no request {request_id}", code="issuance.unknown_request")
         return state
 
-    def _applicant_is_operator(self, session, fingerprint: str, fascn: str | None, card_uuid: str | None) -> str | None:
+    def _applicant_is_operator(self, session, fingerprint: str, fascn: str | None, card_uuid: str | None,
+                               cardholder_uuid: str | None) -> str | None:
         """An operator whose PIV card is this card (same PIV Authentication certificate, FASC-N or
-        card UUID) or another card of the same person (:func:`_same_person`)."""
+        card UUID), or who is this card's holder (the CHUID's cardholder UUID, learnt at the
+        operator's PIV sign-in), or another card of the same person (:func:`_same_person`)."""
         same = [func.lower(Operator.auth_reference) == fingerprint.lower()]
         if fascn:
             same.append(Operator.card_fascn == fascn.upper())
         if card_uuid:
             same.append(Operator.card_uuid == card_uuid.lower())
+        if cardholder_uuid:
+            same.append(Operator.cardholder_uuid == cardholder_uuid.lower())
         found = session.execute(select(Operator.identity).where(or_(*same))).scalar()
         person = _fascn(fascn)
         if found is not None or person is None:
@@ -288,16 +279,16 @@ class IssuanceEngine:
         chuid = Chuid.from_bytes(contents.chuid) if contents.chuid else None
         fascn = chuid.fascn.hex().upper() if chuid else None
         card_uuid = str(chuid.card_uuid) if chuid and chuid.card_uuid else None
+        cardholder_uuid = str(chuid.cardholder_uuid) if chuid and chuid.cardholder_uuid else None
         with self.station.db.transaction() as session:
-            operator = self._applicant_is_operator(session, fingerprint, fascn, card_uuid)
+            operator = self._applicant_is_operator(session, fingerprint, fascn, card_uuid, cardholder_uuid)
         if operator is not None:
             raise self._refuse(registrar, "separation.applicant_is_operator",
                                f"the applicant's card belongs to operator {operator!r}", hint="another registrar must serve this person")
         # the applicant as the records know them (by this certificate, else cardholder UUID or
         # FASC-N: a person with a new card is still the same applicant for the limit)
         applicant_id, pac_id = records.record_applicant(
-            self.station, cert, actor=signed.identity, fascn=fascn, card_uuid=card_uuid,
-            cardholder_uuid=str(chuid.cardholder_uuid) if chuid and chuid.cardholder_uuid else None,
+            self.station, cert, actor=signed.identity, fascn=fascn, card_uuid=card_uuid, cardholder_uuid=cardholder_uuid,
         )
         with self.station.db.transaction() as session:
             active = self._active_credentials(session, applicant_id)

@@ -2,20 +2,25 @@
 
 Passwords are accepted only where the configuration allows them (``[operators]
 allow_passwords = true``). Every sign-in, and every failed one, is an audit event; no secret
-is ever stored or logged (the password hash is argon2id, RFC 9106).
+is ever stored or logged (the password hash is argon2id, RFC 9106). :func:`sign_in` is the
+one entry for an action: a fresh sign-in, then the role the action needs (administrators
+manage operators and revoke, registrars open and resume requests, supervisors approve and
+cancel; FIPS 201-3 §2.1 separation of duties).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
 
+from station.crypto.pkiauth import pki_auth
 from station.errors import Exit, StationError
-from station.records.models import AuthMethod, Operator, utcnow
+from station.records.models import AuthMethod, Operator, Role, utcnow
 
 _HASHER = PasswordHasher()  # argon2id, RFC 9106 "second recommended" parameters
 
@@ -52,9 +57,9 @@ def _operator(session, identity: str) -> Operator | None:
     return op if op is not None and op.active else None
 
 
-def _signed_in(station, session, op: Operator, method: str, piv_sha256: str | None = None) -> SignedIn:
+def _signed_in(station, session, op: Operator, method: str, piv_sha256: str | None = None, learnt: dict | None = None) -> SignedIn:
     station.audit.append(session, actor=op.identity, action="operator.signed_in", object_type="operator",
-                         object_id=op.id, details={"method": method})
+                         object_id=op.id, details={"method": method, **(learnt or {})})
     return SignedIn(op.id, op.identity, frozenset(op.roles.split()), method, utcnow(), piv_sha256)
 
 
@@ -91,14 +96,45 @@ def sign_in_with_password(station, identity: str, secret: str) -> SignedIn:
 
 
 def sign_in_with_piv(station, identity: str, verdict) -> SignedIn:
-    """``verdict``: PKI-AUTH of the operator's card under the operator trust profile."""
+    """``verdict``: PKI-AUTH of the operator's card under the operator trust profile. The card's
+    cardholder UUID is recorded with the operator; a cardholder who is already another
+    operator is refused (one person, one operator)."""
     if not verdict.accepted:
         raise _refuse(station, identity, f"the card was rejected ({', '.join(verdict.reasons)})", "signin.card_rejected")
     fingerprint = (verdict.identity.sha256_fingerprint or "").lower()
+    holder = (verdict.identity.cardholder_uuid or "").lower() or None
+    other = None
     with station.db.transaction() as session:
         op = _operator(session, identity)
         if op is not None and op.auth_method == AuthMethod.PIV.value and (op.auth_reference or "").lower() == fingerprint:
-            return _signed_in(station, session, op, AuthMethod.PIV.value, fingerprint)
+            if holder:
+                other = session.execute(select(Operator.identity).where(
+                    Operator.cardholder_uuid == holder, Operator.id != op.id)).scalar()
+            if other is None:
+                learnt = {"cardholder_uuid": holder} if holder and op.cardholder_uuid != holder else {}
+                op.cardholder_uuid = holder or op.cardholder_uuid  # the CHUID's, verified by PKI-AUTH
+                return _signed_in(station, session, op, AuthMethod.PIV.value, fingerprint, learnt)
+    if other is not None:
+        raise _refuse(station, identity, f"this card's holder is already operator {other!r}", "separation.card_enrolled")
     if op is None:
         raise _refuse(station, identity, "no such active operator", "signin.unknown_operator")
     raise _refuse(station, identity, "this is not the operator's registered PIV card", "signin.wrong_card")
+
+
+def sign_in(station, identity: str, secret: Callable[[], str], role: Role, *, card=None, profile=None,
+            cache_dir=None) -> SignedIn:
+    """A fresh sign-in of ``identity`` for an action that needs ``role``: PKI-AUTH of the
+    operator's own card in ``card`` (a PivSession; ``secret()`` gives its PIN, asked for once
+    the card's PIN status is known; ``profile``: the operator trust profile), else their
+    password ``secret()``. Refused (audited) without the role."""
+    if card is not None:
+        class OperatorPin:  # the operator's secret is their card's PIN
+            def request_pin(self, *, pin_kind: str, tries_left: int | None) -> str:
+                return secret()
+
+        signed = sign_in_with_piv(station, identity, pki_auth(card, profile, OperatorPin(), cache_dir=cache_dir))
+    else:
+        signed = sign_in_with_password(station, identity, secret())
+    if role.value not in signed.roles:
+        raise _refuse(station, identity, f"the operator does not hold the {role.value} role", "separation.role")
+    return signed

@@ -106,6 +106,7 @@ class Operator(Base):
     auth_reference: Mapped[str | None] = mapped_column(String(255))
     card_fascn: Mapped[str | None] = mapped_column(String(64), index=True)  # the operator's PIV card (hex)
     card_uuid: Mapped[str | None] = mapped_column(String(36), index=True)  # so no operator serves themself
+    cardholder_uuid: Mapped[str | None] = mapped_column(String(36), index=True)  # the CHUID's, learnt at PIV sign-in
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 

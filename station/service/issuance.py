@@ -31,7 +31,7 @@ from station.records.models import (
     serial_hex,
     utcnow,
 )
-from station.service.operators import operator_with_role
+from station.service.operators import operator_with_role, same_person
 from station.service.station import Station
 
 IDENTITY_PROOFING_MAX_AGE = dt.timedelta(days=90)  # Common Policy §4.2.3
@@ -243,7 +243,7 @@ def decide_request(station: Station, request_id: int, *, approver: str, approve:
         req = locked_request(session, request_id)
         require_backed(session, req)
         op = operator_with_role(session, approver, Role.SUPERVISOR)
-        if op.id == req.registrar_id:
+        if same_person(op, req.registrar):  # the same operator, or another record of the same PIV card
             raise IssuanceError(
                 "the registrar of a request cannot approve it",
                 code="issuance.separation_of_duties",
@@ -261,6 +261,16 @@ def decide_request(station: Station, request_id: int, *, approver: str, approve:
 
 def approve_request(station: Station, request_id: int, *, approver: str) -> None:
     decide_request(station, request_id, approver=approver, approve=True)
+
+
+def check_resuming_registrar(station: Station, request_id: int, registrar: str) -> None:
+    """Who carries a request on (``station requests resume``) is not the person who approved it."""
+    with station.db.transaction() as session:
+        req = locked_request(session, request_id)
+        op = operator_with_role(session, registrar, Role.REGISTRAR)
+        if req.approver is not None and same_person(op, req.approver):
+            raise IssuanceError("the approver of a request cannot carry it on as its registrar",
+                                code="issuance.separation_of_duties", hint="another registrar must resume it (FIPS 201-3 §2.1)")
 
 
 def _existing(req: IssuanceRequest, key_sha256: str) -> IssuedCredential:

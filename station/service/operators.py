@@ -1,8 +1,22 @@
-"""Station operators: who they are, their roles, how they authenticate."""
+"""Station operators: who they are, their roles, how they authenticate.
+
+One person, one operator: a PIV card (its PIV Authentication certificate, FASC-N, card UUID or
+cardholder UUID) already enrolled is refused for another operator, so that nobody holds two
+identities that could open and approve the same request (FIPS 201-3 §2.1). An operator's
+certificate must be a PIV Authentication certificate (SP 800-73-4 key 9A: digitalSignature,
+the PIV Authentication policy, a path under the operator trust profile).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from station.errors import StationError
@@ -16,6 +30,48 @@ class OperatorError(StationError):
 
 
 ISSUING_ROLES = frozenset({Role.REGISTRAR, Role.SUPERVISOR})
+
+
+@dataclass(frozen=True)
+class OperatorCard:
+    """What identifies an operator's PIV card: the SHA-256 of its PIV Authentication
+    certificate (the sign-in reference) and the FASC-N (hex) and card UUID of its subjectAltName."""
+    sha256: str
+    fascn: str | None
+    card_uuid: str | None
+
+
+def piv_auth_card(data: bytes, profile, *, cache_dir: Path | None, source: str = "the certificate") -> OperatorCard:
+    """``data`` (PEM or DER) checked as a PIV Authentication certificate under ``profile``
+    (a TrustProfile): an end-entity key for digitalSignature, asserting one of the profile's
+    PIV Authentication policies, with a valid path to its anchors."""
+    from station.crypto.piv_objects import cert_identifiers
+    from station.crypto.validation import PathValidator
+
+    try:
+        cert = x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data else x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise OperatorError(f"{source} is not a certificate", code="operator.piv_cert", hint="give the PEM or DER file") from None
+    usage, constraints = (_extension(cert, kind) for kind in (x509.KeyUsage, x509.BasicConstraints))
+    if usage is None or not usage.digital_signature or (constraints is not None and constraints.ca):
+        raise OperatorError(f"{source} is not a PIV Authentication certificate (an end-entity key for digitalSignature)",
+                            code="operator.piv_cert", hint="give the operator's PIV Authentication certificate (key 9A)")
+    result = PathValidator(profile, cache_dir=cache_dir).validate(cert.public_bytes(Encoding.DER),
+                                                                  policies=profile.piv_auth_policies)
+    if not result.ok:
+        raise OperatorError(f"{source} is not a valid PIV Authentication certificate under the operator trust profile"
+                            f" ({result.reason}: {result.detail})", code="operator.piv_cert",
+                            hint="give the operator's PIV Authentication certificate issued under the trusted PKI")
+    ids = cert_identifiers(cert)
+    return OperatorCard(cert.fingerprint(hashes.SHA256()).hex(), ids.fascn.hex().upper() if ids.fascn else None,
+                        str(uuid.UUID(bytes=ids.uuid)) if ids.uuid else None)
+
+
+def _extension(cert: x509.Certificate, kind):
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
 
 
 def check_roles(roles: list[Role]) -> None:
@@ -42,34 +98,86 @@ def add_operator(
     actor: str,
     card_fascn: str | None = None,
     card_uuid: str | None = None,
+    cardholder_uuid: str | None = None,
 ) -> int:
     """``auth_reference``: the SHA-256 of the operator's PIV Auth certificate, or an argon2 hash.
-    ``card_fascn``/``card_uuid``: the identifiers of the operator's PIV card, so that the
-    station never lets an operator serve or approve for themself."""
-    check_roles(roles)
+    ``card_fascn``/``card_uuid``/``cardholder_uuid``: the identifiers of the operator's PIV card,
+    so that the station never lets an operator serve or approve for themself."""
     with station.db.transaction() as session:
-        if session.execute(select(Operator).where(Operator.identity == identity)).scalar_one_or_none():
-            raise OperatorError(f"operator {identity!r} exists", code="operator.exists")
-        op = Operator(
-            identity=identity,
-            display_name=display_name,
-            roles=" ".join(sorted(Role(r).value for r in roles)),
-            auth_method=AuthMethod(auth_method).value,
-            auth_reference=auth_reference,
-            card_fascn=card_fascn.upper() if card_fascn else None,
-            card_uuid=card_uuid.lower() if card_uuid else None,
-        )
-        session.add(op)
-        session.flush()
-        station.audit.append(
-            session,
-            actor=actor,
-            action="operator.added",
-            object_type="operator",
-            object_id=op.id,
-            details={"identity": identity, "roles": op.roles.split(), "auth_method": op.auth_method},
-        )
-        return op.id
+        return enrol(session, station.audit, identity, display_name=display_name, roles=roles, auth_method=auth_method,
+                     auth_reference=auth_reference, actor=actor, card_fascn=card_fascn, card_uuid=card_uuid,
+                     cardholder_uuid=cardholder_uuid)
+
+
+def enrol(session: Session, audit, identity: str, *, display_name: str, roles: list[Role], auth_method: AuthMethod,
+          auth_reference: str | None, actor: str, card_fascn: str | None = None, card_uuid: str | None = None,
+          cardholder_uuid: str | None = None) -> int:
+    """:func:`add_operator` inside the caller's transaction (``station init`` enrols the first
+    administrator in the transaction that creates the station)."""
+    check_roles(roles)
+    if session.execute(select(Operator).where(Operator.identity == identity)).scalar_one_or_none():
+        raise OperatorError(f"operator {identity!r} exists", code="operator.exists")
+    method = AuthMethod(auth_method).value
+    op = Operator(
+        identity=identity,
+        display_name=display_name,
+        roles=" ".join(sorted(Role(r).value for r in roles)),
+        auth_method=method,
+        auth_reference=auth_reference.lower() if auth_reference and method == AuthMethod.PIV.value else auth_reference,
+        card_fascn=card_fascn.upper() if card_fascn else None,
+        card_uuid=card_uuid.lower() if card_uuid else None,
+        cardholder_uuid=cardholder_uuid.lower() if cardholder_uuid else None,
+    )
+    holder = card_holder(session, op)
+    if holder is not None:
+        raise OperatorError(f"this PIV card is already enrolled for operator {holder.identity!r}",
+                            code="separation.card_enrolled", hint="one person is one operator: give them more roles instead")
+    session.add(op)
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        action="operator.added",
+        object_type="operator",
+        object_id=op.id,
+        details={"identity": identity, "roles": op.roles.split(), "auth_method": op.auth_method},
+    )
+    return op.id
+
+
+def _card_matches(op: Operator) -> list:
+    """Conditions for an operator row sharing ``op``'s card (certificate, FASC-N, card UUID or
+    cardholder UUID)."""
+    same = []
+    if op.auth_method == AuthMethod.PIV.value and op.auth_reference:
+        same.append((Operator.auth_method == AuthMethod.PIV.value) & (func.lower(Operator.auth_reference) == op.auth_reference.lower()))
+    if op.card_fascn:
+        same.append(Operator.card_fascn == op.card_fascn.upper())
+    if op.card_uuid:
+        same.append(Operator.card_uuid == op.card_uuid.lower())
+    if op.cardholder_uuid:
+        same.append(Operator.cardholder_uuid == op.cardholder_uuid.lower())
+    return same
+
+
+def card_holder(session: Session, op: Operator) -> Operator | None:
+    """Another operator (enabled or not) enrolled with the same PIV card as ``op``."""
+    same = _card_matches(op)
+    if not same:
+        return None
+    query = select(Operator).where(or_(*same))
+    if op.id is not None:
+        query = query.where(Operator.id != op.id)
+    return session.execute(query.limit(1)).scalar_one_or_none()
+
+
+def same_person(a: Operator, b: Operator) -> bool:
+    """Two operator records of one person: the same operator, or the same PIV card."""
+    if a.id == b.id:
+        return True
+    ref = lambda op: op.auth_reference.lower() if op.auth_method == AuthMethod.PIV.value and op.auth_reference else None  # noqa: E731
+    pairs = [(ref(a), ref(b)), (a.card_fascn, b.card_fascn), (a.card_uuid, b.card_uuid), (a.cardholder_uuid, b.cardholder_uuid)]
+    return any(x is not None and x.lower() == (y or "").lower() for x, y in pairs)
 
 
 def operator_with_role(session: Session, identity: str, role: Role) -> Operator:
@@ -85,19 +193,26 @@ def list_operators(station: Station) -> list[dict]:
     with station.db.transaction() as session:
         return [
             {"id": op.identity, "name": op.display_name, "roles": op.roles.split(), "auth": op.auth_method,
-             "active": op.active, "card_fascn": op.card_fascn, "card_uuid": op.card_uuid}
+             "active": op.active, "card_fascn": op.card_fascn, "card_uuid": op.card_uuid,
+             "cardholder_uuid": op.cardholder_uuid}
             for op in session.execute(select(Operator).order_by(Operator.identity)).scalars()
         ]
 
 
 def disable_operator(station: Station, identity: str, *, actor: str) -> None:
-    """An operator who leaves keeps their history; they can no longer sign in."""
+    """An operator who leaves keeps their history; they can no longer sign in. The last active
+    administrator stays: without one nobody could enrol operators or revoke."""
     with station.db.transaction() as session:
         op = session.execute(select(Operator).where(Operator.identity == identity).with_for_update()).scalar_one_or_none()
         if op is None:
             raise OperatorError(f"no operator {identity!r}", code="operator.unknown")
         if not op.active:
             raise OperatorError(f"operator {identity!r} is already disabled", code="operator.disabled")
+        if op.has_role(Role.ADMINISTRATOR) and not any(
+                other.has_role(Role.ADMINISTRATOR) for other in session.execute(
+                    select(Operator).where(Operator.active, Operator.id != op.id)).scalars()):
+            raise OperatorError(f"operator {identity!r} is the last active administrator", code="operator.last_administrator",
+                                hint="enrol another administrator first")
         op.active = False
         station.audit.append(session, actor=actor, action="operator.disabled", object_type="operator", object_id=op.id,
                              details={"identity": identity})

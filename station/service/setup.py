@@ -1,4 +1,6 @@
-"""``station init``: a new station home with its issuing CA, audit key, records and config."""
+"""``station init``: a new station home with its issuing CA, audit key, records and config,
+and its first administrator (every later change is made by a signed-in operator, and only an
+administrator enrols operators)."""
 
 from __future__ import annotations
 
@@ -36,6 +38,18 @@ class InitOptions:
     crl_next_update_hours: int = 24
     checkpoint_every_events: int = 100
     checkpoint_every_seconds: int = 3600
+    admin: str | None = None  # the first administrator's identity
+    admin_password_hash: str | None = None  # argon2id (station.issuance.signin.hash_password), or:
+    admin_piv_cert: bytes | None = None  # their PIV Authentication certificate (PEM or DER)
+    allow_operator_passwords: bool = False  # [operators] allow_passwords
+
+
+class AdminPasswordNotAllowed(StationError):
+    code = "signin.passwords_disabled"
+    hint = "add --allow-operator-passwords, or enrol the administrator's PIV card (--admin-piv-cert FILE)"
+
+    def __init__(self):
+        super().__init__("an administrator password needs operator passwords allowed")
 
 
 def _check_options(home: StationHome, opts: InitOptions) -> None:
@@ -49,6 +63,21 @@ def _check_options(home: StationHome, opts: InitOptions) -> None:
     opts.trust_profile.read_bytes()
     if (opts.import_ca is None) != (opts.import_key is None):
         raise CAError("--import-ca and --import-key go together", code="init.import")
+    if opts.admin is not None and (opts.admin_password_hash is None) == (opts.admin_piv_cert is None):
+        raise StationError("the first administrator signs in with a password or a PIV card: give one of them",
+                           code="init.admin", hint="pipe the password on standard input, or give --admin-piv-cert FILE")
+    if opts.admin_password_hash is not None and not opts.allow_operator_passwords:
+        raise AdminPasswordNotAllowed()
+
+
+def _admin_card(home: StationHome, opts: InitOptions):
+    """The first administrator's PIV card, checked under this station's trust profile."""
+    from station.crypto.trust import TrustProfile
+    from station.service.operators import piv_auth_card
+
+    home.crl_dir.mkdir(parents=True, exist_ok=True)
+    return piv_auth_card(opts.admin_piv_cert, TrustProfile.load(opts.trust_profile), cache_dir=home.crl_dir,
+                         source="the administrator's certificate")
 
 
 def initialize(home: StationHome, opts: InitOptions) -> dict:
@@ -56,6 +85,7 @@ def initialize(home: StationHome, opts: InitOptions) -> dict:
     _check_options(home, opts)
     station_id = str(uuid.uuid4())
     store_kind = choose_store_kind(demo=opts.demo)  # fails before anything is written
+    admin_card = _admin_card(home, opts) if opts.admin_piv_cert is not None else None
     default_base = f"http://pki.example.invalid/derived-piv/{station_id[:8]}"
     settings = ProfileSettings(
         ca_issuers_url=opts.ca_issuers_url or f"{default_base}/ca.p7c",
@@ -105,6 +135,7 @@ def initialize(home: StationHome, opts: InitOptions) -> dict:
                 "checkpoint_every_events": opts.checkpoint_every_events,
                 "checkpoint_every_seconds": opts.checkpoint_every_seconds,
             },
+            "operators": {"allow_passwords": opts.allow_operator_passwords},
         }
         audit = AuditLog(
             station_id,
@@ -130,6 +161,8 @@ def initialize(home: StationHome, opts: InitOptions) -> dict:
                     "trust_profile": config["trust_profile"],
                 },
             )
+            if opts.admin is not None:
+                _enrol_admin(session, audit, opts, admin_card)
             audit.checkpoint(session)
         home.save_config(config)
     except BaseException:
@@ -144,3 +177,13 @@ def initialize(home: StationHome, opts: InitOptions) -> dict:
             ca.signer.close()
         db.close()
     return config
+
+
+def _enrol_admin(session, audit: AuditLog, opts: InitOptions, card) -> None:
+    from station.records.models import AuthMethod, Role
+    from station.service.operators import enrol
+
+    enrol(session, audit, opts.admin, display_name=opts.admin, roles=[Role.ADMINISTRATOR],
+          auth_method=AuthMethod.PIV if card else AuthMethod.PASSWORD,
+          auth_reference=card.sha256 if card else opts.admin_password_hash, actor=SYSTEM_ACTOR,
+          card_fascn=card.fascn if card else None, card_uuid=card.card_uuid if card else None)

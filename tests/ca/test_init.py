@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -28,12 +29,20 @@ from station.service import revocation
 from station.service.station import Station
 
 REPO = Path(__file__).resolve().parents[2]
+ADMIN = ["--admin", "admin", "--allow-operator-passwords"]  # the first administrator signs in with a password,
+ADMIN_PASSWORD = "administrator passphrase"  # the first line of standard input
 
 
-def run_station(*args, env_drop=("DBUS_SESSION_BUS_ADDRESS", "PYTHON_KEYRING_BACKEND"), extra_env=None):
+@pytest.fixture(autouse=True)
+def admin_password_on_stdin(monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{ADMIN_PASSWORD}\n" * 4))
+
+
+def run_station(*args, env_drop=("DBUS_SESSION_BUS_ADDRESS", "PYTHON_KEYRING_BACKEND"), extra_env=None, stdin=f"{ADMIN_PASSWORD}\n"):
     env = {k: v for k, v in os.environ.items() if k not in env_drop}
     env.update(extra_env or {})
-    return subprocess.run([sys.executable, "-m", "station", *map(str, args)], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    return subprocess.run([sys.executable, "-m", "station", *map(str, args)], input=stdin, capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=120)
 
 
 def all_bytes_under(root: Path) -> bytes:
@@ -42,11 +51,11 @@ def all_bytes_under(root: Path) -> bytes:
 
 def test_init_refuses_to_overwrite_an_existing_ca(tmp_path, secret_service, trust_profile, capsys):
     home = tmp_path / "home"
-    assert main(["init", "--home", str(home), "--profile", str(trust_profile)]) == 0
+    assert main(["init", *ADMIN, "--home", str(home), "--profile", str(trust_profile)]) == 0
     cert_before = (home / "ca" / "ca-cert.pem").read_bytes()
     config_before = (home / "station.toml").read_bytes()
     capsys.readouterr()
-    assert main(["init", "--home", str(home), "--profile", str(trust_profile), "--key-algorithm", "P-384"]) == 2
+    assert main(["init", *ADMIN, "--home", str(home), "--profile", str(trust_profile), "--key-algorithm", "P-384"]) == 2
     err = capsys.readouterr().err
     assert "already" in err and "issuing CA" in err
     assert (home / "ca" / "ca-cert.pem").read_bytes() == cert_before
@@ -57,14 +66,14 @@ def test_init_refuses_when_ca_files_exist_without_config(tmp_path, secret_servic
     home = tmp_path / "home"
     (home / "ca").mkdir(parents=True)
     (home / "ca" / "ca-key.p8").write_text("someone else's key")
-    assert main(["init", "--home", str(home), "--profile", str(trust_profile)]) == 2
+    assert main(["init", *ADMIN, "--home", str(home), "--profile", str(trust_profile)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert (home / "ca" / "ca-key.p8").read_text() == "someone else's key"
 
 
 def test_init_without_a_keyring_says_how_to_fix_it(tmp_path, trust_profile):
     home = tmp_path / "home"
-    done = run_station("init", "--home", home, "--profile", trust_profile)
+    done = run_station("init", *ADMIN, "--home", home, "--profile", trust_profile)
     assert done.returncode == 2
     assert "no working OS keyring backend" in done.stderr
     assert "gnome-keyring-daemon" in done.stderr and "demo" in done.stderr
@@ -73,7 +82,7 @@ def test_init_without_a_keyring_says_how_to_fix_it(tmp_path, trust_profile):
 
 def test_demo_station_may_use_a_plain_file_keyring(tmp_path, trust_profile):
     home = tmp_path / "home"
-    done = run_station("init", "--home", home, "--profile", trust_profile, "--demo")
+    done = run_station("init", *ADMIN, "--home", home, "--profile", trust_profile, "--demo")
     assert done.returncode == 0, done.stderr
     config = tomllib.loads((home / "station.toml").read_text())
     assert config["demo"] is True and config["secrets"]["store"] == "demo-file"
@@ -91,7 +100,7 @@ def test_demo_station_may_use_a_plain_file_keyring(tmp_path, trust_profile):
 
 def test_file_ca_key_is_encrypted_and_its_passphrase_is_in_the_keyring(tmp_path, secret_service, trust_profile):
     home = tmp_path / "home"
-    assert main(["init", "--home", str(home), "--profile", str(trust_profile)]) == 0
+    assert main(["init", *ADMIN, "--home", str(home), "--profile", str(trust_profile)]) == 0
     config = tomllib.loads((home / "station.toml").read_text())
     assert config["secrets"]["store"] == "os-keyring"
     passphrase = keyring.get_password(SERVICE, f"{config['station_id']}/ca-key-passphrase")
@@ -107,7 +116,7 @@ def test_file_ca_key_is_encrypted_and_its_passphrase_is_in_the_keyring(tmp_path,
 def test_pkcs11_ca_key(tmp_path, secret_service, softhsm, trust_profile, pki):
     home = tmp_path / "home"
     uri = softhsm()
-    assert main(["init", "--home", str(home), "--profile", str(trust_profile), "--ca-key", uri]) == 0
+    assert main(["init", *ADMIN, "--home", str(home), "--profile", str(trust_profile), "--ca-key", uri]) == 0
     config = tomllib.loads((home / "station.toml").read_text())
     assert config["ca"]["key"].startswith("pkcs11:") and "pin-value" not in config["ca"]["key"]
     assert TOKEN_PIN.encode() not in (home / "station.toml").read_bytes()
@@ -153,7 +162,7 @@ def test_import_ca_with_a_key_file(tmp_path, secret_service, trust_profile, pki,
     home = tmp_path / "home"
     os.environ["STATION_IMPORT_KEY_PASSPHRASE"] = "import-pass"
     try:
-        assert main(["init", "--home", str(home), "--profile", str(trust_profile), "--import-ca", str(cert), "--import-key", str(key)]) == 0
+        assert main(["init", *ADMIN, "--home", str(home), "--profile", str(trust_profile), "--import-ca", str(cert), "--import-key", str(key)]) == 0
     finally:
         del os.environ["STATION_IMPORT_KEY_PASSPHRASE"]
     stored = (home / "ca" / "ca-key.p8").read_bytes()
@@ -172,7 +181,7 @@ def test_import_refuses_a_key_that_does_not_match(tmp_path, secret_service, trus
         ec.generate_private_key(ec.SECP256R1()).private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     home = tmp_path / "home"
-    assert main(["init", "--home", str(home), "--profile", str(trust_profile), "--import-ca", str(cert), "--import-key", str(other)]) == 2
+    assert main(["init", *ADMIN, "--home", str(home), "--profile", str(trust_profile), "--import-ca", str(cert), "--import-key", str(other)]) == 2
     assert "does not match" in capsys.readouterr().err
     assert not (home / "station.toml").exists() and not (home / "ca" / "ca-key.p8").exists()
 
@@ -186,7 +195,7 @@ def test_import_ca_with_a_token_key(tmp_path, secret_service, softhsm, trust_pro
     cert_path.write_bytes(self_signed_ca_certificate(name, signer).public_bytes(serialization.Encoding.PEM))
     signer.close()
     home = tmp_path / "home"
-    assert main(["init", "--home", str(home), "--profile", str(trust_profile), "--import-ca", str(cert_path), "--import-key", uri]) == 0
+    assert main(["init", *ADMIN, "--home", str(home), "--profile", str(trust_profile), "--import-ca", str(cert_path), "--import-key", uri]) == 0
     with Station.open(StationHome(home)) as station:
         issued, *_ = issue(station, pki, key_kind="P-384")
         issued.certificate.verify_directly_issued_by(x509.load_pem_x509_certificate(cert_path.read_bytes()))
@@ -202,7 +211,7 @@ def test_database_password_goes_to_the_keyring(tmp_path, secret_service, postgre
         conn.execute("CREATE ROLE station_user LOGIN PASSWORD 'db-s3cret' SUPERUSER")
     with_password = url.replace("postgres@", "station_user:db-s3cret@")
     home = tmp_path / "home"
-    assert main(["init", "--home", str(home), "--profile", str(trust_profile), "--db", with_password]) == 0
+    assert main(["init", *ADMIN, "--home", str(home), "--profile", str(trust_profile), "--db", with_password]) == 0
     config = tomllib.loads((home / "station.toml").read_text())
     assert b"db-s3cret" not in (home / "station.toml").read_bytes()
     assert config["database"]["password_in_keyring"] is True
@@ -251,3 +260,59 @@ def test_a_plain_file_keyring_backend_is_not_an_os_keyring(tmp_path):
         assert choose_store_kind(demo=True) == "demo-file"
     finally:
         keyring.set_keyring(previous)
+
+
+def _operators(home: Path) -> dict:
+    with Station.open(StationHome(home)) as station:
+        from station.service.operators import list_operators
+
+        return {o["id"]: o for o in list_operators(station)}
+
+
+def test_init_creates_the_first_administrator_who_enrols_operators(tmp_path, secret_service, trust_profile):
+    """The administrator made by init is the one who can enrol others; operator passwords are
+    allowed by a flag, not by editing station.toml."""
+    home = tmp_path / "home"
+    done = run_station("init", *ADMIN, "--demo", "--home", home, "--profile", trust_profile)
+    assert done.returncode == 0, done.stderr
+    assert ADMIN_PASSWORD not in done.stdout + done.stderr + (home / "station.toml").read_text()
+    assert tomllib.loads((home / "station.toml").read_text())["operators"]["allow_passwords"] is True
+    admin = _operators(home)["admin"]
+    assert admin["roles"] == ["administrator"] and admin["auth"] == "password" and admin["active"]
+    added = run_station("operators", "add", "--home", home, "--operator", "admin", "--id", "reg", "--name", "Reg",
+                        "--role", "registrar", "--password-stdin", stdin=f"{ADMIN_PASSWORD}\nregistrar passphrase\n")
+    assert added.returncode == 0, added.stderr
+    assert _operators(home)["reg"]["auth"] == "password"
+    events = run_station("audit", "export", "--home", home, "--format", "jsonl").stdout
+    assert '"operator.signed_in"' in events and '"method": "password"' in events.replace('":"', '": "')
+    assert "registrar passphrase" not in events and ADMIN_PASSWORD not in events
+
+
+def test_init_refuses_an_administrator_password_where_passwords_are_not_allowed(tmp_path, secret_service, trust_profile, capsys,
+                                                                              monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # asked for no password: refused first
+    assert main(["init", "--admin", "admin", "--home", str(home), "--profile", str(trust_profile)]) == 2
+    err = capsys.readouterr().err
+    assert "--allow-operator-passwords" in err and len(err.strip().splitlines()) == 1
+    assert not (home / "station.toml").exists()
+
+
+def test_init_administrator_with_a_piv_card(tmp_path, secret_service, icam_profile_path, capsys):
+    """--admin-piv-cert: a PIV Authentication certificate under the trust profile is enrolled
+    with its card's FASC-N and UUID; the station's own kind of certificate (a CA) is not one."""
+    from tests.conftest import CARDS
+
+    home = tmp_path / "home"
+    cert = CARDS / "01_Golden_PIV" / "3 - ICAM_PIV_Auth_SP_800-73-4.crt"
+    assert main(["init", "--admin", "pat", "--admin-piv-cert", str(cert), "--home", str(home), "--profile", str(icam_profile_path)]) == 0
+    pat = _operators(home)["pat"]
+    assert pat["auth"] == "piv" and pat["card_fascn"] == "D13810D828AB6C10C339E5A1685A08C92ADE0A6184E739C3E7"
+    assert tomllib.loads((home / "station.toml").read_text())["operators"]["allow_passwords"] is False
+    capsys.readouterr()
+    not_piv = CARDS / "ICAM_CA_and_Signer" / "ICAM_Test_Card_PIV-I_Root_CA_-_gold_gen3.crt"
+    other = tmp_path / "other"
+    assert main(["init", "--admin", "pat", "--admin-piv-cert", str(not_piv), "--home", str(other), "--profile", str(icam_profile_path)]) == 2
+    err = capsys.readouterr().err
+    assert "not a" in err and "PIV Authentication certificate" in err and len(err.strip().splitlines()) == 1
+    assert not (other / "station.toml").exists()

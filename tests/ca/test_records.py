@@ -80,7 +80,7 @@ def test_migrating_twice_is_harmless(db_url):
     open_database(db_url).close()
     db = open_database(db_url)
     with db.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"  # the newest migration
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == SCHEMA_HEAD  # the newest migration
     db.close()
 
 

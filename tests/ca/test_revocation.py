@@ -30,7 +30,22 @@ def openssl_crl(crl_path, ca_path) -> str:
     return done.stdout
 
 
-def test_revoked_certificate_is_on_the_next_crl(station, pki, tmp_path, capsys):
+def _administrator(station, monkeypatch) -> None:
+    """An administrator "adm" whose password is the next line of standard input."""
+    import io
+    import sys
+
+    from station.issuance.signin import hash_password
+    from station.records.models import AuthMethod, Role
+    from station.service.operators import add_operator
+
+    add_operator(station, "adm", display_name="Admin", roles=[Role.ADMINISTRATOR], auth_method=AuthMethod.PASSWORD,
+                 auth_reference=hash_password("administrator passphrase"), actor="test")
+    station.home.save_config({**station.config, "operators": {"allow_passwords": True}})
+    monkeypatch.setattr(sys, "stdin", io.StringIO("administrator passphrase\n"))
+
+
+def test_revoked_certificate_is_on_the_next_crl(station, pki, tmp_path, capsys, monkeypatch):
     revoked, *_ = issue(station, pki)
     kept, *_ = issue(station, pki)
     assert cli(station, "ca", "export", "--out", str(tmp_path / "ca.pem")) == 0
@@ -38,7 +53,10 @@ def test_revoked_certificate_is_on_the_next_crl(station, pki, tmp_path, capsys):
     first = openssl_crl(tmp_path / "1.crl", tmp_path / "ca.pem")
     assert "No Revoked Certificates" in first
 
-    assert cli(station, "credentials", "revoke", revoked.serial, "--reason", "keyCompromise") == 0
+    assert cli(station, "credentials", "revoke", revoked.serial, "--reason", "keyCompromise") == 1  # nobody signed in: refused
+    assert revocation.show_credential(station, revoked.serial).status == "active"
+    _administrator(station, monkeypatch)
+    assert cli(station, "credentials", "revoke", revoked.serial, "--reason", "keyCompromise", "--operator", "adm") == 0
     assert cli(station, "crl", "publish", "--out", str(tmp_path / "2.crl")) == 0
     text = openssl_crl(tmp_path / "2.crl", tmp_path / "ca.pem")
     listed = {s.lower().lstrip("0") for s in re.findall(r"Serial Number: ([0-9A-F]+)", text)}

@@ -51,7 +51,7 @@ def test_kill_after_each_step_then_resume(killed_after, home, insert_card, pcscd
     (request,) = json.loads(run("requests", "list", "--open", "--json").stdout)
     assert request["state"] == killed_after
     if killed_after == "requested":  # never approved: nothing can be issued; it is cancelled
-        assert run("requests", "cancel", str(request["request_id"]), "--operator", "sup").returncode == 0
+        assert run("requests", "cancel", str(request["request_id"]), "--operator", "sup", stdin=f"{SECRETS['sup']}\n").returncode == 0
         final = "cancelled"
     else:
         resumed = run("requests", "resume", str(request["request_id"]), "--target", uri, "--operator", "reg",

@@ -17,14 +17,14 @@ from station.service.operators import add_operator
 from tests.conftest import GOLDEN, SOFTHSM_MODULE, TEST_PIN, init_softhsm_token
 
 STATION = [sys.executable, "-m", "station"]
-SECRETS = {"reg": "registrar passphrase 1", "sup": "supervisor passphrase 2"}
+SECRETS = {"reg": "registrar passphrase 1", "sup": "supervisor passphrase 2", "adm": "administrator passphrase 3"}
 NEW_PIN = "k9Pz4mQ1"
 
 
 @pytest.fixture
 def home(sqlite_station, icam_profile_path):
     st = sqlite_station
-    for identity, roles in (("reg", [Role.REGISTRAR]), ("sup", [Role.SUPERVISOR])):
+    for identity, roles in (("reg", [Role.REGISTRAR]), ("sup", [Role.SUPERVISOR]), ("adm", [Role.ADMINISTRATOR])):
         add_operator(st, identity, display_name=identity, roles=roles, auth_method=AuthMethod.PASSWORD,
                      auth_reference=hash_password(SECRETS[identity]), actor="admin")
     st.home.save_config({**st.config, "trust_profile": str(icam_profile_path), "operators": {"allow_passwords": True}})
@@ -187,3 +187,49 @@ def test_applicant_card_is_held_exclusively(home, insert_card, pcscd, softhsm_co
         proc.kill()
         proc.wait(timeout=10)
     assert probe.stdout.startswith("refused: another program holds the card"), probe.stdout + probe.stderr
+
+
+def test_resume_needs_a_freshly_signed_in_registrar(home, insert_card, pcscd, softhsm_conf, icam_profile, crl_cache,
+                                                    monkeypatch):
+    """A request left approved resumes only for a registrar who signs in now (their secret is
+    the first line): not without --operator, not a supervisor, not a disabled registrar, not its
+    approver (who also holds the registrar role). Another registrar may, and the remaining steps
+    are attributed to them."""
+    from station.home import StationHome
+    from station.issuance.targets import open_target
+    from station.service.operators import disable_operator
+    from station.service.station import Station
+    from tests.issuance import test_engine
+    from tests.issuance.test_engine import card, engine
+
+    monkeypatch.setitem(test_engine.SECRETS, "sue", "supervisor passphrase 6")
+    uri = init_softhsm_token(f"dpiv-{uuid.uuid4().hex[:8]}", "55667788")
+    with Station.open(StationHome(home)) as station:
+        add_operator(station, "sue", display_name="sue", roles=[Role.SUPERVISOR, Role.REGISTRAR], auth_method=AuthMethod.PASSWORD,
+                     auth_reference=hash_password("supervisor passphrase 6"), actor="adm")
+        target = open_target(uri)
+        try:
+            eng = engine(station, icam_profile, crl_cache)
+            request_id = eng.open_request(card(), registrar="reg", aal="AAL2", target=target)
+            eng.approve(request_id, approver="sue")
+        finally:
+            target.close()
+        add_operator(station, "reg2", display_name="reg2", roles=[Role.REGISTRAR], auth_method=AuthMethod.PASSWORD,
+                     auth_reference=hash_password("registrar passphrase 5"), actor="adm")
+        disable_operator(station, "reg", actor="adm")
+    insert_card(load_card_image(GOLDEN, pin=TEST_PIN))
+    resume = ["requests", "resume", str(request_id), "--home", str(home), "--target", uri, "--applicant-reader", pcscd.reader(),
+              "--json"]
+    for who, secret, error, code in ((None, "", "signin.no_operator", 1), ("sup", SECRETS["sup"], "separation.role", 1),
+                                     ("reg", SECRETS["reg"], "signin.unknown_operator", 1),
+                                     ("sue", "supervisor passphrase 6", "issuance.separation_of_duties", 1)):
+        refused = run([*resume, *(["--operator", who] if who else [])], pcscd.env, f"{secret}\n{TEST_PIN}\n{NEW_PIN}\n")
+        assert refused.returncode == code and json.loads(refused.stdout)["error"] == error, refused.stdout + refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+    assert [r["state"] for r in json.loads(run(["requests", "list", "--home", str(home), "--json"], pcscd.env).stdout)] == ["approved"]
+    done = run([*resume, "--operator", "reg2"], pcscd.env, f"registrar passphrase 5\n{TEST_PIN}\n{NEW_PIN}\n")
+    assert done.returncode == 0 and json.loads(done.stdout)["state"] == "issued", done.stdout + done.stderr
+    events = [json.loads(line) for line in run(["audit", "export", "--home", str(home), "--format", "jsonl"], pcscd.env)
+              .stdout.splitlines()]
+    steps = [e["actor"] for e in events if e.get("action") in ("request.applicant_authenticated", "credential.issued", "request.issued")]
+    assert steps and set(steps) == {"reg2"}

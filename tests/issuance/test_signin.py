@@ -6,7 +6,7 @@ import pytest
 
 from station.crypto.verdict import Identity, Verdict
 from station.issuance.interaction import InputExhausted, StdinInteraction
-from station.issuance.signin import SignInRefused, hash_password, sign_in_with_password, sign_in_with_piv
+from station.issuance.signin import SignInRefused, hash_password, sign_in, sign_in_with_password, sign_in_with_piv
 from station.records.models import AuthMethod, Role
 from station.service.operators import add_operator
 
@@ -68,6 +68,40 @@ def test_piv_sign_in(operators):
     with pytest.raises(SignInRefused) as info:
         sign_in_with_piv(operators, "bob", rejected)
     assert info.value.code == "signin.card_rejected" and "cert-revoked" in str(info.value)
+
+
+def test_an_action_needs_its_role(operators):
+    """Signed in is not enough: the action's role is checked, and a refusal is audited."""
+    operators.config["operators"] = {"allow_passwords": True}
+    assert sign_in(operators, "alice", lambda: PASSWORD, Role.REGISTRAR).identity == "alice"
+    with pytest.raises(SignInRefused) as info:
+        sign_in(operators, "alice", lambda: PASSWORD, Role.ADMINISTRATOR)
+    assert info.value.code == "separation.role" and info.value.exit_code == 1 and "administrator role" in str(info.value)
+    assert '"separation.role"' in audit_text(operators) and PASSWORD not in audit_text(operators)
+
+
+def test_piv_sign_in_learns_the_cardholder_and_refuses_a_second_operator_for_them(operators):
+    """The cardholder UUID (verified by PKI-AUTH) is recorded at the operator's first PIV
+    sign-in; another operator's card with the same cardholder is refused, and so is enrolling
+    that cardholder again."""
+    from station.service.operators import OperatorError, list_operators
+
+    holder = "0f0e0d0c-0b0a-4908-8706-050403020100"
+    signed = Verdict("accept", [], [], Identity(sha256_fingerprint=CARD_SHA256, cardholder_uuid=holder.upper()))
+    sign_in_with_piv(operators, "bob", signed)
+    assert {o["id"]: o for o in list_operators(operators)}["bob"]["cardholder_uuid"] == holder
+    assert f'"cardholder_uuid": "{holder}"' in audit_text(operators)
+    with pytest.raises(OperatorError) as info:
+        add_operator(operators, "bob2", display_name="Bob", roles=[Role.REGISTRAR], auth_method=AuthMethod.PIV,
+                     auth_reference="ef" * 32, actor="admin", cardholder_uuid=holder)
+    assert info.value.code == "separation.card_enrolled" and "'bob'" in str(info.value)
+    add_operator(operators, "carl", display_name="Carl", roles=[Role.REGISTRAR], auth_method=AuthMethod.PIV,
+                 auth_reference="ef" * 32, actor="admin")
+    second = Verdict("accept", [], [], Identity(sha256_fingerprint="EF" * 32, cardholder_uuid=holder))
+    with pytest.raises(SignInRefused) as info:
+        sign_in_with_piv(operators, "carl", second)
+    assert info.value.code == "separation.card_enrolled" and "'bob'" in str(info.value)
+    assert {o["id"]: o for o in list_operators(operators)}["carl"]["cardholder_uuid"] is None
 
 
 def test_short_operator_password_refused():
