@@ -5,7 +5,9 @@ PostgreSQL; SQLite transactions are ``BEGIN IMMEDIATE``), links the new event to
 moves the head, all in the session of the change being recorded: the change and its event
 commit or roll back together. Every ``checkpoint_every_events`` events, or when
 ``checkpoint_every_seconds`` have passed since the last checkpoint, the head is signed with
-the station's audit key.
+the station's audit key; and a transaction that issues or revokes a credential
+(:data:`CHECKPOINT_AT_COMMIT`) signs its final head just before it commits, so what a CRL
+and the records rest on is never only in the unsigned tail of the chain.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ from station.home import write_private
 from station.records.models import AuditCheckpoint, AuditEvent, AuditHead, AuditKey
 
 SYSTEM_ACTOR = "system"
+# the end of an issuance (service: credential.issued; workflow: request.issued), a revocation,
+# and a change to the audit keys: the transaction's head is signed before it commits
+CHECKPOINT_AT_COMMIT = frozenset({"credential.issued", "request.issued", "credential.revoked", "audit.key_registered",
+                                  "audit.key_trusted"})
+_SIGN_AT_COMMIT = "station.audit.sign_at_commit"
 _EVENTS, _HEAD_TABLE = AuditEvent.__table__, AuditHead.__table__
 _HEAD = select(_HEAD_TABLE.c.seq, _HEAD_TABLE.c.hash).where(_HEAD_TABLE.c.id == 1).with_for_update()
 _MOVE_HEAD = _HEAD_TABLE.update().where(_HEAD_TABLE.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
@@ -81,9 +88,23 @@ class AuditLog:
         row["hash"] = chain.event_hash(**row)
         connection.execute(_EVENTS.insert(), row)
         connection.execute(_MOVE_HEAD, {"new_seq": row["seq"], "new_hash": row["hash"]})
-        if self.signer is not None and self._checkpoint_due(session, row["seq"]):
-            self.checkpoint(session)
+        if self.signer is not None:
+            if action in CHECKPOINT_AT_COMMIT:
+                self._sign_at_commit(session)
+            elif self._checkpoint_due(session, row["seq"]):
+                self.checkpoint(session)
         return AuditEvent(**row)
+
+    def _sign_at_commit(self, session: Session) -> None:
+        """Sign the head once, as the transaction's last write (several revocations in one
+        transaction make one checkpoint)."""
+        if not session.info.get(_SIGN_AT_COMMIT):
+            session.info[_SIGN_AT_COMMIT] = True
+            event.listen(session, "before_commit", self._checkpoint_now, once=True)
+
+    def _checkpoint_now(self, session: Session) -> None:
+        session.info.pop(_SIGN_AT_COMMIT, None)
+        self.checkpoint(session)
 
     def _due(self, last: tuple[int, dt.datetime], seq: int) -> bool:
         last_seq, signed_at = last

@@ -282,3 +282,19 @@ def test_a_checkpoint_signed_by_another_station_counts(trail):
     append(trail, trail.audit, 1)  # 17: three after 14
     assert checkpoint_seqs(trail)[-3:] == [11, 14, 17]
     assert verify(trail).ok
+
+
+def test_issuance_and_revocation_end_with_a_signed_checkpoint(station, pki):
+    """Not only every N events: what a credential and a CRL rest on is never in the unsigned tail."""
+    from .ca_helpers import issue
+    from station.service import revocation
+
+    station.audit.checkpoint_every_events = 1000  # the interval alone would sign nothing here
+    issued, *_ = issue(station, pki)
+    with station.db.transaction() as s:
+        head = s.execute(select(AuditEvent.seq, AuditEvent.action).order_by(AuditEvent.seq.desc()).limit(1)).one()
+    assert head.action == "credential.issued" and checkpoint_seqs(station)[-1] == head.seq
+    revocation.revoke(station, issued.serial, "keyCompromise", actor="admin")
+    assert checkpoint_seqs(station)[-1] == head.seq + 1
+    assert read_anchor(station.home.audit_anchor)["seq"] == head.seq + 1
+
