@@ -9,7 +9,8 @@ trusted audit key; a chain rewritten wholesale after an edit is caught there, an
 from the first event after the last checkpoint that still matches.
 
 Trusted keys: this station's audit public key (from the station home) plus any key recorded
-in ``audit_keys`` whose registration is itself an event of the verified chain.
+in ``audit_keys`` whose registration is itself an event of the verified chain. Then the requests,
+credentials and operators rows are held against the chain (:mod:`station.audit.backing`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from station.audit import chain
+from station.audit.backing import check_records
 from station.audit.log import key_fingerprint
 from station.records.models import AuditCheckpoint, AuditEvent, AuditHead, AuditKey
 
@@ -43,10 +45,11 @@ class VerifyReport:
     checkpoints_verified: int = 0
     last_checkpoint_seq: int = 0
     findings: list[Finding] = field(default_factory=list)
+    rows: list[str] = field(default_factory=list)  # records rows the chain does not back (station.audit.backing)
 
     @property
     def ok(self) -> bool:
-        return not self.findings
+        return not self.findings and not self.rows
 
     @property
     def first_bad(self) -> Finding | None:
@@ -127,10 +130,12 @@ def _check_anchor(session: Session, anchor: dict, report: VerifyReport) -> None:
 
 def verify_chain(session: Session, own_key: ec.EllipticCurvePublicKey | None, anchor: dict | None = None) -> VerifyReport:
     """``anchor``: this station's latest checkpoint as recorded in its home
-    (:func:`station.audit.log.read_anchor`); it must still be in the database and match."""
+    (:func:`station.audit.log.read_anchor`); it must still be in the database and match.
+    The requests, credentials and operators rows are then held against the chain
+    (:func:`station.audit.backing.check_records`): ``report.rows`` names each that disagrees."""
     report = VerifyReport()
     verified = _walk(session, report)
-    walk_ok = report.ok
+    walk_ok = not report.findings
     keys = _trusted_keys(session, own_key, verified)
     last_seq = max(verified)
     last_good_cp = 0
@@ -162,4 +167,5 @@ def verify_chain(session: Session, own_key: ec.EllipticCurvePublicKey | None, an
     head = session.get(AuditHead, 1)
     if walk_ok and head is not None and (head.seq, head.hash) != (last_seq, verified[last_seq]):
         report.findings.append(Finding(last_seq + 1, f"is missing: the chain head says the last event is {head.seq} (deleted)"))
+    report.rows = check_records(session)
     return report

@@ -1,4 +1,4 @@
-"""``station audit verify`` and ``station audit export --format jsonl``."""
+"""``station audit verify``, ``export --format jsonl`` and ``checkpoint``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("audit", help="the tamper-evident audit trail")
     sub = p.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
     sub.required = True
-    verify = sub.add_parser("verify", help="check the whole hash chain and the signed checkpoints")
+    verify = sub.add_parser("verify", help="check the hash chain, the signed checkpoints, and the records rows against the chain")
     add_station_args(verify)
     verify.set_defaults(func=run_verify)
     export = sub.add_parser("export", help="write the audit trail")
@@ -43,10 +43,16 @@ def run_verify(args: argparse.Namespace) -> int:
             print(f"note: events {report.last_checkpoint_seq + 1}..{report.events} are not yet covered by a signed checkpoint")
         return 0
     first = report.first_bad
-    print(f"audit trail BROKEN: first bad event {first.seq}: {first.problem}", file=sys.stderr)
-    for finding in report.findings:
-        if finding is not first:
-            print(f"  also: {finding}", file=sys.stderr)
+    if first is not None:
+        print(f"audit trail BROKEN: first bad event {first.seq}: {first.problem}", file=sys.stderr)
+        for finding in report.findings:
+            if finding is not first:
+                print(f"  also: {finding}", file=sys.stderr)
+    if report.rows:
+        print(f"records DISAGREE with the audit trail in {len(report.rows)} rows (changed behind the station's back; "
+              "the station does not act on them: restore them from a backup or the audit export)", file=sys.stderr)
+        for line in report.rows:
+            print(line, file=sys.stderr)
     return 1
 
 
@@ -70,3 +76,4 @@ def run_checkpoint(args: argparse.Namespace) -> int:
         cp = station.audit.checkpoint(session)
     print("nothing to sign: the audit trail is empty" if cp is None else f"the chain head at event {cp.seq} is signed")
     return 0
+

@@ -1,0 +1,301 @@
+"""Whether the audit chain backs what a row of the records says: the database is not the authority.
+
+A request's state, a credential's status and an operator's roles and enablement are each put
+there by an audited event, in the same transaction. Someone with write access to the database
+can change a row without one (``UPDATE requests SET state='approved'``); the chain then no
+longer agrees. This module replays the events of an object, in sequence order, into the state
+they say the row should have (:class:`Replay`), and compares:
+
+* :func:`disagreement` / :func:`require_backed`: one row, before the station acts on it (a
+  workflow step, a revocation, the recheck); an event whose content no longer gives its hash
+  backs nothing.
+* :func:`check_records`: every row, for ``station audit verify`` (the chain itself is checked
+  by :mod:`station.audit.verify`).
+
+What each event means (the actions the station writes):
+
+=================================  ===========================================================
+``request.opened``                 request ``requested``; its actor is the registrar
+``request.approved`` / ``.rejected``  ``approved`` / ``rejected``; its actor is the approver
+``request.applicant_authenticated``  ``authenticated`` (PKI-AUTH after approval)
+``credential.issued``              its request (``details.request_id``) goes ``approved`` →
+                                   ``issued`` (service) or ``authenticated`` →
+                                   ``key_generated`` (workflow); the credential is ``active``
+``credential.delivered`` / ``credential.activated`` / ``request.issued``
+                                   ``delivered`` / ``activated`` / ``issued``
+``request.cancelled`` / ``request.failed``  ``cancelled`` / ``failed``
+``credential.revoked``             the credential is ``revoked`` (``details.reason``)
+``operator.added``                 the operator exists, enabled, with ``details.roles``
+``operator.disabled`` / ``operator.enabled``  disabled / enabled again
+any operator event with ``details.roles``  the operator's roles from then on
+=================================  ===========================================================
+
+Other events (refusals, sign-ins, key planning) leave these states as they are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from station.audit import chain
+from station.errors import StationError
+from station.records.models import AuditEvent, Credential, CredentialStatus, IssuanceRequest, Operator, RequestState
+
+_REQUEST_STATE = {
+    "request.opened": RequestState.REQUESTED,
+    "request.approved": RequestState.APPROVED,
+    "request.rejected": RequestState.REJECTED,
+    "request.applicant_authenticated": RequestState.AUTHENTICATED,
+    "credential.delivered": RequestState.DELIVERED,
+    "credential.activated": RequestState.ACTIVATED,
+    "request.issued": RequestState.ISSUED,
+    "request.cancelled": RequestState.CANCELLED,
+    "request.failed": RequestState.FAILED,
+}
+# the event that puts a request in a state (key_generated: the certificate was issued)
+EVENT_FOR_STATE = {state.value: action for action, state in _REQUEST_STATE.items()} | {
+    RequestState.KEY_GENERATED.value: "credential.issued",
+}
+
+
+class RecordNotBacked(StationError):
+    """A row says what no audited event says: the station does not act on it."""
+
+    code = "audit.unbacked"
+    hint = "the records were changed behind the station's back: run `station audit verify` and restore them"
+
+
+@dataclass
+class AuditedRequest:
+    state: str
+    registrar: str
+    approver: str | None = None
+    credentials: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AuditedCredential:
+    request_id: int | None
+    certificate_sha256: str | None
+    not_after: str | None
+    status: str = CredentialStatus.ACTIVE.value
+    reason: str | None = None
+    revoked_seq: int | None = None
+    revoked_at: str | None = None  # the event's time, as hashed
+
+
+@dataclass
+class AuditedOperator:
+    identity: str | None
+    roles: frozenset[str]
+    active: bool = True
+
+
+@dataclass
+class Replay:
+    """The states the events say, per object: requests by id, credentials by serial, operators by id."""
+
+    requests: dict[int, AuditedRequest] = field(default_factory=dict)
+    credentials: dict[str, AuditedCredential] = field(default_factory=dict)
+    operators: dict[int, AuditedOperator] = field(default_factory=dict)
+
+    def feed(self, ev: AuditEvent) -> None:
+        action, details = ev.action, json.loads(ev.details)
+        if ev.object_type == "request" and ev.object_id.isdigit():
+            rid = int(ev.object_id)
+            if action == "request.opened":
+                self.requests[rid] = AuditedRequest(RequestState.REQUESTED.value, ev.actor)
+            elif action in _REQUEST_STATE and rid in self.requests:
+                req = self.requests[rid]
+                req.state = _REQUEST_STATE[action].value
+                if action in ("request.approved", "request.rejected"):
+                    req.approver = ev.actor
+        elif ev.object_type == "credential":
+            self._credential(ev, action, details)
+        elif ev.object_type == "operator" and ev.object_id.isdigit():
+            oid = int(ev.object_id)
+            if action == "operator.added":
+                self.operators[oid] = AuditedOperator(details.get("identity"), frozenset(details.get("roles") or ()))
+            elif oid in self.operators:
+                op = self.operators[oid]
+                if "roles" in details:
+                    op.roles = frozenset(details["roles"])
+                if action in ("operator.disabled", "operator.enabled"):
+                    op.active = action == "operator.enabled"
+
+    def _credential(self, ev: AuditEvent, action: str, details: dict) -> None:
+        if action == "credential.issued":
+            rid = details.get("request_id")
+            self.credentials[ev.object_id] = AuditedCredential(rid, details.get("certificate_sha256"), details.get("not_after"))
+            req = self.requests.get(rid) if isinstance(rid, int) else None
+            if req is not None:
+                req.credentials.append(ev.object_id)
+                if req.state == RequestState.AUTHENTICATED.value:
+                    req.state = RequestState.KEY_GENERATED.value
+                elif req.state == RequestState.APPROVED.value:
+                    req.state = RequestState.ISSUED.value
+        elif action == "credential.revoked" and ev.object_id in self.credentials:
+            cred = self.credentials[ev.object_id]
+            if cred.status != CredentialStatus.REVOKED.value:
+                cred.status, cred.reason = CredentialStatus.REVOKED.value, details.get("reason")
+                cred.revoked_seq, cred.revoked_at = ev.seq, ev.occurred_at
+
+
+def intact(ev: AuditEvent) -> bool:
+    """The event's content still gives its hash (its links are :func:`verify_chain`'s business)."""
+    return chain.event_hash(ev.seq, ev.occurred_at, ev.actor, ev.action, ev.object_type, ev.object_id, ev.details,
+                            ev.prev_hash) == ev.hash
+
+
+def _replay(session: Session, *conditions) -> Replay:  # noqa: ANN002
+    replay = Replay()
+    query = select(AuditEvent).order_by(AuditEvent.seq)
+    if conditions:
+        query = query.where(or_(*conditions))
+    for ev in session.execute(query).yield_per(1000).scalars():
+        if intact(ev):
+            replay.feed(ev)
+    return replay
+
+
+def _of(object_type: str, object_id: object):  # noqa: ANN202
+    return and_(AuditEvent.object_type == object_type, AuditEvent.object_id == str(object_id))
+
+
+def replay_for(session: Session, row: IssuanceRequest | Credential | Operator) -> Replay:
+    """The events of this one row's object (a request's with its credential's, a credential's
+    with its request's), replayed."""
+    if isinstance(row, Operator):
+        return _replay(session, _of("operator", row.id))
+    if isinstance(row, IssuanceRequest):
+        serials = session.execute(select(Credential.serial).where(Credential.request_id == row.id)).scalars().all()
+        return _replay(session, _of("request", row.id), *(_of("credential", s) for s in serials))
+    return _replay(session, _of("credential", row.serial), _of("request", row.request_id))
+
+
+def _identity(session: Session, operator_id: int | None) -> str | None:
+    return None if operator_id is None else session.execute(select(Operator.identity).where(Operator.id == operator_id)).scalar()
+
+
+def _certificate_sha256(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest()
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def _request_problems(session: Session, row: IssuanceRequest, replay: Replay) -> list[str]:
+    audited = replay.requests.get(row.id)
+    if audited is None:
+        return ["has no request.opened event (added behind the station's back)"]
+    problems = []
+    if row.state != audited.state:
+        problems.append(f"state {row.state!r} has no {EVENT_FOR_STATE.get(row.state, row.state)} event "
+                        f"(the audit trail says {audited.state!r})")
+    registrar, approver = _identity(session, row.registrar_id), _identity(session, row.approver_id)
+    if registrar != audited.registrar:
+        problems.append(f"registrar {registrar!r} is not who opened it in the audit trail ({audited.registrar!r})")
+    if approver != audited.approver:
+        problems.append(f"approver {approver!r} is not who decided it in the audit trail ({audited.approver!r})")
+    return problems
+
+
+def _credential_problems(row: Credential, replay: Replay) -> list[str]:
+    audited = replay.credentials.get(row.serial)
+    if audited is None:
+        return [f"serial {row.serial} has no credential.issued event (added behind the station's back)"]
+    problems = []
+    if row.status != audited.status and audited.revoked_seq is not None:
+        problems.append(f"status {row.status!r} of serial {row.serial}, but the audit trail revoked it at event {audited.revoked_seq}")
+    elif row.status != audited.status:
+        problems.append(f"status {row.status!r} of serial {row.serial} has no credential.{row.status} event "
+                        f"(the audit trail says {audited.status!r})")
+    elif audited.reason is not None and row.revocation_reason != audited.reason:
+        problems.append(f"revocation reason {row.revocation_reason!r} is not the audited {audited.reason!r}")
+    if row.request_id != audited.request_id:
+        problems.append(f"request {row.request_id} is not the audited request {audited.request_id}")
+    if audited.certificate_sha256 and _certificate_sha256(row.certificate) != audited.certificate_sha256:
+        problems.append(f"certificate of serial {row.serial} is not the one credential.issued recorded")
+    if audited.not_after and _aware(row.not_after) != dt.datetime.fromisoformat(audited.not_after):
+        problems.append(f"notAfter {row.not_after.isoformat()} is not the audited {audited.not_after}")
+    return problems
+
+
+def _operator_problems(row: Operator, replay: Replay) -> list[str]:
+    audited = replay.operators.get(row.id)
+    if audited is None:
+        return [f"{row.identity!r} has no operator.added event (added behind the station's back)"]
+    problems = []
+    if row.identity != audited.identity:
+        problems.append(f"identity {row.identity!r} is not the audited {audited.identity!r}")
+    roles = frozenset(row.roles.split())
+    if roles != audited.roles:
+        problems.append(f"roles {' '.join(sorted(roles))!r} are not the audited {' '.join(sorted(audited.roles))!r}")
+    if bool(row.active) != audited.active:
+        problems.append("enabled, but the audit trail has it disabled (operator.disabled)" if row.active
+                        else "disabled with no operator.disabled event")
+    return problems
+
+
+def _problems(session: Session, row: IssuanceRequest | Credential | Operator, replay: Replay) -> list[str]:
+    if isinstance(row, IssuanceRequest):
+        return _request_problems(session, row, replay)
+    if isinstance(row, Credential):
+        return _credential_problems(row, replay)
+    return _operator_problems(row, replay)
+
+
+def row_name(row: IssuanceRequest | Credential | Operator) -> str:
+    return f"{row.__tablename__} {row.id}"
+
+
+def disagreement(session: Session, row: IssuanceRequest | Credential | Operator) -> str | None:
+    """Does the chain back this row? None when it does; else one line naming the row and what
+    the chain does not back, e.g. ``requests 7: state 'approved' has no request.approved event
+    (the audit trail says 'requested')``.
+
+    ``row`` is an :class:`IssuanceRequest` (state, registrar, approver), a :class:`Credential`
+    (status, revocation reason, request, certificate, notAfter) or an :class:`Operator`
+    (identity, roles, enabled). Reads only the events of that object; an event whose content
+    no longer gives its hash backs nothing.
+    """
+    problems = _problems(session, row, replay_for(session, row))
+    return f"{row_name(row)}: {problems[0]}" if problems else None
+
+
+def require_backed(session: Session, row: IssuanceRequest | Credential | Operator) -> None:
+    """Raise :class:`RecordNotBacked` (``audit.unbacked``) unless the chain backs ``row``
+    (see :func:`disagreement`). Call it before acting on the row."""
+    problem = disagreement(session, row)
+    if problem is not None:
+        raise RecordNotBacked(f"{problem}: the station does not act on it")
+
+
+def audited_status(session: Session, serial: str) -> AuditedCredential | None:
+    """The credential's status as its events say (None: no credential.issued event)."""
+    return _replay(session, _of("credential", serial)).credentials.get(serial)
+
+
+def replay_credentials(session: Session) -> Replay:
+    """Every credential as the chain says (issued, revoked, why and when): what CRLs are built from."""
+    return _replay(session, AuditEvent.object_type == "credential")
+
+
+def check_records(session: Session) -> list[str]:
+    """Every request, credential and operator row against one replay of the whole chain: one
+    line per row that disagrees (``table id: what``), for ``station audit verify``."""
+    replay = _replay(session)
+    findings = []
+    for model in (Operator, IssuanceRequest, Credential):
+        for row in session.execute(select(model).order_by(model.id)).scalars():
+            problems = _problems(session, row, replay)
+            if problems:
+                findings.append(f"{row_name(row)}: {'; '.join(problems)}")
+    return findings
