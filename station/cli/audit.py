@@ -1,4 +1,4 @@
-"""``station audit verify``, ``export --format jsonl`` and ``checkpoint``."""
+"""``station audit verify``, ``export --format jsonl``, ``checkpoint`` and ``trust-key``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 from station.audit.export import export_jsonl
 from station.audit.log import read_anchor
 from station.audit.verify import verify_chain
-from station.cli._station_args import add_station_args, open_station
+from station.audit.trust import pin_key, pinned_keys
+from station.cli._station_args import actor, add_station_args, open_station
 from station.crypto import ca_store
 
 
@@ -29,13 +30,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cp = sub.add_parser("checkpoint", help="sign the current chain head now")
     add_station_args(cp)
     cp.set_defaults(func=run_checkpoint)
+    trust = sub.add_parser("trust-key", help="trust another station's audit key to sign checkpoints (administrator)")
+    add_station_args(trust)
+    trust.add_argument("fingerprint", help="the key's SHA-256 (16+ hex digits), as `audit verify` names it")
+    trust.set_defaults(func=run_trust_key)
 
 
 def run_verify(args: argparse.Namespace) -> int:
     with open_station(args, signing=False) as station:
         own_key = ca_store.load_audit_public_key(station.home)
         with station.db.transaction() as session:
-            report = verify_chain(session, own_key, read_anchor(station.home.audit_anchor))
+            report = verify_chain(session, own_key, read_anchor(station.home.audit_anchor), pinned=pinned_keys(station.home))
     if report.ok:
         print(f"audit trail intact: {report.events} events, {report.checkpoints_verified} signed checkpoints "
               f"(last at event {report.last_checkpoint_seq})")
@@ -77,3 +82,9 @@ def run_checkpoint(args: argparse.Namespace) -> int:
     print("nothing to sign: the audit trail is empty" if cp is None else f"the chain head at event {cp.seq} is signed")
     return 0
 
+
+def run_trust_key(args: argparse.Namespace) -> int:
+    with open_station(args) as station:
+        fingerprint = pin_key(station, args.fingerprint, actor=actor(args))
+    print(f"audit key {fingerprint} is trusted to sign checkpoints on this station")
+    return 0
