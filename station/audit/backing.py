@@ -168,19 +168,27 @@ def _of(object_type: str, object_id: object):  # noqa: ANN202
     return and_(AuditEvent.object_type == object_type, AuditEvent.object_id == str(object_id))
 
 
+def _request_replay(session: Session, request_id: int) -> Replay:
+    serials = session.execute(select(Credential.serial).where(Credential.request_id == request_id)).scalars().all()
+    return _replay(session, _of("request", request_id), *(_of("credential", s) for s in serials))
+
+
 def replay_for(session: Session, row: IssuanceRequest | Credential | Operator) -> Replay:
     """The events of this one row's object (a request's with its credential's, a credential's
     with its request's), replayed."""
     if isinstance(row, Operator):
         return _replay(session, _of("operator", row.id))
     if isinstance(row, IssuanceRequest):
-        serials = session.execute(select(Credential.serial).where(Credential.request_id == row.id)).scalars().all()
-        return _replay(session, _of("request", row.id), *(_of("credential", s) for s in serials))
+        return _request_replay(session, row.id)
     return _replay(session, _of("credential", row.serial), _of("request", row.request_id))
 
 
-def _identity(session: Session, operator_id: int | None) -> str | None:
-    return None if operator_id is None else session.execute(select(Operator.identity).where(Operator.id == operator_id)).scalar()
+def _identities(session: Session, *operator_ids: int | None) -> dict[int | None, str]:
+    """operator id → identity (all operators when no id is given)."""
+    query = select(Operator.id, Operator.identity)
+    if operator_ids:
+        query = query.where(Operator.id.in_([i for i in operator_ids if i is not None]))
+    return dict(session.execute(query).all())
 
 
 def _certificate_sha256(der: bytes) -> str:
@@ -191,7 +199,7 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
-def _request_problems(session: Session, row: IssuanceRequest, replay: Replay) -> list[str]:
+def _request_problems(row: IssuanceRequest, replay: Replay, identities: dict[int | None, str]) -> list[str]:
     audited = replay.requests.get(row.id)
     if audited is None:
         return ["has no request.opened event (added behind the station's back)"]
@@ -199,7 +207,7 @@ def _request_problems(session: Session, row: IssuanceRequest, replay: Replay) ->
     if row.state != audited.state:
         problems.append(f"state {row.state!r} has no {EVENT_FOR_STATE.get(row.state, row.state)} event "
                         f"(the audit trail says {audited.state!r})")
-    registrar, approver = _identity(session, row.registrar_id), _identity(session, row.approver_id)
+    registrar, approver = identities.get(row.registrar_id), identities.get(row.approver_id)
     if registrar != audited.registrar:
         problems.append(f"registrar {registrar!r} is not who opened it in the audit trail ({audited.registrar!r})")
     if approver != audited.approver:
@@ -244,9 +252,9 @@ def _operator_problems(row: Operator, replay: Replay) -> list[str]:
     return problems
 
 
-def _problems(session: Session, row: IssuanceRequest | Credential | Operator, replay: Replay) -> list[str]:
+def _problems(row: IssuanceRequest | Credential | Operator, replay: Replay, identities: dict[int | None, str]) -> list[str]:
     if isinstance(row, IssuanceRequest):
-        return _request_problems(session, row, replay)
+        return _request_problems(row, replay, identities)
     if isinstance(row, Credential):
         return _credential_problems(row, replay)
     return _operator_problems(row, replay)
@@ -266,7 +274,8 @@ def disagreement(session: Session, row: IssuanceRequest | Credential | Operator)
     (identity, roles, enabled). Reads only the events of that object; an event whose content
     no longer gives its hash backs nothing.
     """
-    problems = _problems(session, row, replay_for(session, row))
+    identities = _identities(session, row.registrar_id, row.approver_id) if isinstance(row, IssuanceRequest) else {}
+    problems = _problems(row, replay_for(session, row), identities)
     return f"{row_name(row)}: {problems[0]}" if problems else None
 
 
@@ -276,6 +285,11 @@ def require_backed(session: Session, row: IssuanceRequest | Credential | Operato
     problem = disagreement(session, row)
     if problem is not None:
         raise RecordNotBacked(f"{problem}: the station does not act on it")
+
+
+def audited_request(session: Session, request_id: int) -> AuditedRequest | None:
+    """The request as its events say: state, registrar, approver (None: no request.opened event)."""
+    return _request_replay(session, request_id).requests.get(request_id)
 
 
 def audited_status(session: Session, serial: str) -> AuditedCredential | None:
@@ -291,11 +305,11 @@ def replay_credentials(session: Session) -> Replay:
 def check_records(session: Session) -> list[str]:
     """Every request, credential and operator row against one replay of the whole chain: one
     line per row that disagrees (``table id: what``), for ``station audit verify``."""
-    replay = _replay(session)
+    replay, identities = _replay(session), _identities(session)
     findings = []
     for model in (Operator, IssuanceRequest, Credential):
         for row in session.execute(select(model).order_by(model.id)).scalars():
-            problems = _problems(session, row, replay)
+            problems = _problems(row, replay, identities)
             if problems:
                 findings.append(f"{row_name(row)}: {'; '.join(problems)}")
     return findings

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from sqlalchemy import select
 
-from station.audit.backing import audited_status
+from station.audit.backing import Replay, replay_credentials
 from station.records.models import Credential, CredentialStatus, IssuanceRequest, PivAuthCertificate, utcnow
 from station.service.revocation import mark_revoked
 from station.service.station import Station
@@ -49,16 +49,17 @@ def due_for_piv_auth_recheck(station: Station, *, now: dt.datetime | None = None
             .where(Credential.issued_at <= cutoff, Credential.piv_auth_rechecked_at.is_(None))
             .order_by(PivAuthCertificate.id, Credential.serial)
         ).all()
-        rows = [row for row in rows if _audited_active(session, row.serial)]
+        audited = replay_credentials(session)
+        rows = [row for row in rows if _audited_active(audited, row.serial)]
     grouped: dict[int, tuple[bytes, list[str]]] = {}
     for pac_id, der, serial in rows:
         grouped.setdefault(pac_id, (der, []))[1].append(serial)
     return [RecheckDue(pac_id, x509.load_der_x509_certificate(der), tuple(serials)) for pac_id, (der, serials) in grouped.items()]
 
 
-def _audited_active(session, serial: str) -> bool:  # noqa: ANN001
-    audited = audited_status(session, serial)
-    return audited is not None and audited.status == CredentialStatus.ACTIVE.value
+def _audited_active(audited: Replay, serial: str) -> bool:
+    cred = audited.credentials.get(serial)
+    return cred is not None and cred.status == CredentialStatus.ACTIVE.value
 
 
 def _revoke_all(station: Station, session, credentials: list[Credential], reason: x509.ReasonFlags, actor: str, why: str) -> list[str]:  # noqa: ANN001
@@ -74,7 +75,8 @@ def record_piv_auth_status(station: Station, piv_auth_certificate_id: int, *, re
         rows = session.execute(
             select(Credential).where(Credential.piv_auth_certificate_id == piv_auth_certificate_id).with_for_update()
         ).scalars().all()
-        active = [c for c in rows if _audited_active(session, c.serial)]
+        audited = replay_credentials(session)
+        active = [c for c in rows if _audited_active(audited, c.serial)]
         now = utcnow()
         for cred in active:
             cred.piv_auth_rechecked_at = now
@@ -102,5 +104,6 @@ def revoke_for_applicant(
             .where(IssuanceRequest.applicant_id == applicant_id)
             .with_for_update(of=Credential)
         ).scalars().all()
-        active = [c for c in rows if _audited_active(session, c.serial)]
+        audited = replay_credentials(session)
+        active = [c for c in rows if _audited_active(audited, c.serial)]
         return _revoke_all(station, session, active, reason, actor, "PIV card terminated")

@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from sqlalchemy import select, text
 
-from station.audit.backing import RecordNotBacked, disagreement, require_backed
+from station.audit.backing import RecordNotBacked, audited_request, disagreement, require_backed
 from station.cli import main
 from station.records.models import Credential, IssuanceRequest, Operator
 from station.service import issuance, lifecycle, operators, revocation
@@ -121,6 +121,9 @@ def test_request_set_approved_is_named_and_not_backed(station, pki, capsys):
     with pytest.raises(RecordNotBacked) as err, station.db.transaction() as s:
         require_backed(s, s.get(IssuanceRequest, request_id))
     assert err.value.code == "audit.unbacked"
+    with station.db.transaction() as s:
+        audited = audited_request(s, request_id)
+    assert (audited.state, audited.registrar, audited.approver) == ("requested", REGISTRAR, None)
 
 
 def test_edited_audit_event_backs_nothing(station, pki):
