@@ -28,6 +28,9 @@ What each event means (the actions the station writes):
 ``operator.added``                 the operator exists, enabled, with ``details.roles``
 ``operator.disabled`` / ``operator.enabled``  disabled / enabled again
 any operator event with ``details.roles``  the operator's roles from then on
+``applicant.piv_auth_recorded``    the applicant's FASC-N, card and cardholder UUIDs, and a
+                                   PIV Authentication certificate (SHA-256) of theirs
+``crl.published``                  a CRL (number, entries) the station signed
 =================================  ===========================================================
 
 Other events (refusals, sign-ins, key planning) leave these states as they are.
@@ -45,7 +48,19 @@ from sqlalchemy.orm import Session
 
 from station.audit import chain
 from station.errors import StationError
-from station.records.models import AuditEvent, Credential, CredentialStatus, IssuanceRequest, Operator, RequestState
+from station.records.models import (
+    Applicant,
+    AuditEvent,
+    Credential,
+    CredentialStatus,
+    CrlIssue,
+    IssuanceRequest,
+    Operator,
+    PivAuthCertificate,
+    RequestState,
+)
+
+Row = IssuanceRequest | Credential | Operator | Applicant | PivAuthCertificate | CrlIssue
 
 _REQUEST_STATE = {
     "request.opened": RequestState.REQUESTED,
@@ -62,6 +77,12 @@ _REQUEST_STATE = {
 EVENT_FOR_STATE = {state.value: action for action, state in _REQUEST_STATE.items()} | {
     RequestState.KEY_GENERATED.value: "credential.issued",
 }
+
+
+# operator event details naming how the operator signs in, compared with the row when recorded:
+# the SHA-256 (hex) of the row's auth_reference (argon2 hash or PIV Auth certificate SHA-256),
+# the auth method, the card's FASC-N and UUID
+SIGN_IN_FIELDS = ("auth_method", "auth_reference_sha256", "card_fascn", "card_uuid")
 
 
 class RecordNotBacked(StationError):
@@ -95,15 +116,26 @@ class AuditedOperator:
     identity: str | None
     roles: frozenset[str]
     active: bool = True
+    # how the operator signs in, as far as the events record it (compared when recorded)
+    sign_in: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class AuditedApplicant:
+    identifiers: set[str] = field(default_factory=set)  # every FASC-N, card UUID, cardholder UUID recorded
+    piv_auth: set[str] = field(default_factory=set)  # SHA-256 of the PIV Authentication certificates recorded
 
 
 @dataclass
 class Replay:
-    """The states the events say, per object: requests by id, credentials by serial, operators by id."""
+    """The states the events say, per object: requests by id, credentials by serial, operators
+    and applicants by id, CRLs as (number, entries)."""
 
     requests: dict[int, AuditedRequest] = field(default_factory=dict)
     credentials: dict[str, AuditedCredential] = field(default_factory=dict)
     operators: dict[int, AuditedOperator] = field(default_factory=dict)
+    applicants: dict[int, AuditedApplicant] = field(default_factory=dict)
+    crls: set[tuple[int, int]] = field(default_factory=set)
 
     def feed(self, ev: AuditEvent) -> None:
         action, details = ev.action, json.loads(ev.details)
@@ -118,14 +150,21 @@ class Replay:
                     req.approver = ev.actor
         elif ev.object_type == "credential":
             self._credential(ev, action, details)
+        elif ev.object_type == "applicant" and ev.object_id.isdigit() and action == "applicant.piv_auth_recorded":
+            applicant = self.applicants.setdefault(int(ev.object_id), AuditedApplicant())
+            applicant.identifiers |= {str(details[k]).lower() for k in ("fascn", "card_uuid", "cardholder_uuid") if details.get(k)}
+            applicant.piv_auth.add(str(details.get("piv_auth_sha256", "")).lower())
+        elif ev.object_type == "crl" and action == "crl.published":
+            self.crls.add((details.get("number"), details.get("entries")))
         elif ev.object_type == "operator" and ev.object_id.isdigit():
             oid = int(ev.object_id)
             if action == "operator.added":
                 self.operators[oid] = AuditedOperator(details.get("identity"), frozenset(details.get("roles") or ()))
-            elif oid in self.operators:
+            if oid in self.operators:
                 op = self.operators[oid]
                 if "roles" in details:
                     op.roles = frozenset(details["roles"])
+                op.sign_in |= {k: str(details[k]).lower() for k in SIGN_IN_FIELDS if details.get(k) is not None}
                 if action in ("operator.disabled", "operator.enabled"):
                     op.active = action == "operator.enabled"
 
@@ -173,11 +212,15 @@ def _request_replay(session: Session, request_id: int) -> Replay:
     return _replay(session, _of("request", request_id), *(_of("credential", s) for s in serials))
 
 
-def replay_for(session: Session, row: IssuanceRequest | Credential | Operator) -> Replay:
+def replay_for(session: Session, row: Row) -> Replay:
     """The events of this one row's object (a request's with its credential's, a credential's
     with its request's), replayed."""
     if isinstance(row, Operator):
         return _replay(session, _of("operator", row.id))
+    if isinstance(row, (Applicant, PivAuthCertificate)):
+        return _replay(session, _of("applicant", row.id if isinstance(row, Applicant) else row.applicant_id))
+    if isinstance(row, CrlIssue):
+        return _replay(session, AuditEvent.action == "crl.published")
     if isinstance(row, IssuanceRequest):
         return _request_replay(session, row.id)
     return _replay(session, _of("credential", row.serial), _of("request", row.request_id))
@@ -199,7 +242,7 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
-def _request_problems(row: IssuanceRequest, replay: Replay, identities: dict[int | None, str]) -> list[str]:
+def _request_problems(row: IssuanceRequest, replay: Replay, identities: dict | None = None) -> list[str]:
     audited = replay.requests.get(row.id)
     if audited is None:
         return ["has no request.opened event (added behind the station's back)"]
@@ -207,7 +250,7 @@ def _request_problems(row: IssuanceRequest, replay: Replay, identities: dict[int
     if row.state != audited.state:
         problems.append(f"state {row.state!r} has no {EVENT_FOR_STATE.get(row.state, row.state)} event "
                         f"(the audit trail says {audited.state!r})")
-    registrar, approver = identities.get(row.registrar_id), identities.get(row.approver_id)
+    registrar, approver = (identities or {}).get(row.registrar_id), (identities or {}).get(row.approver_id)
     if registrar != audited.registrar:
         problems.append(f"registrar {registrar!r} is not who opened it in the audit trail ({audited.registrar!r})")
     if approver != audited.approver:
@@ -215,7 +258,7 @@ def _request_problems(row: IssuanceRequest, replay: Replay, identities: dict[int
     return problems
 
 
-def _credential_problems(row: Credential, replay: Replay) -> list[str]:
+def _credential_problems(row: Credential, replay: Replay, _identities: dict | None = None) -> list[str]:
     audited = replay.credentials.get(row.serial)
     if audited is None:
         return [f"serial {row.serial} has no credential.issued event (added behind the station's back)"]
@@ -236,7 +279,7 @@ def _credential_problems(row: Credential, replay: Replay) -> list[str]:
     return problems
 
 
-def _operator_problems(row: Operator, replay: Replay) -> list[str]:
+def _operator_problems(row: Operator, replay: Replay, _identities: dict | None = None) -> list[str]:
     audited = replay.operators.get(row.id)
     if audited is None:
         return [f"{row.identity!r} has no operator.added event (added behind the station's back)"]
@@ -246,32 +289,69 @@ def _operator_problems(row: Operator, replay: Replay) -> list[str]:
     roles = frozenset(row.roles.split())
     if roles != audited.roles:
         problems.append(f"roles {' '.join(sorted(roles))!r} are not the audited {' '.join(sorted(audited.roles))!r}")
+    said = {"auth_method": row.auth_method, "card_fascn": row.card_fascn, "card_uuid": row.card_uuid,
+            "auth_reference_sha256": hashlib.sha256(row.auth_reference.encode()).hexdigest() if row.auth_reference else None}
+    changed = [k for k, v in audited.sign_in.items() if (said[k] or "").lower() != v]
+    if changed:
+        problems.append(f"sign-in {', '.join(changed)} not as the audit trail recorded it")
     if bool(row.active) != audited.active:
         problems.append("enabled, but the audit trail has it disabled (operator.disabled)" if row.active
                         else "disabled with no operator.disabled event")
     return problems
 
 
-def _problems(row: IssuanceRequest | Credential | Operator, replay: Replay, identities: dict[int | None, str]) -> list[str]:
-    if isinstance(row, IssuanceRequest):
-        return _request_problems(row, replay, identities)
-    if isinstance(row, Credential):
-        return _credential_problems(row, replay)
-    return _operator_problems(row, replay)
+def _applicant_problems(row: Applicant, replay: Replay, _identities: dict | None = None) -> list[str]:
+    audited = replay.applicants.get(row.id)
+    if audited is None:
+        return ["has no applicant.piv_auth_recorded event (added behind the station's back)"]
+    return [f"{name} {value} was never recorded for this applicant"
+            for name, value in (("FASC-N", row.fascn), ("card UUID", row.card_uuid), ("cardholder UUID", row.cardholder_uuid))
+            if value and value.lower() not in audited.identifiers]
 
 
-def row_name(row: IssuanceRequest | Credential | Operator) -> str:
+def _piv_auth_problems(row: PivAuthCertificate, replay: Replay, _identities: dict | None = None) -> list[str]:
+    if _certificate_sha256(row.der) != row.fingerprint.lower():
+        return [f"certificate is not the one its fingerprint {row.fingerprint[:16]}… names"]
+    audited = replay.applicants.get(row.applicant_id)
+    if audited is None or row.fingerprint.lower() not in audited.piv_auth:
+        return [f"certificate {row.fingerprint[:16]}… was never recorded for applicant {row.applicant_id}"]
+    return []
+
+
+def _crl_problems(row: CrlIssue, replay: Replay, _identities: dict | None = None) -> list[str]:
+    if (row.number, row.entries) not in replay.crls:
+        return [f"CRL {row.number} with {row.entries} entries has no crl.published event"]
+    return []
+
+
+# per table, in the order verify reports them: what the row says against what the replay says
+_CHECKS = {
+    Operator: _operator_problems,
+    Applicant: _applicant_problems,
+    PivAuthCertificate: _piv_auth_problems,
+    IssuanceRequest: _request_problems,
+    Credential: _credential_problems,
+    CrlIssue: _crl_problems,
+}
+
+
+def _problems(row: Row, replay: Replay, identities: dict[int | None, str]) -> list[str]:
+    return _CHECKS[type(row)](row, replay, identities)
+
+
+def row_name(row: Row) -> str:
     return f"{row.__tablename__} {row.id}"
 
 
-def disagreement(session: Session, row: IssuanceRequest | Credential | Operator) -> str | None:
+def disagreement(session: Session, row: Row) -> str | None:
     """Does the chain back this row? None when it does; else one line naming the row and what
     the chain does not back, e.g. ``requests 7: state 'approved' has no request.approved event
     (the audit trail says 'requested')``.
 
     ``row`` is an :class:`IssuanceRequest` (state, registrar, approver), a :class:`Credential`
-    (status, revocation reason, request, certificate, notAfter) or an :class:`Operator`
-    (identity, roles, enabled). Reads only the events of that object; an event whose content
+    (status, revocation reason, request, certificate, notAfter), an :class:`Operator`
+    (identity, roles, enabled), an :class:`Applicant` (FASC-N, UUIDs), a
+    :class:`PivAuthCertificate` (its certificate, its applicant) or a :class:`CrlIssue`. Reads only the events of that object; an event whose content
     no longer gives its hash backs nothing.
     """
     identities = _identities(session, row.registrar_id, row.approver_id) if isinstance(row, IssuanceRequest) else {}
@@ -279,7 +359,7 @@ def disagreement(session: Session, row: IssuanceRequest | Credential | Operator)
     return f"{row_name(row)}: {problems[0]}" if problems else None
 
 
-def require_backed(session: Session, row: IssuanceRequest | Credential | Operator) -> None:
+def require_backed(session: Session, row: Row) -> None:
     """Raise :class:`RecordNotBacked` (``audit.unbacked``) unless the chain backs ``row``
     (see :func:`disagreement`). Call it before acting on the row."""
     problem = disagreement(session, row)
@@ -303,11 +383,12 @@ def replay_credentials(session: Session) -> Replay:
 
 
 def check_records(session: Session) -> list[str]:
-    """Every request, credential and operator row against one replay of the whole chain: one
-    line per row that disagrees (``table id: what``), for ``station audit verify``."""
+    """Every operators, applicants, piv_auth_certificates, requests, credentials and crls row
+    against one replay of the whole chain: one line per row that disagrees (``table id:
+    what``), for ``station audit verify``."""
     replay, identities = _replay(session), _identities(session)
     findings = []
-    for model in (Operator, IssuanceRequest, Credential):
+    for model in _CHECKS:
         for row in session.execute(select(model).order_by(model.id)).scalars():
             problems = _problems(row, replay, identities)
             if problems:

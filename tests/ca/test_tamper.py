@@ -139,7 +139,9 @@ def test_operator_rows_edited(station, pki, capsys):
     operators.add_operator(station, "leaver", display_name="L", roles=[operators.Role.AUDITOR], auth_method="piv", actor="admin")
     operators.disable_operator(station, "leaver", actor="admin")
     registrar, leaver = load(station, Operator, identity=REGISTRAR), load(station, Operator, identity="leaver")
+    approver = load(station, Operator, identity=APPROVER)
     sql(station, "UPDATE operators SET roles = 'administrator registrar' WHERE id = :i", i=registrar.id)
+    sql(station, "UPDATE operators SET auth_method = 'password', auth_reference = 'x' WHERE id = :i", i=approver.id)
     sql(station, "UPDATE operators SET active = :t WHERE id = :i", t=True, i=leaver.id)
     with station.db.transaction() as s:
         s.add(Operator(identity="ghost", display_name="G", roles="administrator", auth_method="password", auth_reference="x"))
@@ -147,11 +149,12 @@ def test_operator_rows_edited(station, pki, capsys):
     code, lines = audit_verify(station, capsys)
     assert code == 1
     named = row_lines(lines, "operators ")
-    assert named == [
+    assert sorted(named) == sorted([
         f"operators {registrar.id}: roles 'administrator registrar' are not the audited 'registrar'",
+        f"operators {approver.id}: sign-in auth_method not as the audit trail recorded it",
         f"operators {leaver.id}: enabled, but the audit trail has it disabled (operator.disabled)",
         f"operators {ghost.id}: 'ghost' has no operator.added event (added behind the station's back)",
-    ]
+    ])
 
 
 def test_changed_certificate_of_a_revoked_credential_stops_the_crl(station, pki, capsys):
@@ -169,3 +172,24 @@ def test_changed_certificate_of_a_revoked_credential_stops_the_crl(station, pki,
     with pytest.raises(RecordNotBacked) as err:
         revocation.publish_crl(station, actor="admin")
     assert revoked.serial in str(err.value)
+
+
+def test_applicant_piv_auth_and_crl_rows_edited(station, pki, capsys):
+    """An applicant given an operator's FASC-N, a PIV Authentication certificate swapped for
+    another, a CRL record re-counted: each named on its own line."""
+    first, *_ = issue(station, pki)
+    second, *_ = issue(station, pki)
+    revocation.publish_crl(station, actor="admin")
+    req = load(station, IssuanceRequest, id=load(station, Credential, serial=first.serial).request_id)
+    other = load(station, IssuanceRequest, id=load(station, Credential, serial=second.serial).request_id)
+    sql(station, "UPDATE applicants SET fascn = :f WHERE id = :i", f="D" * 50, i=req.applicant_id)
+    sql(station, "UPDATE piv_auth_certificates SET der = (SELECT der FROM piv_auth_certificates WHERE id = :o) WHERE id = :i",
+        o=other.piv_auth_certificate_id, i=req.piv_auth_certificate_id)
+    sql(station, "UPDATE crls SET entries = 5")
+    code, lines = audit_verify(station, capsys)
+    assert code == 1
+    assert row_lines(lines, "applicants ") == [f"applicants {req.applicant_id}: FASC-N {'D' * 50} was never recorded for this applicant"]
+    (pac,) = row_lines(lines, "piv_auth_certificates ")
+    assert pac.startswith(f"piv_auth_certificates {req.piv_auth_certificate_id}: certificate is not the one its fingerprint")
+    (crl,) = row_lines(lines, "crls ")
+    assert crl.endswith("CRL 1 with 5 entries has no crl.published event")
