@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, select
 
-from station.audit.backing import RecordNotBacked, audited_status, replay_credentials, row_name
+from station.audit.backing import AuditedCredential, RecordNotBacked, audited_status, replay_credentials, row_name
 from station.crypto.ca import Revocation
 from station.errors import StationError
 from station.home import write_private
@@ -65,19 +65,26 @@ class CredentialView:
     certificate_pem: str
 
 
-def _view(c: Credential) -> CredentialView:
+UNBACKED = "unbacked"  # a credentials row with no credential.issued event: the station does not act on it
+
+
+def _view(c: Credential, audited: AuditedCredential | None) -> CredentialView:
+    """The row with its status, reason and revocation time as the audit trail has them."""
     pem = x509.load_der_x509_certificate(c.certificate).public_bytes(serialization.Encoding.PEM).decode()
-    return CredentialView(
-        c.serial, c.subject, c.policy, c.status, c.not_after, c.issued_at, c.target_device, c.revocation_reason, c.revoked_at, c.request_id, pem
-    )
+    status = audited.status if audited else UNBACKED
+    reason = audited.reason if audited else None
+    revoked_at = dt.datetime.fromisoformat(audited.revoked_at) if audited and audited.revoked_at else None
+    return CredentialView(c.serial, c.subject, c.policy, status, c.not_after, c.issued_at, c.target_device, reason, revoked_at,
+                          c.request_id, pem)
 
 
 def list_credentials(station: Station, *, status: str | None = None) -> list[CredentialView]:
+    """Every credential, with the status the audit trail gives it (``status`` filters on that)."""
     with station.db.transaction() as session:
-        query = select(Credential).order_by(Credential.issued_at, Credential.id)
-        if status:
-            query = query.where(Credential.status == status)
-        return [_view(c) for c in session.execute(query).scalars()]
+        audited = replay_credentials(session).credentials
+        views = [_view(c, audited.get(c.serial))
+                 for c in session.execute(select(Credential).order_by(Credential.issued_at, Credential.id)).scalars()]
+    return [v for v in views if not status or v.status == status]
 
 
 def show_credential(station: Station, serial: str) -> CredentialView:
@@ -85,7 +92,7 @@ def show_credential(station: Station, serial: str) -> CredentialView:
         cred = session.execute(select(Credential).where(Credential.serial == parse_serial(serial))).scalar_one_or_none()
         if cred is None:
             raise RevocationError(f"no credential with serial {serial}", code="revocation.unknown_serial")
-        return _view(cred)
+        return _view(cred, audited_status(session, cred.serial))
 
 
 def revoke(station: Station, serial: str, reason: str | x509.ReasonFlags, *, actor: str) -> CredentialView:
@@ -100,7 +107,7 @@ def revoke(station: Station, serial: str, reason: str | x509.ReasonFlags, *, act
         if audited.status == CredentialStatus.REVOKED.value:
             raise RevocationError(f"credential {cred.serial} is already revoked ({audited.reason})", code="revocation.already")
         mark_revoked(station, session, cred, flag, actor=actor)
-        return _view(cred)
+        return _view(cred, audited_status(session, cred.serial))
 
 
 def mark_revoked(station: Station, session, cred: Credential, reason: x509.ReasonFlags, *, actor: str,  # noqa: ANN001

@@ -86,7 +86,10 @@ def test_revoked_credential_set_active_stays_on_the_crl(station, pki, capsys, tm
     assert line.startswith(f"credentials {cred_id}: status 'active'") and "the audit trail revoked it at event" in line
     assert not any("intact" in line for line in lines)
 
-    # the station does not take it for active: no second revocation, no revocation as the applicant's
+    # the station does not take it for active: not listed as active, no second revocation, no
+    # revocation as the applicant's
+    assert revocation.show_credential(station, revoked.serial).status == "revoked"
+    assert revoked.serial not in {c.serial for c in revocation.list_credentials(station, status="active")}
     with pytest.raises(RevocationError) as err:
         revocation.revoke(station, revoked.serial, "superseded", actor="admin")
     assert err.value.code == "revocation.already"
