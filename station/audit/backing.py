@@ -15,8 +15,10 @@ they say the row should have (:class:`Replay`), and compares:
 What each event means (the actions the station writes):
 
 =================================  ===========================================================
-``request.opened``                 request ``requested``; its actor is the registrar
-``request.approved`` / ``.rejected``  ``approved`` / ``rejected``; its actor is the approver
+``request.opened``                 request ``requested``; its actor is the registrar, then an
+                                   enabled operator with the registrar role (``operator.*``)
+``request.approved`` / ``.rejected``  ``approved`` / ``rejected``; its actor is the approver,
+                                   then an enabled supervisor
 ``request.applicant_authenticated``  ``authenticated`` (PKI-AUTH after approval)
 ``credential.issued``              its request (``details.request_id``) goes ``approved`` →
                                    ``issued`` (service) or ``authenticated`` →
@@ -58,6 +60,7 @@ from station.records.models import (
     Operator,
     PivAuthCertificate,
     RequestState,
+    Role,
 )
 
 Row = IssuanceRequest | Credential | Operator | Applicant | PivAuthCertificate | CrlIssue
@@ -98,6 +101,7 @@ class AuditedRequest:
     registrar: str
     approver: str | None = None
     credentials: list[str] = field(default_factory=list)
+    unauthorised: list[str] = field(default_factory=list)  # steps taken by someone without the role
 
 
 @dataclass
@@ -143,11 +147,13 @@ class Replay:
             rid = int(ev.object_id)
             if action == "request.opened":
                 self.requests[rid] = AuditedRequest(RequestState.REQUESTED.value, ev.actor)
+                self._check_role(self.requests[rid], ev, Role.REGISTRAR)
             elif action in _REQUEST_STATE and rid in self.requests:
                 req = self.requests[rid]
                 req.state = _REQUEST_STATE[action].value
                 if action in ("request.approved", "request.rejected"):
                     req.approver = ev.actor
+                    self._check_role(req, ev, Role.SUPERVISOR)
         elif ev.object_type == "credential":
             self._credential(ev, action, details)
         elif ev.object_type == "applicant" and ev.object_id.isdigit() and action == "applicant.piv_auth_recorded":
@@ -167,6 +173,11 @@ class Replay:
                 op.sign_in |= {k: str(details[k]).lower() for k in SIGN_IN_FIELDS if details.get(k) is not None}
                 if action in ("operator.disabled", "operator.enabled"):
                     op.active = action == "operator.enabled"
+
+    def _check_role(self, req: AuditedRequest, ev: AuditEvent, role: Role) -> None:
+        """The actor was, at that point of the chain, an enabled operator holding ``role``."""
+        if not any(op.identity == ev.actor and op.active and role.value in op.roles for op in self.operators.values()):
+            req.unauthorised.append(f"{ev.action} at event {ev.seq} by {ev.actor!r}, who was not then an enabled {role.value}")
 
     def _credential(self, ev: AuditEvent, action: str, details: dict) -> None:
         if action == "credential.issued":
@@ -208,8 +219,9 @@ def _of(object_type: str, object_id: object):  # noqa: ANN202
 
 
 def _request_replay(session: Session, request_id: int) -> Replay:
+    """The request's events, its credential's, and the operators' (who held which role when)."""
     serials = session.execute(select(Credential.serial).where(Credential.request_id == request_id)).scalars().all()
-    return _replay(session, _of("request", request_id), *(_of("credential", s) for s in serials))
+    return _replay(session, _of("request", request_id), *(_of("credential", s) for s in serials), AuditEvent.object_type == "operator")
 
 
 def replay_for(session: Session, row: Row) -> Replay:
@@ -255,7 +267,7 @@ def _request_problems(row: IssuanceRequest, replay: Replay, identities: dict | N
         problems.append(f"registrar {registrar!r} is not who opened it in the audit trail ({audited.registrar!r})")
     if approver != audited.approver:
         problems.append(f"approver {approver!r} is not who decided it in the audit trail ({audited.approver!r})")
-    return problems
+    return problems + audited.unauthorised
 
 
 def _credential_problems(row: Credential, replay: Replay, _identities: dict | None = None) -> list[str]:

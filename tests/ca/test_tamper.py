@@ -196,3 +196,20 @@ def test_applicant_piv_auth_and_crl_rows_edited(station, pki, capsys):
     assert pac.startswith(f"piv_auth_certificates {req.piv_auth_certificate_id}: certificate is not the one its fingerprint")
     (crl,) = row_lines(lines, "crls ")
     assert crl.endswith("CRL 1 with 5 entries has no crl.published event")
+
+
+def test_approval_by_an_operator_given_the_role_behind_the_back(station, pki, capsys):
+    """A registrar granted 'supervisor' in the database approves a request: verify names the
+    operator row and the request whose approval no audited supervisor gave."""
+    request_id = open_request(station, pki)
+    operators.add_operator(station, "reg2", display_name="R2", roles=[operators.Role.REGISTRAR], auth_method="piv", actor="admin")
+    sql(station, "UPDATE operators SET roles = 'registrar supervisor' WHERE identity = 'reg2'")
+    issuance.approve_request(station, request_id, approver="reg2")
+    code, lines = audit_verify(station, capsys)
+    assert code == 1
+    assert row_lines(lines, "operators ") == [f"operators {load(station, Operator, identity='reg2').id}: roles 'registrar supervisor' "
+                                              "are not the audited 'registrar'"]
+    (line,) = row_lines(lines, "requests ")
+    assert line.startswith(f"requests {request_id}: request.approved at event ") and "by 'reg2', who was not then an enabled supervisor" in line
+    with station.db.transaction() as s:
+        assert "not then an enabled supervisor" in disagreement(s, s.get(IssuanceRequest, request_id))
