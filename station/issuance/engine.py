@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography import x509
 from sqlalchemy import bindparam, func, or_, select
 
+from station.audit.backing import RecordNotBacked, disagreement
 from station.crypto.pkiauth import pki_auth, read_public_objects
 from station.crypto.profile import Aal, CsrProof, TargetKind
 from station.crypto.trust import TrustProfile
@@ -136,10 +137,16 @@ class IssuanceEngine:
                         x509.load_der_x509_certificate(row.der).subject, row.target_state, cert, row.serial, row.policy)
 
     def _expect(self, req: _Request, expected: RequestState) -> None:
-        """Before device work: refused (``issuance.state``) unless the request is still ``expected``."""
+        """Before device work: refused (``issuance.state``) unless the request is still ``expected``,
+        and (``audit.unbacked``) unless the audit chain backs the request as it stands."""
         state = self.state(req.id)
         if state != expected.value:
             raise IssuanceRefused(f"request {req.id} is {state}, not {expected.value}", code="issuance.state")
+        with self.station.db.transaction() as session:
+            problem = disagreement(session, session.get(IssuanceRequest, req.id))
+        if problem is not None:
+            raise self._refuse(req.registrar, RecordNotBacked.code, f"{problem}: the station does not act on it", req.id,
+                               RecordNotBacked.hint)
 
     def _advance(self, req: _Request, expected: RequestState, new: RequestState, action: str,
                  details: dict | None = None, **columns) -> None:

@@ -213,3 +213,32 @@ def test_approval_by_an_operator_given_the_role_behind_the_back(station, pki, ca
     assert line.startswith(f"requests {request_id}: request.approved at event ") and "by 'reg2', who was not then an enabled supervisor" in line
     with station.db.transaction() as s:
         assert "not then an enabled supervisor" in disagreement(s, s.get(IssuanceRequest, request_id))
+
+
+def test_workflow_does_not_resume_a_request_approved_in_the_database(sqlite_station, icam_profile, crl_cache, softhsm_conf):
+    """The reported attack: a request left `requested`, set to `approved` with SQL, then resumed.
+    The engine refuses before PKI-AUTH (audit.unbacked, audited) and issues nothing."""
+    from station.issuance.engine import IssuanceEngine, IssuanceRefused
+    from station.issuance.signin import hash_password
+    from station.issuance.targets import open_target
+    from tests.conftest import init_softhsm_token
+    from tests.issuance.test_engine import SECRETS, Script, card
+
+    station = sqlite_station
+    station.config["operators"] = {"allow_passwords": True}
+    for identity, role in (("reg", operators.Role.REGISTRAR), ("sup", operators.Role.SUPERVISOR)):
+        operators.add_operator(station, identity, display_name=identity, roles=[role], auth_method="password",
+                               auth_reference=hash_password(SECRETS[identity]), actor="admin")
+    eng = IssuanceEngine(station, icam_profile.with_revocation("crl"), Script(), crl_cache=crl_cache)
+    target = open_target(init_softhsm_token(f"tamper-{uuid.uuid4().hex[:8]}", "55667788"))
+    applicant = card()
+    request_id = eng.open_request(applicant, registrar="reg", aal="AAL2", target=target)
+    sql(station, "UPDATE requests SET state = 'approved', approver_id = :a WHERE id = :r", a=load(station, Operator, identity="sup").id, r=request_id)
+    with pytest.raises(IssuanceRefused) as refused:
+        eng.complete(request_id, applicant, target)
+    assert refused.value.code == "audit.unbacked"
+    assert f"requests {request_id}: state 'approved' has no request.approved event" in str(refused.value)
+    with station.db.transaction() as s:
+        assert s.execute(select(Credential)).first() is None
+        last = s.execute(text("SELECT action, details FROM audit_events ORDER BY seq DESC LIMIT 1")).one()
+    assert last.action == "issuance.refused" and "audit.unbacked" in last.details
