@@ -13,8 +13,10 @@ and the records rest on is never only in the unsigned tail of the chain.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -177,8 +179,16 @@ class AuditLog:
 
 def write_anchor(path: Path, record: dict[str, Any]) -> None:
     """The station's latest committed checkpoint, kept beside the station's keys: deleting
-    checkpoints and rewriting the chain in the database cannot move it back."""
-    write_private(path, json.dumps(record).encode())
+    checkpoints and rewriting the chain in the database cannot move it back. Writers (threads
+    and processes on one home) queue on a lock file, and the anchor only moves forward: two
+    transactions may commit their checkpoints in either order."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "rb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = read_anchor(path)
+        if current is None or int(current["seq"]) <= int(record["seq"]):
+            write_private(path, json.dumps(record).encode())
 
 
 def read_anchor(path: Path) -> dict[str, Any] | None:

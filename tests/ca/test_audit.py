@@ -354,3 +354,28 @@ def test_cli_trust_key_pins_a_registered_key_only(trail, capsys, tmp_path):
         last = s.execute(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).scalar_one()
     assert (last.action, last.actor, last.object_id) == ("audit.key_trusted", "admin", fp)
     assert verify(trail).ok
+
+
+def test_concurrent_anchor_writes_neither_fail_nor_move_it_back(tmp_path):
+    """Transactions of one station commit their checkpoints concurrently (threads, processes):
+    every anchor write succeeds and the newest checkpoint wins, whatever the commit order."""
+    from station.audit.log import write_anchor
+
+    path, errors = tmp_path / "audit" / "anchor.json", []
+
+    def writer(k):
+        for i in range(40):
+            try:
+                write_anchor(path, {"seq": i * 8 + k, "head_hash": "h", "signed_at": "t", "key_sha256": "k"})
+            except OSError as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert read_anchor(path)["seq"] == 39 * 8 + 7
+    write_anchor(path, {"seq": 5, "head_hash": "h", "signed_at": "t", "key_sha256": "k"})  # committed late: ignored
+    assert read_anchor(path)["seq"] == 39 * 8 + 7
