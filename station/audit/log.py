@@ -5,14 +5,18 @@ PostgreSQL; SQLite transactions are ``BEGIN IMMEDIATE``), links the new event to
 moves the head, all in the session of the change being recorded: the change and its event
 commit or roll back together. Every ``checkpoint_every_events`` events, or when
 ``checkpoint_every_seconds`` have passed since the last checkpoint, the head is signed with
-the station's audit key.
+the station's audit key; and a transaction that issues or revokes a credential
+(:data:`CHECKPOINT_AT_COMMIT`) signs its final head just before it commits, so what a CRL
+and the records rest on is never only in the unsigned tail of the chain.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +32,11 @@ from station.home import write_private
 from station.records.models import AuditCheckpoint, AuditEvent, AuditHead, AuditKey
 
 SYSTEM_ACTOR = "system"
+# the end of an issuance (service: credential.issued; workflow: request.issued), a revocation,
+# and a change to the audit keys: the transaction's head is signed before it commits
+CHECKPOINT_AT_COMMIT = frozenset({"credential.issued", "request.issued", "credential.revoked", "audit.key_registered",
+                                  "audit.key_trusted"})
+_SIGN_AT_COMMIT = "station.audit.sign_at_commit"
 _EVENTS, _HEAD_TABLE = AuditEvent.__table__, AuditHead.__table__
 _HEAD = select(_HEAD_TABLE.c.seq, _HEAD_TABLE.c.hash).where(_HEAD_TABLE.c.id == 1).with_for_update()
 _MOVE_HEAD = _HEAD_TABLE.update().where(_HEAD_TABLE.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
@@ -82,9 +91,23 @@ class AuditLog:
         row["hash"] = chain.event_hash(**row)
         connection.execute(_EVENTS.insert(), row)
         connection.execute(_MOVE_HEAD, {"new_seq": row["seq"], "new_hash": row["hash"]})
-        if self.signer is not None and self._checkpoint_due(session, row["seq"]):
-            self.checkpoint(session)
+        if self.signer is not None:
+            if action in CHECKPOINT_AT_COMMIT:
+                self._sign_at_commit(session)
+            elif self._checkpoint_due(session, row["seq"]):
+                self.checkpoint(session)
         return AuditEvent(**row)
+
+    def _sign_at_commit(self, session: Session) -> None:
+        """Sign the head once, as the transaction's last write (several revocations in one
+        transaction make one checkpoint)."""
+        if not session.info.get(_SIGN_AT_COMMIT):
+            session.info[_SIGN_AT_COMMIT] = True
+            event.listen(session, "before_commit", self._checkpoint_now, once=True)
+
+    def _checkpoint_now(self, session: Session) -> None:
+        session.info.pop(_SIGN_AT_COMMIT, None)
+        self.checkpoint(session)
 
     def _due(self, last: tuple[int, dt.datetime], seq: int) -> bool:
         last_seq, signed_at = last
@@ -157,8 +180,16 @@ class AuditLog:
 
 def write_anchor(path: Path, record: dict[str, Any]) -> None:
     """The station's latest committed checkpoint, kept beside the station's keys: deleting
-    checkpoints and rewriting the chain in the database cannot move it back."""
-    write_private(path, json.dumps(record).encode())
+    checkpoints and rewriting the chain in the database cannot move it back. Writers (threads
+    and processes on one home) queue on a lock file, and the anchor only moves forward: two
+    transactions may commit their checkpoints in either order."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "rb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = read_anchor(path)
+        if current is None or int(current["seq"]) <= int(record["seq"]):
+            write_private(path, json.dumps(record).encode())
 
 
 def read_anchor(path: Path) -> dict[str, Any] | None:

@@ -8,24 +8,25 @@ checkpoint inside the verified part must match the chain and carry a valid signa
 trusted audit key; a chain rewritten wholesale after an edit is caught there, and reported
 from the first event after the last checkpoint that still matches.
 
-Trusted keys: this station's audit public key (from the station home) plus any key recorded
-in ``audit_keys`` whose registration is itself an event of the verified chain.
+Trusted keys: this station's audit public key and the keys pinned in its home
+(:mod:`station.audit.trust`), never a key found only in the database. Then the requests,
+credentials and operators rows are held against the chain (:mod:`station.audit.backing`).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from station.audit import chain
+from station.audit.backing import check_records
 from station.audit.log import key_fingerprint
-from station.records.models import AuditCheckpoint, AuditEvent, AuditHead, AuditKey
+from station.records.models import AuditCheckpoint, AuditEvent, AuditHead
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,11 @@ class VerifyReport:
     checkpoints_verified: int = 0
     last_checkpoint_seq: int = 0
     findings: list[Finding] = field(default_factory=list)
+    rows: list[str] = field(default_factory=list)  # records rows the chain does not back (station.audit.backing)
 
     @property
     def ok(self) -> bool:
-        return not self.findings
+        return not self.findings and not self.rows
 
     @property
     def first_bad(self) -> Finding | None:
@@ -95,19 +97,12 @@ def _walk(session: Session, report: VerifyReport) -> dict[int, str]:
     return verified
 
 
-def _trusted_keys(session: Session, own_key: ec.EllipticCurvePublicKey | None, verified: dict[int, str]) -> dict[str, object]:
-    keys: dict[str, object] = {}
+def _trusted_keys(own_key: ec.EllipticCurvePublicKey | None, pinned: dict[str, object] | None) -> dict[str, object]:
+    """This station's own key and the keys pinned in its home (:mod:`station.audit.trust`);
+    a key found only in the database is trusted by nobody."""
+    keys: dict[str, object] = dict(pinned or {})
     if own_key is not None:
         keys[key_fingerprint(own_key)] = own_key
-    registered = session.execute(
-        select(AuditEvent.seq, AuditEvent.details).where(AuditEvent.action == "audit.key_registered")
-    ).all()
-    vouched = {json.loads(d).get("key_sha256") for seq, d in registered if seq in verified}
-    for row in session.execute(select(AuditKey)).scalars():
-        if row.fingerprint in vouched and row.fingerprint not in keys:
-            key = serialization.load_pem_public_key(row.public_key_pem.encode())
-            if key_fingerprint(key) == row.fingerprint:
-                keys[row.fingerprint] = key
     return keys
 
 
@@ -125,19 +120,25 @@ def _check_anchor(session: Session, anchor: dict, report: VerifyReport) -> None:
         )
 
 
-def verify_chain(session: Session, own_key: ec.EllipticCurvePublicKey | None, anchor: dict | None = None) -> VerifyReport:
-    """``anchor``: this station's latest checkpoint as recorded in its home
-    (:func:`station.audit.log.read_anchor`); it must still be in the database and match."""
+def verify_chain(session: Session, own_key: ec.EllipticCurvePublicKey | None, anchor: dict | None = None, *,
+                 pinned: dict[str, object] | None = None) -> VerifyReport:
+    """``own_key`` and ``pinned`` (:func:`station.audit.trust.pinned_keys`) are the keys trusted
+    to sign checkpoints; a checkpoint signed by any other key is a finding. ``anchor``: this station's latest checkpoint as recorded in its home
+    (:func:`station.audit.log.read_anchor`); it must still be in the database and match.
+    The requests, credentials and operators rows are then held against the chain
+    (:func:`station.audit.backing.check_records`): ``report.rows`` names each that disagrees."""
     report = VerifyReport()
     verified = _walk(session, report)
-    walk_ok = report.ok
-    keys = _trusted_keys(session, own_key, verified)
+    walk_ok = not report.findings
+    keys = _trusted_keys(own_key, pinned)
     last_seq = max(verified)
     last_good_cp = 0
     for cp in session.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.seq, AuditCheckpoint.id)).scalars():
         key = keys.get(cp.key_fingerprint)
         if key is None:
-            report.findings.append(Finding(cp.seq, f"checkpoint {cp.id} is signed by an untrusted audit key {cp.key_fingerprint[:16]}…"))
+            report.findings.append(Finding(cp.seq, f"checkpoint {cp.id} is signed by audit key {cp.key_fingerprint} that this "
+                                                   "station does not trust (if it is another station's, an administrator "
+                                                   "pins it with `station audit trust-key`)"))
             continue
         try:
             key.verify(cp.signature, chain.checkpoint_message(cp.seq, cp.head_hash, cp.signed_at), ec.ECDSA(hashes.SHA256()))  # type: ignore[attr-defined]
@@ -162,4 +163,5 @@ def verify_chain(session: Session, own_key: ec.EllipticCurvePublicKey | None, an
     head = session.get(AuditHead, 1)
     if walk_ok and head is not None and (head.seq, head.hash) != (last_seq, verified[last_seq]):
         report.findings.append(Finding(last_seq + 1, f"is missing: the chain head says the last event is {head.seq} (deleted)"))
+    report.rows = check_records(session)
     return report

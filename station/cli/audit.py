@@ -1,4 +1,4 @@
-"""``station audit verify`` and ``station audit export --format jsonl``."""
+"""``station audit verify``, ``export --format jsonl``, ``checkpoint`` and ``trust-key``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 from station.audit.export import export_jsonl
 from station.audit.log import read_anchor
 from station.audit.verify import verify_chain
-from station.cli._station_args import add_station_args, open_station
+from station.audit.trust import pin_key, pinned_keys
+from station.cli._station_args import actor, add_station_args, open_station
 from station.crypto import ca_store
 
 
@@ -18,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("audit", help="the tamper-evident audit trail")
     sub = p.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
     sub.required = True
-    verify = sub.add_parser("verify", help="check the whole hash chain and the signed checkpoints")
+    verify = sub.add_parser("verify", help="check the hash chain, the signed checkpoints, and the records rows against the chain")
     add_station_args(verify)
     verify.set_defaults(func=run_verify)
     export = sub.add_parser("export", help="write the audit trail")
@@ -29,13 +30,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cp = sub.add_parser("checkpoint", help="sign the current chain head now")
     add_station_args(cp)
     cp.set_defaults(func=run_checkpoint)
+    trust = sub.add_parser("trust-key", help="trust another station's audit key to sign checkpoints (administrator)")
+    add_station_args(trust)
+    trust.add_argument("fingerprint", help="the key's SHA-256 (16+ hex digits), as `audit verify` names it")
+    trust.set_defaults(func=run_trust_key)
 
 
 def run_verify(args: argparse.Namespace) -> int:
     with open_station(args, signing=False) as station:
         own_key = ca_store.load_audit_public_key(station.home)
         with station.db.transaction() as session:
-            report = verify_chain(session, own_key, read_anchor(station.home.audit_anchor))
+            report = verify_chain(session, own_key, read_anchor(station.home.audit_anchor), pinned=pinned_keys(station.home))
     if report.ok:
         print(f"audit trail intact: {report.events} events, {report.checkpoints_verified} signed checkpoints "
               f"(last at event {report.last_checkpoint_seq})")
@@ -43,10 +48,16 @@ def run_verify(args: argparse.Namespace) -> int:
             print(f"note: events {report.last_checkpoint_seq + 1}..{report.events} are not yet covered by a signed checkpoint")
         return 0
     first = report.first_bad
-    print(f"audit trail BROKEN: first bad event {first.seq}: {first.problem}", file=sys.stderr)
-    for finding in report.findings:
-        if finding is not first:
-            print(f"  also: {finding}", file=sys.stderr)
+    if first is not None:
+        print(f"audit trail BROKEN: first bad event {first.seq}: {first.problem}", file=sys.stderr)
+        for finding in report.findings:
+            if finding is not first:
+                print(f"  also: {finding}", file=sys.stderr)
+    if report.rows:
+        print(f"records DISAGREE with the audit trail in {len(report.rows)} rows (changed behind the station's back; "
+              "the station does not act on them: restore them from a backup or the audit export)", file=sys.stderr)
+        for line in report.rows:
+            print(line, file=sys.stderr)
     return 1
 
 
@@ -69,4 +80,11 @@ def run_checkpoint(args: argparse.Namespace) -> int:
     with open_station(args) as station, station.db.transaction() as session:
         cp = station.audit.checkpoint(session)
     print("nothing to sign: the audit trail is empty" if cp is None else f"the chain head at event {cp.seq} is signed")
+    return 0
+
+
+def run_trust_key(args: argparse.Namespace) -> int:
+    with open_station(args) as station:
+        fingerprint = pin_key(station, args.fingerprint, actor=actor(args))
+    print(f"audit key {fingerprint} is trusted to sign checkpoints on this station")
     return 0

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from station.audit.backing import REQUEST_STATE_EVENTS
 from station.crypto.profile import Aal, AssuranceMismatch, ProofOfPossession, TargetKind, plan_certificate
 from station.errors import StationError
 from station.records.models import (
@@ -165,14 +166,6 @@ def open_request(
 
 # The audit events that move a request, and the state each leaves it in. ``credential.issued``
 # names its request in its details and the state it moved it to (``request_state``).
-STATE_EVENTS = {
-    "request.opened": RequestState.REQUESTED, "request.approved": RequestState.APPROVED,
-    "request.rejected": RequestState.REJECTED, "request.applicant_authenticated": RequestState.AUTHENTICATED,
-    "credential.delivered": RequestState.DELIVERED, "credential.activated": RequestState.ACTIVATED,
-    "request.issued": RequestState.ISSUED, "request.cancelled": RequestState.CANCELLED, "request.failed": RequestState.FAILED,
-}
-
-
 @dataclass(frozen=True)
 class ChainRecord:
     """What the audit chain, not the ``requests`` row, says of one request."""
@@ -200,9 +193,9 @@ def chain_record(session: Session, request_id: int) -> ChainRecord:
             if details.get("request_id") == request_id:
                 state = details.get("request_state", RequestState.ISSUED.value)
             continue
-        if event.action not in STATE_EVENTS:
+        if event.action not in REQUEST_STATE_EVENTS:
             continue  # refusals, key plans: the state stays
-        state = STATE_EVENTS[event.action].value
+        state = REQUEST_STATE_EVENTS[event.action].value
         if event.action == "request.opened":
             registrar, applicant_id, opened_seq = event.actor, details.get("applicant_id"), event.seq
             target_device = details.get("target_device")

@@ -8,6 +8,10 @@ of the PIV card.
   :func:`record_piv_auth_status` records the answer.
 * FIPS 201-3 §2.10.2: when the PIV card is terminated, the derived credentials of that PIV
   identity account are invalidated: :func:`revoke_for_applicant`.
+
+Which credentials are active is what the audit trail says (:mod:`station.audit.backing`), not
+the ``status`` column: a revoked credential set back to active behind the station's back is
+not rechecked or revoked again, and an active one marked revoked is not skipped.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from sqlalchemy import select
 
+from station.audit.backing import Replay, replay_credentials
 from station.records.models import Credential, CredentialStatus, IssuanceRequest, PivAuthCertificate, utcnow
 from station.service.revocation import mark_revoked
 from station.service.station import Station
@@ -41,17 +46,20 @@ def due_for_piv_auth_recheck(station: Station, *, now: dt.datetime | None = None
         rows = session.execute(
             select(PivAuthCertificate.id, PivAuthCertificate.der, Credential.serial)
             .join(Credential, Credential.piv_auth_certificate_id == PivAuthCertificate.id)
-            .where(
-                Credential.status == CredentialStatus.ACTIVE.value,
-                Credential.issued_at <= cutoff,
-                Credential.piv_auth_rechecked_at.is_(None),
-            )
+            .where(Credential.issued_at <= cutoff, Credential.piv_auth_rechecked_at.is_(None))
             .order_by(PivAuthCertificate.id, Credential.serial)
         ).all()
+        audited = replay_credentials(session)
+        rows = [row for row in rows if _audited_active(audited, row.serial)]
     grouped: dict[int, tuple[bytes, list[str]]] = {}
     for pac_id, der, serial in rows:
         grouped.setdefault(pac_id, (der, []))[1].append(serial)
     return [RecheckDue(pac_id, x509.load_der_x509_certificate(der), tuple(serials)) for pac_id, (der, serials) in grouped.items()]
+
+
+def _audited_active(audited: Replay, serial: str) -> bool:
+    cred = audited.credentials.get(serial)
+    return cred is not None and cred.status == CredentialStatus.ACTIVE.value
 
 
 def _revoke_all(station: Station, session, credentials: list[Credential], reason: x509.ReasonFlags, actor: str, why: str) -> list[str]:  # noqa: ANN001
@@ -64,13 +72,11 @@ def record_piv_auth_status(station: Station, piv_auth_certificate_id: int, *, re
     """Record the recheck of one PIV Authentication certificate; when it is revoked, revoke the
     active derived credentials issued on it. Returns the serials revoked."""
     with station.db.transaction() as session:
-        active = list(
-            session.execute(
-                select(Credential)
-                .where(Credential.piv_auth_certificate_id == piv_auth_certificate_id, Credential.status == CredentialStatus.ACTIVE.value)
-                .with_for_update()
-            ).scalars()
-        )
+        rows = session.execute(
+            select(Credential).where(Credential.piv_auth_certificate_id == piv_auth_certificate_id).with_for_update()
+        ).scalars().all()
+        audited = replay_credentials(session)
+        active = [c for c in rows if _audited_active(audited, c.serial)]
         now = utcnow()
         for cred in active:
             cred.piv_auth_rechecked_at = now
@@ -92,12 +98,12 @@ def revoke_for_applicant(
 ) -> list[str]:
     """The PIV card was terminated: revoke every active derived credential of the applicant."""
     with station.db.transaction() as session:
-        active = list(
-            session.execute(
-                select(Credential)
-                .join(IssuanceRequest, Credential.request_id == IssuanceRequest.id)
-                .where(IssuanceRequest.applicant_id == applicant_id, Credential.status == CredentialStatus.ACTIVE.value)
-                .with_for_update(of=Credential)
-            ).scalars()
-        )
+        rows = session.execute(
+            select(Credential)
+            .join(IssuanceRequest, Credential.request_id == IssuanceRequest.id)
+            .where(IssuanceRequest.applicant_id == applicant_id)
+            .with_for_update(of=Credential)
+        ).scalars().all()
+        audited = replay_credentials(session)
+        active = [c for c in rows if _audited_active(audited, c.serial)]
         return _revoke_all(station, session, active, reason, actor, "PIV card terminated")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, select
 
+from station.audit.backing import AuditedCredential, RecordNotBacked, audited_status, replay_credentials, row_name
 from station.crypto.ca import Revocation
 from station.errors import StationError
 from station.home import write_private
@@ -64,19 +66,26 @@ class CredentialView:
     certificate_pem: str
 
 
-def _view(c: Credential) -> CredentialView:
+UNBACKED = "unbacked"  # a credentials row with no credential.issued event: the station does not act on it
+
+
+def _view(c: Credential, audited: AuditedCredential | None) -> CredentialView:
+    """The row with its status, reason and revocation time as the audit trail has them."""
     pem = x509.load_der_x509_certificate(c.certificate).public_bytes(serialization.Encoding.PEM).decode()
-    return CredentialView(
-        c.serial, c.subject, c.policy, c.status, c.not_after, c.issued_at, c.target_device, c.revocation_reason, c.revoked_at, c.request_id, pem
-    )
+    status = audited.status if audited else UNBACKED
+    reason = audited.reason if audited else None
+    revoked_at = dt.datetime.fromisoformat(audited.revoked_at) if audited and audited.revoked_at else None
+    return CredentialView(c.serial, c.subject, c.policy, status, c.not_after, c.issued_at, c.target_device, reason, revoked_at,
+                          c.request_id, pem)
 
 
 def list_credentials(station: Station, *, status: str | None = None) -> list[CredentialView]:
+    """Every credential, with the status the audit trail gives it (``status`` filters on that)."""
     with station.db.transaction() as session:
-        query = select(Credential).order_by(Credential.issued_at, Credential.id)
-        if status:
-            query = query.where(Credential.status == status)
-        return [_view(c) for c in session.execute(query).scalars()]
+        audited = replay_credentials(session).credentials
+        views = [_view(c, audited.get(c.serial))
+                 for c in session.execute(select(Credential).order_by(Credential.issued_at, Credential.id)).scalars()]
+    return [v for v in views if not status or v.status == status]
 
 
 def show_credential(station: Station, serial: str) -> CredentialView:
@@ -84,7 +93,7 @@ def show_credential(station: Station, serial: str) -> CredentialView:
         cred = session.execute(select(Credential).where(Credential.serial == parse_serial(serial))).scalar_one_or_none()
         if cred is None:
             raise RevocationError(f"no credential with serial {serial}", code="revocation.unknown_serial")
-        return _view(cred)
+        return _view(cred, audited_status(session, cred.serial))
 
 
 def revoke(station: Station, serial: str, reason: str | x509.ReasonFlags, *, actor: str) -> CredentialView:
@@ -93,10 +102,13 @@ def revoke(station: Station, serial: str, reason: str | x509.ReasonFlags, *, act
         cred = session.execute(select(Credential).where(Credential.serial == parse_serial(serial)).with_for_update()).scalar_one_or_none()
         if cred is None:
             raise RevocationError(f"no credential with serial {serial}", code="revocation.unknown_serial")
-        if cred.status == CredentialStatus.REVOKED.value:
-            raise RevocationError(f"credential {cred.serial} is already revoked ({cred.revocation_reason})", code="revocation.already")
+        audited = audited_status(session, cred.serial)  # the chain says, not the status column
+        if audited is None:
+            raise RecordNotBacked(f"{row_name(cred)}: serial {cred.serial} has no credential.issued event: the station does not act on it")
+        if audited.status == CredentialStatus.REVOKED.value:
+            raise RevocationError(f"credential {cred.serial} is already revoked ({audited.reason})", code="revocation.already")
         mark_revoked(station, session, cred, flag, actor=actor)
-        return _view(cred)
+        return _view(cred, audited_status(session, cred.serial))
 
 
 def mark_revoked(station: Station, session, cred: Credential, reason: x509.ReasonFlags, *, actor: str,  # noqa: ANN001
@@ -110,23 +122,47 @@ def mark_revoked(station: Station, session, cred: Credential, reason: x509.Reaso
                          object_id=cred.serial, details=details)
 
 
+def _authority_key_id(der: bytes) -> str | None:
+    try:
+        aki = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except (ValueError, x509.ExtensionNotFound):
+        return None
+    return aki.key_identifier.hex() if aki.key_identifier else None
+
+
+def audited_revocations(station: Station, session, *, now: dt.datetime) -> list[Revocation]:  # noqa: ANN001
+    """This CA's unexpired revocations as the audit trail has them: every ``credential.revoked``
+    event, whatever the ``credentials`` rows say now. The issuer is read from the certificate
+    that ``credential.issued`` recorded (its SHA-256), the expiry from that event; a revoked
+    credential whose certificate is gone or changed in the records stops the CRL (a CRL that
+    silently leaves it off would be worse)."""
+    revoked = {serial: c for serial, c in replay_credentials(session).credentials.items() if c.revoked_at is not None}
+    if not revoked:
+        return []
+    ders = dict(session.execute(select(Credential.serial, Credential.certificate).where(Credential.serial.in_(revoked))).all())
+    entries = []
+    for serial, audited in sorted(revoked.items(), key=lambda item: item[1].revoked_seq):
+        der = ders.get(serial)
+        if der is None or hashlib.sha256(der).hexdigest() != audited.certificate_sha256:
+            raise RecordNotBacked(f"credential {serial} is revoked in the audit trail but its certificate is gone or changed "
+                                  "in the records: no CRL is signed without it", code="revocation.unbacked")
+        if _authority_key_id(der) != station.ca.key_id or dt.datetime.fromisoformat(audited.not_after) <= now:
+            continue
+        entries.append(Revocation(int(serial, 16), dt.datetime.fromisoformat(audited.revoked_at), x509.ReasonFlags(audited.reason)))
+    return entries
+
+
 def publish_crl(station: Station, *, actor: str, out: Path | None = None, now: dt.datetime | None = None) -> x509.CertificateRevocationList:
     """Sign this CA's next CRL (number = its last + 1), record it, cache it in the home, write ``out``.
 
-    Only credentials issued by this station's CA key are listed (stations sharing a database
-    may have CAs of their own); expired ones are left off (RFC 5280 §3.3)."""
+    The entries are the audited revocations (:func:`audited_revocations`), not the status
+    column. Only credentials issued by this station's CA key are listed (stations sharing a
+    database may have CAs of their own); expired ones are left off (RFC 5280 §3.3)."""
     now = (now or utcnow()).replace(microsecond=0)
     key_id = station.ca.key_id
     with station.db.transaction() as session:
         number = (session.execute(select(func.max(CrlIssue.number)).where(CrlIssue.issuer_key_id == key_id)).scalar_one() or 0) + 1
-        rows = session.execute(
-            select(Credential.serial, Credential.revoked_at, Credential.revocation_reason).where(
-                Credential.issuer_key_id == key_id,
-                Credential.status == CredentialStatus.REVOKED.value,
-                Credential.not_after > now,
-            )
-        ).all()
-        entries = [Revocation(int(s, 16), at, x509.ReasonFlags(r)) for s, at, r in rows]
+        entries = audited_revocations(station, session, now=now)
         der = station.ca.crl_der(entries, number=number, this_update=now, next_update=now + station.crl_lifetime)
         crl = x509.load_der_x509_crl(der)
         session.add(CrlIssue(issuer_key_id=key_id, number=number, this_update=now, next_update=now + station.crl_lifetime, entries=len(entries), der=der))

@@ -13,6 +13,7 @@ from station.audit import chain
 from station.audit.chain import SensitiveDataInEvent
 from station.audit.export import export_jsonl
 from station.audit.log import AuditLog, read_anchor
+from station.audit.trust import pinned_keys
 from station.audit.verify import verify_chain
 from station.cli import main
 from station.crypto import ca_store
@@ -31,7 +32,8 @@ def trail(station):
 
 def verify(station):
     with station.db.transaction() as s:
-        return verify_chain(s, ca_store.load_audit_public_key(station.home), read_anchor(station.home.audit_anchor))
+        return verify_chain(s, ca_store.load_audit_public_key(station.home), read_anchor(station.home.audit_anchor),
+                            pinned=pinned_keys(station.home))
 
 
 def sql(station, *statements, **params):
@@ -294,3 +296,98 @@ def test_a_checkpoint_signed_by_another_station_counts(trail):
     append(trail, trail.audit, 1)  # 17: three after 14
     assert checkpoint_seqs(trail)[-3:] == [11, 14, 17]
     assert verify(trail).ok
+
+
+def test_issuance_and_revocation_end_with_a_signed_checkpoint(station, pki):
+    """Not only every N events: what a credential and a CRL rest on is never in the unsigned tail."""
+    from .ca_helpers import issue
+    from station.service import revocation
+
+    station.audit.checkpoint_every_events = 1000  # the interval alone would sign nothing here
+    issued, *_ = issue(station, pki)
+    with station.db.transaction() as s:
+        head = s.execute(select(AuditEvent.seq, AuditEvent.action).order_by(AuditEvent.seq.desc()).limit(1)).one()
+    assert head.action == "credential.issued" and checkpoint_seqs(station)[-1] == head.seq
+    revocation.revoke(station, issued.serial, "keyCompromise", actor="admin")
+    assert checkpoint_seqs(station)[-1] == head.seq + 1
+    assert read_anchor(station.home.audit_anchor)["seq"] == head.seq + 1
+
+
+def test_an_appended_key_cannot_vouch_for_a_truncated_chain(trail):
+    """Truncate the chain, register a key of one's own in the records with a well-formed event,
+    and sign the new head with it: verify still fails (only keys pinned in the home count)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from station.audit.log import key_fingerprint
+
+    sql(trail, "DELETE FROM audit_checkpoints WHERE seq > 8", "DELETE FROM audit_events WHERE seq > 8")
+    intruder = ec.generate_private_key(ec.SECP256R1())
+    fp = key_fingerprint(intruder.public_key())
+    pem = intruder.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    sql(trail, "INSERT INTO audit_keys (fingerprint, station_id, public_key_pem, registered_at) VALUES (:f, 'x', :p, :t)",
+        f=fp, p=pem, t=chain.timestamp()[:26].replace("T", " "))
+    fields = dict(seq=9, occurred_at=chain.timestamp(), actor="system", action="audit.key_registered", object_type="audit_key",
+                  object_id=fp, details=chain.canonical_json({"key_sha256": fp, "station_id": "x"}), prev_hash=row(trail, 8).hash)
+    fields["hash"] = chain.event_hash(**fields)
+    sql(trail, "INSERT INTO audit_events (seq, occurred_at, actor, action, object_type, object_id, details, prev_hash, hash) "
+        "VALUES (:seq, :occurred_at, :actor, :action, :object_type, :object_id, :details, :prev_hash, :hash)", **fields)
+    sql(trail, "UPDATE audit_head SET seq = 9, hash = :h WHERE id = 1", h=fields["hash"])
+    signed_at = chain.timestamp()
+    signature = intruder.sign(chain.checkpoint_message(9, fields["hash"], signed_at), ec.ECDSA(hashes.SHA256()))
+    with trail.db.transaction() as s:
+        s.add(AuditCheckpoint(seq=9, head_hash=fields["hash"], signed_at=signed_at, key_fingerprint=fp, signature=signature))
+    with trail.db.transaction() as s:  # the database alone, as a station without this anchor sees it
+        report = verify_chain(s, ca_store.load_audit_public_key(trail.home))
+    assert not report.ok
+    assert report.first_bad.seq == 9 and "does not trust" in report.first_bad.problem and fp in report.first_bad.problem
+
+
+def test_cli_trust_key_pins_a_registered_key_only(trail, capsys, tmp_path):
+    """`audit trust-key`: a key another station registered is pinned in the home (and audited);
+    a fingerprint the records do not register is refused in one line."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from station.audit.log import key_fingerprint
+    from station.crypto.signer import PrivateKeySigner
+
+    other = AuditLog(station_id="other", signer=PrivateKeySigner(ec.generate_private_key(ec.SECP256R1())))
+    with trail.db.transaction() as s:
+        fp = other.register_key(s)
+    home, db = str(trail.home.root), trail.db.engine.url.render_as_string(hide_password=False)
+    assert "does not trust" in verify(trail).first_bad.problem  # its registration was signed with it
+    capsys.readouterr()
+    assert main(["audit", "trust-key", "ab" * 10, "--home", home, "--db", db]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no registered audit key starts with" in err
+    assert main(["audit", "trust-key", fp[:20], "--home", home, "--db", db, "--operator", "admin"]) == 0
+    assert list(pinned_keys(trail.home)) == [fp] and key_fingerprint(pinned_keys(trail.home)[fp]) == fp
+    with trail.db.transaction() as s:
+        last = s.execute(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).scalar_one()
+    assert (last.action, last.actor, last.object_id) == ("audit.key_trusted", "admin", fp)
+    assert verify(trail).ok
+
+
+def test_concurrent_anchor_writes_neither_fail_nor_move_it_back(tmp_path):
+    """Transactions of one station commit their checkpoints concurrently (threads, processes):
+    every anchor write succeeds and the newest checkpoint wins, whatever the commit order."""
+    from station.audit.log import write_anchor
+
+    path, errors = tmp_path / "audit" / "anchor.json", []
+
+    def writer(k):
+        for i in range(40):
+            try:
+                write_anchor(path, {"seq": i * 8 + k, "head_hash": "h", "signed_at": "t", "key_sha256": "k"})
+            except OSError as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert read_anchor(path)["seq"] == 39 * 8 + 7
+    write_anchor(path, {"seq": 5, "head_hash": "h", "signed_at": "t", "key_sha256": "k"})  # committed late: ignored
+    assert read_anchor(path)["seq"] == 39 * 8 + 7

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from cryptography import x509
 
+from station.audit.log import key_fingerprint
+from station.audit.trust import pin_key, pinned_keys
 from station.audit.verify import verify_chain
 from station.crypto import ca_store
 from station.home import StationHome
@@ -33,11 +35,16 @@ def test_two_stations_share_records_and_audit_chain(tmp_path, secret_service, po
         number = lambda crl: crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number  # noqa: E731
         assert number(crl_a) == number(crl_b) == 1
         assert {c.serial for c in revocation.list_credentials(a)} == {from_a.serial, from_b.serial}
-        # one chain with checkpoints from both stations; each verifies with its own pinned key
+        # one chain with checkpoints from both stations: the other station's key counts once pinned
+        for st, other in ((a, b), (b, a)):
+            with st.db.transaction() as s:
+                before = verify_chain(s, ca_store.load_audit_public_key(st.home), pinned=pinned_keys(st.home))
+            assert not before.ok and "does not trust" in before.first_bad.problem
+            pin_key(st, key_fingerprint(ca_store.load_audit_public_key(other.home)), actor="admin")
         for st in (a, b):
             with st.db.transaction() as s:
-                report = verify_chain(s, ca_store.load_audit_public_key(st.home))
-            assert report.ok, report.findings
+                report = verify_chain(s, ca_store.load_audit_public_key(st.home), pinned=pinned_keys(st.home))
+            assert report.ok, (report.findings, report.rows)
             assert report.checkpoints_verified >= 4
     finally:
         for st in stations:
