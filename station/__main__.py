@@ -1,3 +1,3 @@
-from station.cli import main
+from station.cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

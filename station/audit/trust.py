@@ -33,6 +33,7 @@ _FINGERPRINT = re.compile(r"[0-9a-f]{16,64}")
 
 class TrustError(StationError):
     code = "audit.trust"
+    hint = "pin only the fingerprint `station audit verify` names, of a key registered in this station's audit trail"
 
 
 def _path(home: StationHome):  # noqa: ANN202

@@ -107,8 +107,15 @@ def os_failure(exc: OSError) -> StationError:
     return SystemFailure(f"the operating system failed{where}: {exc.strerror or exc}", code="system.os")
 
 
+def run() -> int:
+    """The ``station`` program (console script and ``python -m station``): no core dumps (the
+    commands read PINs and passwords into this process's memory), then :func:`main`. Tests call
+    :func:`main` in their own process, which keeps its limits."""
+    core_dumps.disable()
+    return main()
+
+
 def main(argv: list[str] | None = None) -> int:
-    core_dumps.disable()  # the commands read PINs and passwords into this process's memory
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if hasattr(sys.stdin, "reconfigure"):

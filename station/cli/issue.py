@@ -217,7 +217,8 @@ def cmd_requests_resume(args) -> int:
 
     if not args.operator:
         return _fail(SignInRefused("resuming a request needs a signed-in registrar", code="signin.no_operator",
-                                   hint="name yourself with --operator ID and give your secret as the first line of standard input"))
+                                   hint="name yourself with --operator ID and give your secret as the first line of standard input"),
+                     args.json)
     ui = StdinInteraction(sys.stdin, registrar=args.operator, progress_to=sys.stderr, order=StdinInteraction.RESUME_ORDER)
     return _drive(args, ui, lambda engine, target, card: engine.complete(args.request_id, card, target, registrar=args.operator))
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from station.audit.backing import REQUEST_STATE_EVENTS
+from station.audit.backing import REQUEST_STATE_EVENTS, RecordNotBacked, disagreement
 from station.crypto.profile import Aal, AssuranceMismatch, ProofOfPossession, TargetKind, plan_certificate
 from station.errors import StationError
 from station.records.models import (
@@ -208,14 +208,17 @@ def chain_record(session: Session, request_id: int) -> ChainRecord:
 
 
 def require_backed(session: Session, req: IssuanceRequest) -> ChainRecord:
-    """The chain's record of ``req``; refused (``audit.state_unbacked``) when the row's state,
-    registrar or approver is not what the chain says: nothing acts on such a row."""
+    """The chain's record of ``req``; refused (:class:`RecordNotBacked`, ``audit.unbacked``) when
+    the row says what the chain does not (:func:`station.audit.backing.disagreement`: its state,
+    and who opened and approved it, in their roles then), or names another registrar or
+    approver than the chain's events do: nothing acts on such a row."""
     record = chain_record(session, req.id)
+    problem = disagreement(session, req)
     approver = req.approver.identity if req.approver is not None else None
-    if (record.state, record.registrar, record.approver) != (req.state, req.registrar.identity, approver):
-        raise IssuanceError(
-            f"request {req.id} is {req.state} in the records but {record.state or 'unknown'} in the audit chain",
-            code="audit.state_unbacked", hint="run `station audit verify`; an administrator investigates before anything goes on")
+    if problem is None and (record.state, record.registrar, record.approver) != (req.state, req.registrar.identity, approver):
+        problem = f"requests {req.id}: {req.state} in the records but {record.state or 'unknown'} in the audit chain"
+    if problem is not None:
+        raise RecordNotBacked(f"{problem}: the station does not act on it")
     return record
 
 

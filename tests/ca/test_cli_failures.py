@@ -79,10 +79,13 @@ def test_init_refuses_a_crl_lifetime_not_above_zero(tmp_path, hours):
 def test_init_checks_the_whole_trust_profile(tmp_path):
     profile = tmp_path / "p.toml"
     profile.write_text('anchors = ["missing-anchor.crt"]\npiv_auth_policies = ["2.16.840.1.101.3.2.1.48.11"]\n')
-    one_line(run("init", "--home", tmp_path / "h", "--profile", profile, "--demo"), Exit.ERROR, "missing-anchor.crt")
+    admin = ("--admin", "adm", "--allow-operator-passwords")
+    one_line(run("init", "--home", tmp_path / "h", "--profile", profile, "--demo", *admin, stdin="admin passphrase 1\n"),
+             Exit.ERROR, "missing-anchor.crt")
     assert not (tmp_path / "h").exists()
     profile.write_text(f'anchors = ["{__file__}"]\npiv_auth_policies = ["2.16.840.1.101.3.2.1.48.11"]\n')
-    one_line(run("init", "--home", tmp_path / "h", "--profile", profile, "--demo"), Exit.ERROR, "not a certificate")
+    one_line(run("init", "--home", tmp_path / "h", "--profile", profile, "--demo", *admin, stdin="admin passphrase 1\n"),
+             Exit.ERROR, "not a certificate")
 
 
 def test_not_a_pkcs11_module(home):

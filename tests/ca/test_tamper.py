@@ -235,7 +235,7 @@ def test_workflow_does_not_resume_a_request_approved_in_the_database(sqlite_stat
     request_id = eng.open_request(applicant, registrar="reg", aal="AAL2", target=target)
     sql(station, "UPDATE requests SET state = 'approved', approver_id = :a WHERE id = :r", a=load(station, Operator, identity="sup").id, r=request_id)
     with pytest.raises(IssuanceRefused) as refused:
-        eng.complete(request_id, applicant, target)
+        eng.complete(request_id, applicant, target, registrar="reg")
     assert refused.value.code == "audit.unbacked"
     assert f"requests {request_id}: state 'approved' has no request.approved event" in str(refused.value)
     with station.db.transaction() as s:

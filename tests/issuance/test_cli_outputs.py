@@ -43,7 +43,7 @@ def test_text_by_default_json_when_asked(home, insert_card, pcscd, softhsm_conf,
 
     table = run(["requests", "list", "--home", home], env)
     assert table.stdout.split()[:6] == ["ID", "STATE", "AAL", "TARGET", "CREATED", "REGISTRAR"]
-    assert [r["state"] for r in json.loads(run(["requests", "list", "--home", home, "--json"], env).stdout)] == ["requested", "issued"]
+    assert [r["state"] for r in json.loads(run(["requests", "list", "--home", home, "--json"], env).stdout)] == ["failed", "issued"]  # a refused issue ends its request
 
     (cred,) = json.loads(run(["credentials", "list", "--home", home, "--json"], env).stdout)
     assert CREDENTIAL_KEYS <= set(cred) and cred["status"] == "active"
@@ -81,4 +81,4 @@ def test_text_by_default_json_when_asked(home, insert_card, pcscd, softhsm_conf,
 def test_operators_list_text_and_json(home):
     table = run(["operators", "list", "--home", home], None)
     assert table.returncode == 0 and table.stdout.split()[:5] == ["ID", "ACTIVE", "AUTH", "ROLES", "NAME"]
-    assert [op["id"] for op in json.loads(run(["operators", "list", "--home", home, "--json"], None).stdout)] == ["reg", "sup"]
+    assert [op["id"] for op in json.loads(run(["operators", "list", "--home", home, "--json"], None).stdout)] == ["adm", "reg", "sup"]

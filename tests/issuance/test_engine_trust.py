@@ -60,8 +60,8 @@ def test_an_approval_written_into_the_database_is_refused(station, icam_profile,
     tamper(station, "UPDATE requests SET state = 'approved', approver_id = (SELECT id FROM operators WHERE identity = 'sup')")
     with pytest.raises(IssuanceRefused) as info:
         eng.complete(request_id, card(), target, registrar="reg")
-    assert info.value.code == "audit.state_unbacked" and "requested in the audit chain" in str(info.value)
-    assert refusals(station)[-1] == "audit.state_unbacked"
+    assert info.value.code == "audit.unbacked" and "has no request.approved event" in str(info.value)
+    assert refusals(station)[-1] == "audit.unbacked"
     assert rows(station, "SELECT count(*) FROM credentials") == [(0,)]
     assert '"request.applicant_authenticated"' not in audit(station) and '"target.key_planned"' not in audit(station)
 
@@ -76,7 +76,7 @@ def test_a_state_moved_back_in_the_database_is_refused(station, icam_profile, cr
     tamper(station, "UPDATE requests SET state = 'approved'")
     with pytest.raises(IssuanceRefused) as info:
         eng.complete(request_id, card(), target, registrar="reg")
-    assert info.value.code == "audit.state_unbacked" and eng.state(request_id) == "approved"
+    assert info.value.code == "audit.unbacked" and eng.state(request_id) == "approved"
 
 
 def test_an_approval_without_the_approvers_sign_in_is_refused(station, icam_profile, crl_cache, token):

@@ -122,7 +122,8 @@ def test_transport_pin_from_stdin_and_no_uri_text_in_errors(home, insert_card, p
     uri = init_softhsm_token(label, "55667788").replace("&pin-value=55667788", "")
     assert "55667788" not in uri
     insert_card(load_card_image(GOLDEN, pin=TEST_PIN))
-    args = ["issue", "--home", str(home), "--applicant-reader", pcscd.reader(), "--aal", "2", "--registrar", "reg", "--approver", "sup"]
+    args = ["issue", "--home", str(home), "--applicant-reader", pcscd.reader(), "--aal", "2", "--registrar", "reg", "--approver", "sup",
+            "--json"]
     secrets = f"{SECRETS['reg']}\n{SECRETS['sup']}\n{TEST_PIN}\n{NEW_PIN}\n"
     typo = run([*args, "--target", uri + "&pin-value55667788"], pcscd.env, secrets)
     assert typo.returncode != 0 and json.loads(typo.stdout)["error"] == "pkcs11-uri"
