@@ -43,6 +43,8 @@ class Mutant:
 
 M = Mutant
 CONFORMANCE = "tests/validation/test_conformance.py"
+OPERATORS_TESTS = "tests/issuance/test_operators.py"
+ENGINE_TRUST = "tests/issuance/test_engine_trust.py"
 MUTANTS: tuple[Mutant, ...] = (
     # --- the strict in-person checks of a PIV card (FIPS 201-3 §6.2, SP 800-73-4, SP 800-76-2)
     M("certificate UUID agrees with the CHUID's", "station/crypto/card_checks.py",
@@ -91,6 +93,57 @@ MUTANTS: tuple[Mutant, ...] = (
       "if _is_sequence(pin):", "if False:", ("tests/unit/test_pin_policy.py",)),
     M("new PIN is not a common value", "station/issuance/pin_policy.py",
       "if pin.lower() in COMMON:", "if False:", ("tests/unit/test_pin_policy.py",)),
+    # --- the issuance workflow: people (SP 800-157 §3, FIPS 201-3 §2.1 separation of duties)
+    M("applicant is not an operator: same FASC-N", "station/issuance/engine.py",
+      "same.append(Operator.card_fascn == fascn.upper())", "pass", (OPERATORS_TESTS,)),
+    M("applicant is not an operator: same card UUID", "station/issuance/engine.py",
+      "same.append(Operator.card_uuid == card_uuid.lower())", "pass", (OPERATORS_TESTS,)),
+    M("applicant is not an operator: same cardholder UUID", "station/issuance/engine.py",
+      "same.append(Operator.cardholder_uuid == cardholder_uuid.lower())", "pass", (OPERATORS_TESTS,)),
+    M("applicant is not an operator: another card of the same person", "station/issuance/engine.py",
+      "if (o := _fascn(other)) and _same_person(person, o)", "if False", (ENGINE_TRUST,)),
+    M("separation of duties: the approver is not the registrar", "station/service/issuance.py",
+      "if same_person(op, req.registrar):", "if False:", ("tests/issuance/test_engine.py",)),
+    M("the operator holds the role the action needs", "station/issuance/signin.py",
+      "if role.value not in signed.roles:", "if False:", ("tests/issuance/test_signin.py",)),
+    M("one PIV card is one operator", "station/service/operators.py",
+      "if holder is not None:", "if False:", (OPERATORS_TESTS,)),
+    M("active-credential limit per applicant", "station/issuance/engine.py",
+      'if active >= self.max_active:\n            raise self._refuse(registrar, "limits.active_credentials"',
+      'if False:\n            raise self._refuse(registrar, "limits.active_credentials"', ("tests/issuance/test_engine.py",)),
+    # --- the issuance workflow: the records are not the authority
+    M("a step acts only on a request the audit chain backs", "station/service/issuance.py",
+      "    if problem is not None:\n        raise RecordNotBacked(", "    if False:\n        raise RecordNotBacked(", (ENGINE_TRUST,)),
+    M("approval by a supervisor whose sign-in is in the chain", "station/issuance/engine.py",
+      "if record.approver is None or not record.approver_signed_in:", "if False:", (ENGINE_TRUST,)),
+    M("resume only onto the request's own device", "station/issuance/engine.py",
+      "if device is not None and record.target_device and device != record.target_device:", "if False:", (ENGINE_TRUST,)),
+    M("transitions compare-and-set the request's state", "station/issuance/engine.py",
+      "_REQUESTS.c.id == req.id, _REQUESTS.c.state == expected.value)", "_REQUESTS.c.id == req.id)",
+      ("tests/issuance/test_engine.py",)),
+    M("new PIN checked before the key is generated", "station/issuance/engine.py",
+      "                check_new_pin(pin, confirmation)\n", "                pass\n", ("tests/issuance/test_engine.py",)),
+    M("a revocation in the audit trail stays a revocation (CRL)", "station/audit/backing.py",
+      'elif action == "credential.revoked" and ev.object_id in self.credentials:', "elif False:",
+      ("tests/ca/test_tamper.py",)),
+    M("audit verify holds the rows against the chain", "station/audit/verify.py",
+      "report.rows = check_records(session)", "report.rows = []", ("tests/ca/test_tamper.py",)),
+    M("selftest only for a credential this station issued", "station/cli/issue.py",
+      "if record is None or record.certificate_pem.encode() != cert.public_bytes(Encoding.PEM):", "if False:",
+      ("tests/issuance/test_cli_outputs.py",)),
+    # --- secrets and the machine
+    M("no core dump of a station process", "station/core_dumps.py",
+      "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))", "pass", ("tests/issuance/test_cli_process.py",)),
+    M("a stdin line is bounded", "station/secret_input.py",
+      "if len(body) > MAX_LINE:", "if False:", ("tests/issuance/test_cli_process.py",)),
+    M("the station home is its owner's only", "station/home.py",
+      "os.chmod(path, 0o700)", "pass", ("tests/ca/test_home.py",)),
+    M("the applicant's card is held exclusively", "station/devices/pcsc.py",
+      "scard.SCARD_SHARE_EXCLUSIVE if exclusive else", "scard.SCARD_SHARE_SHARED if exclusive else",
+      ("tests/issuance/test_issue_cli.py::test_applicant_card_is_held_exclusively",)),
+    M("AIA/CRL URLs to loopback or link-local refused unless mapped", "station/crypto/fetch.py",
+      "if address.is_loopback or address.is_link_local or address.is_unspecified:", "if False:",
+      ("tests/validation/test_fetch_limits.py",)),
     # --- the audit trail
     M("audit event links to the one before it (prev_hash)", "station/audit/verify.py",
       " or event.prev_hash != verified[expected - 1]:", ":", ("tests/ca/test_audit.py",)),

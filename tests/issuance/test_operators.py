@@ -210,20 +210,24 @@ def test_operator_card_identity_keeps_them_from_being_served(home, icam_profile,
         station.close()
 
 
-def test_the_holder_of_an_operators_card_is_not_served_with_another_card(home, icam_profile, crl_cache, softhsm_conf):  # noqa: F811
-    """An operator whose PIV sign-in taught the station their cardholder UUID (the golden
-    card's holder) but whose own card differs in certificate, FASC-N and card UUID: the golden
-    card's holder is the operator, not an applicant (issue 9 §3)."""
-    from station.devices.piv.chuid import Chuid
+GOLDEN_IDS = {"card_fascn": "D13810D828AF2C1084246DA1685828AF0210848D84E739C3EB",
+              "card_uuid": "94e28c68-84db-44db-8a0e-f502d6689b14",
+              "cardholder_uuid": "db175391-4749-4a32-977d-7a3843775e8a"}  # the golden card's CHUID
 
-    holder = Chuid.from_bytes((GOLDEN / "8 - CHUID Object").read_bytes()).cardholder_uuid
+
+@pytest.mark.parametrize("matching", sorted(GOLDEN_IDS))
+def test_one_identifier_of_an_operators_card_keeps_its_holder_from_being_served(home, icam_profile, crl_cache, softhsm_conf,  # noqa: F811
+                                                                                  matching):
+    """An operator sharing a single identifier with the golden card, the others their own: its
+    FASC-N, its card UUID, or its cardholder UUID (learnt at the operator's PIV sign-in). Each
+    alone makes the golden card's holder the operator, not an applicant (issue 9 §3)."""
+    own = {"card_fascn": "D1" * 25, "card_uuid": str(uuid.uuid4()), "cardholder_uuid": str(uuid.uuid4())}
     station = Station.open(StationHome(home))
     try:
         add_operator(station, "gina", display_name="Gina", roles=[Role.SUPERVISOR], auth_method=AuthMethod.PIV,
-                     auth_reference="ef" * 32, actor="adm", card_fascn="D1" * 25, card_uuid=str(uuid.uuid4()),
-                     cardholder_uuid=str(holder))
+                     auth_reference="ef" * 32, actor="adm", **{**own, matching: GOLDEN_IDS[matching]})
         eng = engine(station, icam_profile, crl_cache)
-        target = open_target(init_softhsm_token("holder-check", "55667788"))
+        target = open_target(init_softhsm_token(f"holder-{matching[:9]}", "55667788"))
         from tests.issuance import test_engine
 
         test_engine.SECRETS.update(SECRETS)
