@@ -11,7 +11,7 @@ from station.audit.export import export_jsonl
 from station.audit.log import read_anchor
 from station.audit.verify import verify_chain
 from station.audit.trust import pin_key, pinned_keys
-from station.cli._station_args import actor, add_station_args, open_station
+from station.cli._station_args import add_station_args, open_station, sign_in
 from station.crypto import ca_store
 
 
@@ -30,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cp = sub.add_parser("checkpoint", help="sign the current chain head now")
     add_station_args(cp)
     cp.set_defaults(func=run_checkpoint)
-    trust = sub.add_parser("trust-key", help="trust another station's audit key to sign checkpoints (administrator)")
-    add_station_args(trust)
+    trust = sub.add_parser("trust-key", help="trust another station's audit key to sign checkpoints (an administrator signs in)")
+    add_station_args(trust, signs_in=True)
     trust.add_argument("fingerprint", help="the key's SHA-256 (16+ hex digits), as `audit verify` names it")
     trust.set_defaults(func=run_trust_key)
 
@@ -84,7 +84,9 @@ def run_checkpoint(args: argparse.Namespace) -> int:
 
 
 def run_trust_key(args: argparse.Namespace) -> int:
+    from station.records.models import Role
+
     with open_station(args) as station:
-        fingerprint = pin_key(station, args.fingerprint, actor=actor(args))
+        fingerprint = pin_key(station, args.fingerprint, actor=sign_in(args, station, Role.ADMINISTRATOR).identity)
     print(f"audit key {fingerprint} is trusted to sign checkpoints on this station")
     return 0

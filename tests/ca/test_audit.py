@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 import json
 import threading
 
@@ -343,13 +344,27 @@ def test_an_appended_key_cannot_vouch_for_a_truncated_chain(trail):
     assert report.first_bad.seq == 9 and "does not trust" in report.first_bad.problem and fp in report.first_bad.problem
 
 
-def test_cli_trust_key_pins_a_registered_key_only(trail, capsys, tmp_path):
-    """`audit trust-key`: a key another station registered is pinned in the home (and audited);
-    a fingerprint the records do not register is refused in one line."""
+def test_cli_trust_key_pins_a_registered_key_only(trail, capsys, tmp_path, monkeypatch):
+    """`audit trust-key`: a signed-in administrator pins a key another station registered in the
+    home (audited); a fingerprint the records do not register is refused in one line, and so is
+    an actor who does not sign in as an administrator."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from station.audit.log import key_fingerprint
     from station.crypto.signer import PrivateKeySigner
+    from station.issuance.signin import hash_password
+    from station.records.models import AuthMethod, Role
+    from station.service.operators import add_operator
+
+    for identity, role in (("admin", Role.ADMINISTRATOR), ("aud", Role.AUDITOR)):
+        add_operator(trail, identity, display_name=identity, roles=[role], auth_method=AuthMethod.PASSWORD,
+                     auth_reference=hash_password(f"{identity} passphrase 1"), actor="test")
+    config = trail.home.config_path.read_text()
+    trail.home.config_path.write_text(config.replace("allow_passwords = false", "allow_passwords = true"))
+
+    def as_operator(identity):
+        monkeypatch.setattr(sys, "stdin", io.StringIO(f"{identity} passphrase 1\n"))
+        return ["--operator", identity]
 
     other = AuditLog(station_id="other", signer=PrivateKeySigner(ec.generate_private_key(ec.SECP256R1())))
     with trail.db.transaction() as s:
@@ -357,10 +372,13 @@ def test_cli_trust_key_pins_a_registered_key_only(trail, capsys, tmp_path):
     home, db = str(trail.home.root), trail.db.engine.url.render_as_string(hide_password=False)
     assert "does not trust" in verify(trail).first_bad.problem  # its registration was signed with it
     capsys.readouterr()
-    assert main(["audit", "trust-key", "ab" * 10, "--home", home, "--db", db]) == 2
+    assert main(["audit", "trust-key", "ab" * 10, "--home", home, "--db", db, *as_operator("admin")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no registered audit key starts with" in err
-    assert main(["audit", "trust-key", fp[:20], "--home", home, "--db", db, "--operator", "admin"]) == 0
+    assert main(["audit", "trust-key", fp[:20], "--home", home, "--db", db]) == 1  # nobody signed in
+    assert main(["audit", "trust-key", fp[:20], "--home", home, "--db", db, *as_operator("aud")]) == 1  # not an administrator
+    assert "does not hold the administrator role" in capsys.readouterr().err and not pinned_keys(trail.home)
+    assert main(["audit", "trust-key", fp[:20], "--home", home, "--db", db, *as_operator("admin")]) == 0
     assert list(pinned_keys(trail.home)) == [fp] and key_fingerprint(pinned_keys(trail.home)[fp]) == fp
     with trail.db.transaction() as s:
         last = s.execute(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).scalar_one()
