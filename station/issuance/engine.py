@@ -238,12 +238,11 @@ class IssuanceEngine:
 
     def _applicant_is_operator(self, session, fingerprint: str, fascn: str | None, card_uuid: str | None,
                                cardholder_uuid: str | None) -> str | None:
-        """An operator whose PIV card is this card (same PIV Authentication certificate, FASC-N or
-        card UUID), or who is this card's holder (the CHUID's cardholder UUID, learnt at the
-        operator's PIV sign-in), or another card of the same person (:func:`_same_person`)."""
+        """An operator whose PIV card is this card (same PIV Authentication certificate or card
+        UUID), or who is this card's holder (the CHUID's cardholder UUID, learnt at the
+        operator's PIV sign-in), or whose card's FASC-N is this one's or names the same person
+        (:func:`_same_person`: the same credential, as on a re-issued card, or person identifier)."""
         same = [func.lower(Operator.auth_reference) == fingerprint.lower()]
-        if fascn:
-            same.append(Operator.card_fascn == fascn.upper())
         if card_uuid:
             same.append(Operator.card_uuid == card_uuid.lower())
         if cardholder_uuid:
