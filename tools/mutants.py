@@ -112,6 +112,13 @@ MUTANTS: tuple[Mutant, ...] = (
     # --- the issuance workflow: the records are not the authority
     M("a step acts only on a request the audit chain backs", "station/service/issuance.py",
       "    if problem is not None:\n        raise RecordNotBacked(", "    if False:\n        raise RecordNotBacked(", (ENGINE_TRUST,)),
+    M("the limit counts the credentials the chain has active, not the rows", "station/issuance/engine.py",
+      "return sum(1 for credential in audited.values() if credential.revoked_at is None)",
+      "return session.execute(select(func.count()).select_from(Credential).where("
+      "Credential.serial.in_(list(audited)), Credential.status == 'active')).scalar_one()", (ENGINE_TRUST,)),
+    M("an ended request revokes a credential the chain has active, whatever its row says", "station/issuance/engine.py",
+      "if credential is not None and (audited is None or audited.revoked_at is None):",
+      "if credential is not None and credential.status == 'active':", (ENGINE_TRUST,)),
     M("approval by a supervisor whose sign-in is in the chain", "station/issuance/engine.py",
       "if record.approver is None or not record.approver_signed_in:", "if False:", (ENGINE_TRUST,)),
     M("resume only onto the request's own device", "station/issuance/engine.py",

@@ -386,7 +386,16 @@ def audited_request(session: Session, request_id: int) -> AuditedRequest | None:
 
 def audited_status(session: Session, serial: str) -> AuditedCredential | None:
     """The credential's status as its events say (None: no credential.issued event)."""
-    return _replay(session, _of("credential", serial)).credentials.get(serial)
+    return audited_statuses(session, [serial]).get(serial)
+
+
+def audited_statuses(session: Session, serials: list[str]) -> dict[str, AuditedCredential]:
+    """Those credentials as their events say, by serial (one replay; a serial the chain never
+    issued is absent)."""
+    if not serials:
+        return {}
+    replay = _replay(session, and_(AuditEvent.object_type == "credential", AuditEvent.object_id.in_(serials)))
+    return {serial: c for serial, c in replay.credentials.items() if serial in serials}
 
 
 def replay_credentials(session: Session) -> Replay:

@@ -17,6 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from sqlalchemy import bindparam, func, or_, select
 
+from station.audit.backing import audited_status, audited_statuses
 from station.crypto.pkiauth import LastTryRefused, pki_auth, read_public_objects
 from station.crypto.profile import Aal, CsrProof, TargetKind
 from station.crypto.trust import TrustProfile
@@ -33,7 +34,6 @@ from station.issuance.signin import SignedIn, sign_in
 from station.issuance.targets.base import Target
 from station.records.models import (
     Credential,
-    CredentialStatus,
     IssuanceRequest,
     Operator,
     PivAuthCertificate,
@@ -204,12 +204,14 @@ class IssuanceEngine:
 
     @staticmethod
     def _active_credentials(session, applicant_id: int | None, besides: int | None = None) -> int:
-        """The applicant's active derived credentials, but for request ``besides``'s own."""
-        query = (select(func.count(Credential.id)).join(PivAuthCertificate, Credential.piv_auth_certificate_id == PivAuthCertificate.id)
-                 .where(PivAuthCertificate.applicant_id == applicant_id, Credential.status == CredentialStatus.ACTIVE.value))
+        """The applicant's active derived credentials, but for request ``besides``'s own: as the
+        audit chain has them (a credential marked revoked in the records alone still counts)."""
+        query = (select(Credential.serial).join(PivAuthCertificate, Credential.piv_auth_certificate_id == PivAuthCertificate.id)
+                 .where(PivAuthCertificate.applicant_id == applicant_id))
         if besides is not None:
             query = query.where(Credential.request_id != besides)
-        return session.execute(query).scalar_one()
+        audited = audited_statuses(session, list(session.execute(query).scalars()))
+        return sum(1 for credential in audited.values() if credential.revoked_at is None)
 
     def _advance(self, req: _Request, expected: RequestState, new: RequestState, action: str,
                  details: dict | None = None, **columns) -> None:
@@ -445,10 +447,11 @@ class IssuanceEngine:
             if RequestState(req.state) in FINAL:
                 raise IssuanceRefused(f"request {request_id} is already {req.state}", code="issuance.state")
             credential = req.credential
+            audited = audited_status(session, credential.serial) if credential is not None else None
             req.state = new.value
             self.station.audit.append(session, actor=actor, action=action, object_type="request", object_id=req.id,
                                       details={"reason": reason, "credential": credential.serial if credential else None})
-            if credential is not None and credential.status == CredentialStatus.ACTIVE.value:
+            if credential is not None and (audited is None or audited.revoked_at is None):  # not the row's word alone
                 mark_revoked(self.station, session, credential, x509.ReasonFlags.cessation_of_operation, actor=actor,
                              because=f"request {request_id} {new.value}: {reason}")
 

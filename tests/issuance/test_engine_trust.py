@@ -24,6 +24,7 @@ from station.service.operators import add_operator, disable_operator
 from tests.conftest import CARDS, GOLDEN, TEST_PIN, init_softhsm_token
 from tests.issuance.test_engine import (  # noqa: F401  (station, token: fixtures)
     NEW_PIN,
+    Crash,
     DiesAfterGenerating,
     Script,
     audit,
@@ -259,3 +260,39 @@ def test_a_self_approval_in_issue_ends_the_request(station, icam_profile, crl_ca
     with pytest.raises(IssuanceRefused) as info:
         eng.issue(card(), registrar="sup", approver="sup", aal="AAL2", target=open_target(token))
     assert info.value.code == "issuance.separation_of_duties" and eng.state(1) == "failed"
+
+
+def test_a_credential_revoked_in_the_records_alone_still_counts_for_the_limit(station, icam_profile, crl_cache, token):
+    """`UPDATE credentials SET status='revoked'` does not free a place under the limit: the
+    engine counts the credentials the audit chain has active."""
+    eng = IssuanceEngine(station, icam_profile.with_revocation("crl"), Script(), crl_cache=crl_cache, max_active_per_applicant=1)
+    assert eng.issue(card(), registrar="reg", approver="sup", aal="AAL2", target=open_target(token)).state == "issued"
+    tamper(station, "UPDATE credentials SET status = 'revoked'")
+    second = open_target(init_softhsm_token(f"dpiv-{uuid.uuid4().hex[:8]}", "55667788"))
+    with pytest.raises(IssuanceRefused) as info:
+        eng.open_request(card(), registrar="reg", aal="AAL2", target=second)
+    assert info.value.code == "limits.active_credentials"
+
+
+class DiesAtDelivery(Pkcs11Target):
+    def install_certificate(self, certificate, chain):
+        raise Crash()
+
+
+def test_an_ended_request_revokes_its_credential_whatever_the_row_says(station, icam_profile, crl_cache, token):
+    """A request with its certificate issued is cancelled after its credential row was marked
+    revoked behind the station's back: the chain has it active, so it is revoked for real
+    (a credential.revoked event, and on the next CRL)."""
+    from station.service.revocation import publish_crl
+
+    dying = DiesAtDelivery(token)
+    eng = engine(station, icam_profile, crl_cache)
+    request_id = opened_and_approved(eng, dying)
+    with pytest.raises(Crash):
+        eng.complete(request_id, card(), dying, registrar="reg")
+    assert eng.state(request_id) == "key_generated"
+    ((serial,),) = rows(station, "SELECT serial FROM credentials")
+    tamper(station, "UPDATE credentials SET status = 'revoked'")
+    eng.cancel(request_id, actor="sup", reason="the applicant left")
+    assert rows(station, "SELECT count(*) FROM audit_events WHERE action = 'credential.revoked' AND object_id = :s", s=serial) == [(1,)]
+    assert int(serial, 16) in {entry.serial_number for entry in publish_crl(station, actor="sup")}
