@@ -65,7 +65,7 @@ from station.records.models import (
 
 Row = IssuanceRequest | Credential | Operator | Applicant | PivAuthCertificate | CrlIssue
 
-REQUEST_STATE_EVENTS = {
+_REQUEST_STATE = {
     "request.opened": RequestState.REQUESTED,
     "request.approved": RequestState.APPROVED,
     "request.rejected": RequestState.REJECTED,
@@ -77,7 +77,7 @@ REQUEST_STATE_EVENTS = {
     "request.failed": RequestState.FAILED,
 }
 # the event that puts a request in a state (key_generated: the certificate was issued)
-EVENT_FOR_STATE = {state.value: action for action, state in REQUEST_STATE_EVENTS.items()} | {
+EVENT_FOR_STATE = {state.value: action for action, state in _REQUEST_STATE.items()} | {
     RequestState.KEY_GENERATED.value: "credential.issued",
 }
 
@@ -100,6 +100,10 @@ class AuditedRequest:
     state: str
     registrar: str
     approver: str | None = None
+    applicant_id: int | None = None  # from request.opened
+    target_device: str | None = None  # the device it was opened for (request.opened)
+    opened_seq: int = 0
+    decided_seq: int = 0  # the request.approved / request.rejected event
     credentials: list[str] = field(default_factory=list)
     unauthorised: list[str] = field(default_factory=list)  # steps taken by someone without the role
 
@@ -113,6 +117,10 @@ class AuditedCredential:
     reason: str | None = None
     revoked_seq: int | None = None
     revoked_at: str | None = None  # the event's time, as hashed
+
+    @property
+    def active(self) -> bool:
+        return self.status == CredentialStatus.ACTIVE.value
 
 
 @dataclass
@@ -146,13 +154,14 @@ class Replay:
         if ev.object_type == "request" and ev.object_id.isdigit():
             rid = int(ev.object_id)
             if action == "request.opened":
-                self.requests[rid] = AuditedRequest(RequestState.REQUESTED.value, ev.actor)
+                self.requests[rid] = AuditedRequest(RequestState.REQUESTED.value, ev.actor, applicant_id=details.get("applicant_id"),
+                                                    target_device=details.get("target_device"), opened_seq=ev.seq)
                 self._check_role(self.requests[rid], ev, Role.REGISTRAR)
-            elif action in REQUEST_STATE_EVENTS and rid in self.requests:
+            elif action in _REQUEST_STATE and rid in self.requests:
                 req = self.requests[rid]
-                req.state = REQUEST_STATE_EVENTS[action].value
+                req.state = _REQUEST_STATE[action].value
                 if action in ("request.approved", "request.rejected"):
-                    req.approver = ev.actor
+                    req.approver, req.decided_seq = ev.actor, ev.seq
                     self._check_role(req, ev, Role.SUPERVISOR)
         elif ev.object_type == "credential":
             self._credential(ev, action, details)
@@ -366,9 +375,14 @@ def disagreement(session: Session, row: Row) -> str | None:
     :class:`PivAuthCertificate` (its certificate, its applicant) or a :class:`CrlIssue`. Reads only the events of that object; an event whose content
     no longer gives its hash backs nothing.
     """
+    return _disagreement(session, row)[0]
+
+
+def _disagreement(session: Session, row: Row) -> tuple[str | None, Replay]:
     identities = _identities(session, row.registrar_id, row.approver_id) if isinstance(row, IssuanceRequest) else {}
-    problems = _problems(row, replay_for(session, row), identities)
-    return f"{row_name(row)}: {problems[0]}" if problems else None
+    replay = replay_for(session, row)
+    problems = _problems(row, replay, identities)
+    return (f"{row_name(row)}: {problems[0]}" if problems else None), replay
 
 
 def require_backed(session: Session, row: Row) -> None:
@@ -377,6 +391,15 @@ def require_backed(session: Session, row: Row) -> None:
     problem = disagreement(session, row)
     if problem is not None:
         raise RecordNotBacked(f"{problem}: the station does not act on it")
+
+
+def backed_request(session: Session, row: IssuanceRequest) -> AuditedRequest:
+    """What the chain says of the request, from the same replay that checked the row:
+    :class:`RecordNotBacked` unless the chain backs it (see :func:`disagreement`)."""
+    problem, replay = _disagreement(session, row)
+    if problem is not None:
+        raise RecordNotBacked(f"{problem}: the station does not act on it")
+    return replay.requests[row.id]
 
 
 def audited_request(session: Session, request_id: int) -> AuditedRequest | None:

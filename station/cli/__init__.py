@@ -11,7 +11,6 @@ command can prevent (disk full, output closed by ``| head``) are caught here, la
 from __future__ import annotations
 
 import argparse
-import codecs
 import errno
 import importlib
 import os
@@ -61,18 +60,6 @@ def positive_int(text: str) -> int:
     return value
 
 
-class NotText(StationError):
-    code = "input.not_text"
-    hint = "send PINs and passwords as UTF-8 text, one per line"
-
-
-def _refuse_binary_stdin(exc: UnicodeDecodeError):
-    raise NotText("standard input is not UTF-8 text") from None
-
-
-codecs.register_error("station-stdin", _refuse_binary_stdin)
-
-
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser for ``argv``: only the named command's module is imported (the modules pull
     in the records, PKI and device layers); no command, ``--help`` or an unknown command
@@ -118,8 +105,6 @@ def run() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    if hasattr(sys.stdin, "reconfigure"):
-        sys.stdin.reconfigure(errors="station-stdin")
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, select
 
-from station.audit.backing import audited_status, audited_statuses
+from station.audit.backing import AuditedRequest, audited_status, audited_statuses
 from station.crypto.pkiauth import LastTryRefused, pki_auth, read_public_objects
 from station.crypto.profile import Aal, CsrProof, TargetKind
 from station.crypto.trust import TrustProfile
@@ -33,6 +33,7 @@ from station.issuance.pin_policy import check_new_pin
 from station.issuance.signin import SignedIn, sign_in
 from station.issuance.targets.base import Target
 from station.records.models import (
+    AuthMethod,
     Credential,
     IssuanceRequest,
     Operator,
@@ -41,7 +42,7 @@ from station.records.models import (
     Role,
 )
 from station.service import issuance as records
-from station.service.operators import operator_with_role
+from station.service.operators import card_holder, operator_with_role
 from station.service.revocation import mark_revoked
 
 FINAL = {RequestState.ISSUED, RequestState.REJECTED, RequestState.CANCELLED, RequestState.FAILED}
@@ -178,9 +179,9 @@ class IssuanceEngine:
             rule, message, hint, ends = obstacle
             raise self._stop(req, rule, message, hint, ends=ends)
 
-    def _obstacle(self, session, req: _Request, record: records.ChainRecord, device: str | None):
+    def _obstacle(self, session, req: _Request, record: AuditedRequest, device: str | None):
         """Why ``req`` may not take its next step, as (rule, message, hint, ends), or None."""
-        if record.approver is None or not record.approver_signed_in:
+        if record.approver is None or not records.approver_signed_in(session, record):
             return ("audit.approval_unsigned", f"request {req.id} has no approval by a signed-in supervisor in the audit chain",
                     _AUDIT_HINT, False)
         if record.approver == req.actor:
@@ -211,7 +212,7 @@ class IssuanceEngine:
         if besides is not None:
             query = query.where(Credential.request_id != besides)
         audited = audited_statuses(session, list(session.execute(query).scalars()))
-        return sum(1 for credential in audited.values() if credential.revoked_at is None)
+        return sum(1 for credential in audited.values() if credential.active)
 
     def _advance(self, req: _Request, expected: RequestState, new: RequestState, action: str,
                  details: dict | None = None, **columns) -> None:
@@ -240,19 +241,16 @@ class IssuanceEngine:
 
     def _applicant_is_operator(self, session, fingerprint: str, fascn: str | None, card_uuid: str | None,
                                cardholder_uuid: str | None) -> str | None:
-        """An operator whose PIV card is this card (same PIV Authentication certificate or card
-        UUID), or who is this card's holder (the CHUID's cardholder UUID, learnt at the
-        operator's PIV sign-in), or whose card's FASC-N is this one's or names the same person
-        (:func:`_same_person`: the same credential, as on a re-issued card, or person identifier)."""
-        same = [func.lower(Operator.auth_reference) == fingerprint.lower()]
-        if card_uuid:
-            same.append(Operator.card_uuid == card_uuid.lower())
-        if cardholder_uuid:
-            same.append(Operator.cardholder_uuid == cardholder_uuid.lower())
-        found = session.execute(select(Operator.identity).where(or_(*same))).scalar()
+        """An operator enrolled with this card (:func:`card_holder`: the same PIV Authentication
+        certificate, FASC-N, card UUID, or the CHUID's cardholder UUID learnt at the operator's
+        PIV sign-in), or with another card of the same person (:func:`_same_person`: the same
+        credential, as on a re-issued card, or person identifier)."""
+        card = Operator(auth_method=AuthMethod.PIV.value, auth_reference=fingerprint, card_fascn=fascn, card_uuid=card_uuid,
+                        cardholder_uuid=cardholder_uuid)
+        found = card_holder(session, card)
         person = _fascn(fascn)
         if found is not None or person is None:
-            return found
+            return found.identity if found is not None else None
         enrolled = session.execute(select(Operator.identity, Operator.card_fascn).where(Operator.card_fascn.is_not(None)))
         return next((identity for identity, other in enrolled if (o := _fascn(other)) and _same_person(person, o)), None)
 
@@ -451,7 +449,7 @@ class IssuanceEngine:
             req.state = new.value
             self.station.audit.append(session, actor=actor, action=action, object_type="request", object_id=req.id,
                                       details={"reason": reason, "credential": credential.serial if credential else None})
-            if credential is not None and (audited is None or audited.revoked_at is None):  # not the row's word alone
+            if credential is not None and (audited is None or audited.active):  # not the row's word alone
                 mark_revoked(self.station, session, credential, x509.ReasonFlags.cessation_of_operation, actor=actor,
                              because=f"request {request_id} {new.value}: {reason}")
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from station.audit.backing import REQUEST_STATE_EVENTS, RecordNotBacked, disagreement
+from station.audit.backing import AuditedRequest, backed_request
 from station.crypto.profile import Aal, AssuranceMismatch, ProofOfPossession, TargetKind, plan_certificate
 from station.errors import StationError
 from station.records.models import (
@@ -164,62 +163,19 @@ def open_request(
         return req.id
 
 
-# The audit events that move a request, and the state each leaves it in. ``credential.issued``
-# names its request in its details and the state it moved it to (``request_state``).
-@dataclass(frozen=True)
-class ChainRecord:
-    """What the audit chain, not the ``requests`` row, says of one request."""
-    state: str | None  # None: the chain never opened it
-    registrar: str | None  # who opened it
-    applicant_id: int | None
-    target_device: str | None  # the device it was opened for
-    approver: str | None  # who approved it, if anyone did
-    approver_signed_in: bool  # that approver's sign-in is in the chain between opening and approval
+def require_backed(session: Session, req: IssuanceRequest) -> AuditedRequest:
+    """What the audit chain says of ``req``; refused (:class:`RecordNotBacked`,
+    ``audit.unbacked``) when the row says what the chain does not (its state, who opened and
+    who decided it, in their roles then): nothing acts on such a row."""
+    return backed_request(session, req)
 
 
-def chain_record(session: Session, request_id: int) -> ChainRecord:
-    """Replay the request's events (and its certificate's ``credential.issued``) in chain order."""
-    issued = select(Credential.serial).where(Credential.request_id == request_id).scalar_subquery()
-    events = session.execute(
-        select(AuditEvent.seq, AuditEvent.actor, AuditEvent.action, AuditEvent.details)
-        .where(or_(and_(AuditEvent.object_type == "request", AuditEvent.object_id == str(request_id)),
-                   and_(AuditEvent.action == "credential.issued", AuditEvent.object_id == issued)))
-        .order_by(AuditEvent.seq)).all()
-    state = registrar = applicant_id = target_device = approver = None
-    opened_seq = approved_seq = 0
-    for event in events:
-        details = json.loads(event.details)
-        if event.action == "credential.issued":
-            if details.get("request_id") == request_id:
-                state = details.get("request_state", RequestState.ISSUED.value)
-            continue
-        if event.action not in REQUEST_STATE_EVENTS:
-            continue  # refusals, key plans: the state stays
-        state = REQUEST_STATE_EVENTS[event.action].value
-        if event.action == "request.opened":
-            registrar, applicant_id, opened_seq = event.actor, details.get("applicant_id"), event.seq
-            target_device = details.get("target_device")
-        elif event.action in ("request.approved", "request.rejected"):
-            approver, approved_seq = event.actor, event.seq
-    signed_in = approver is not None and session.execute(
-        select(AuditEvent.seq).where(AuditEvent.action == "operator.signed_in", AuditEvent.actor == approver,
-                                     AuditEvent.seq > opened_seq, AuditEvent.seq < approved_seq).limit(1)).first() is not None
-    return ChainRecord(state, registrar, applicant_id, target_device, approver, signed_in)
-
-
-def require_backed(session: Session, req: IssuanceRequest) -> ChainRecord:
-    """The chain's record of ``req``; refused (:class:`RecordNotBacked`, ``audit.unbacked``) when
-    the row says what the chain does not (:func:`station.audit.backing.disagreement`: its state,
-    and who opened and approved it, in their roles then), or names another registrar or
-    approver than the chain's events do: nothing acts on such a row."""
-    record = chain_record(session, req.id)
-    problem = disagreement(session, req)
-    approver = req.approver.identity if req.approver is not None else None
-    if problem is None and (record.state, record.registrar, record.approver) != (req.state, req.registrar.identity, approver):
-        problem = f"requests {req.id}: {req.state} in the records but {record.state or 'unknown'} in the audit chain"
-    if problem is not None:
-        raise RecordNotBacked(f"{problem}: the station does not act on it")
-    return record
+def approver_signed_in(session: Session, audited: AuditedRequest) -> bool:
+    """The approver's ``operator.signed_in`` is in the chain between the request's opening and
+    its approval."""
+    return audited.approver is not None and session.execute(
+        select(AuditEvent.seq).where(AuditEvent.action == "operator.signed_in", AuditEvent.actor == audited.approver,
+                                     AuditEvent.seq > audited.opened_seq, AuditEvent.seq < audited.decided_seq).limit(1)).first() is not None
 
 
 def locked_request(session: Session, request_id: int) -> IssuanceRequest:
@@ -257,16 +213,6 @@ def decide_request(station: Station, request_id: int, *, approver: str, approve:
 
 def approve_request(station: Station, request_id: int, *, approver: str) -> None:
     decide_request(station, request_id, approver=approver, approve=True)
-
-
-def check_resuming_registrar(station: Station, request_id: int, registrar: str) -> None:
-    """Who carries a request on (``station requests resume``) is not the person who approved it."""
-    with station.db.transaction() as session:
-        req = locked_request(session, request_id)
-        op = operator_with_role(session, registrar, Role.REGISTRAR)
-        if req.approver is not None and same_person(op, req.approver):
-            raise IssuanceError("the approver of a request cannot carry it on as its registrar",
-                                code="issuance.separation_of_duties", hint="another registrar must resume it (FIPS 201-3 §2.1)")
 
 
 def _existing(req: IssuanceRequest, key_sha256: str) -> IssuedCredential:

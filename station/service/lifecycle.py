@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from cryptography import x509
 from sqlalchemy import select
 
-from station.audit.backing import Replay, replay_credentials
-from station.records.models import Credential, CredentialStatus, IssuanceRequest, PivAuthCertificate, utcnow
+from station.audit.backing import AuditedCredential, audited_statuses, replay_credentials
+from station.records.models import Credential, IssuanceRequest, PivAuthCertificate, utcnow
 from station.service.revocation import mark_revoked
 from station.service.station import Station
 
@@ -49,17 +49,16 @@ def due_for_piv_auth_recheck(station: Station, *, now: dt.datetime | None = None
             .where(Credential.issued_at <= cutoff, Credential.piv_auth_rechecked_at.is_(None))
             .order_by(PivAuthCertificate.id, Credential.serial)
         ).all()
-        audited = replay_credentials(session)
-        rows = [row for row in rows if _audited_active(audited, row.serial)]
+        rows = _audited_active(rows, replay_credentials(session).credentials)  # station-wide: one replay
     grouped: dict[int, tuple[bytes, list[str]]] = {}
     for pac_id, der, serial in rows:
         grouped.setdefault(pac_id, (der, []))[1].append(serial)
     return [RecheckDue(pac_id, x509.load_der_x509_certificate(der), tuple(serials)) for pac_id, (der, serials) in grouped.items()]
 
 
-def _audited_active(audited: Replay, serial: str) -> bool:
-    cred = audited.credentials.get(serial)
-    return cred is not None and cred.status == CredentialStatus.ACTIVE.value
+def _audited_active(rows: list, audited: dict[str, AuditedCredential]) -> list:
+    """The rows (each with a ``serial``) whose credential the audit trail has active."""
+    return [row for row in rows if (cred := audited.get(row.serial)) is not None and cred.active]
 
 
 def _revoke_all(station: Station, session, credentials: list[Credential], reason: x509.ReasonFlags, actor: str, why: str) -> list[str]:  # noqa: ANN001
@@ -75,8 +74,7 @@ def record_piv_auth_status(station: Station, piv_auth_certificate_id: int, *, re
         rows = session.execute(
             select(Credential).where(Credential.piv_auth_certificate_id == piv_auth_certificate_id).with_for_update()
         ).scalars().all()
-        audited = replay_credentials(session)
-        active = [c for c in rows if _audited_active(audited, c.serial)]
+        active = _audited_active(rows, audited_statuses(session, [c.serial for c in rows]))
         now = utcnow()
         for cred in active:
             cred.piv_auth_rechecked_at = now
@@ -104,6 +102,5 @@ def revoke_for_applicant(
             .where(IssuanceRequest.applicant_id == applicant_id)
             .with_for_update(of=Credential)
         ).scalars().all()
-        audited = replay_credentials(session)
-        active = [c for c in rows if _audited_active(audited, c.serial)]
+        active = _audited_active(rows, audited_statuses(session, [c.serial for c in rows]))
         return _revoke_all(station, session, active, reason, actor, "PIV card terminated")
