@@ -20,6 +20,7 @@ class Cancelled(StationError):
     code = "cancelled"
     hint = "resume the request with `station requests resume ID` or end it with `station requests cancel ID`"
     exit_code = Exit.INTERRUPTED
+    request_id: int | None = None  # the request left behind, resumable or to be cancelled (set by the engine)
 
 
 def check(cancel: threading.Event | None, where: str = "") -> None:
