@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench.results import record, table
+from station.issuance.interaction import ApprovalDecision
 from station.devices import pcsc
 from station.devices.piv import PivSession
 from station.devices.virtual import load_card_image
@@ -54,7 +55,10 @@ class Person:
     def operator_secret(self, operator, purpose):
         return SECRETS[operator]
 
-    def progress(self, state, message):
+    def approve_request(self, summary):
+        return ApprovalDecision(True)
+
+    def progress(self, event):
         pass
 
 

@@ -37,7 +37,7 @@ def actor(args: argparse.Namespace) -> str:
 def stdin_line(what: str) -> str:
     """The next line of standard input (without its newline), for ``what``: bounded and UTF-8
     (:func:`station.secret_input.read_line`), and present."""
-    from station.issuance.interaction import InputExhausted
+    from station.cli.interaction import InputExhausted
 
     line = read_line(what=what)
     if line is None:

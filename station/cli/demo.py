@@ -19,6 +19,8 @@ from pathlib import Path
 from station.devices.virtual.demo import make_demo_card
 from station.devices.virtual.pcscd import IsolatedPcscd
 from station.errors import StationError
+from station.issuance.interaction import ApprovalDecision
+from station.issuance.progress import Progress
 
 DEMO_PIN = "246810"
 NEW_PIN, TRANSPORT_PIN = "k9Pz4mQ1", "55667788"  # the applicant's chosen PIN; the token's as delivered
@@ -57,8 +59,13 @@ class _DemoPeople:
         print(f"  ({operator} signs in to {purpose})")
         return OPERATORS[operator]
 
-    def progress(self, state: str, message: str) -> None:
-        print(f"  [{state}] {message}")
+    def approve_request(self, summary: str) -> ApprovalDecision:
+        print(f"  (the supervisor approves: {summary})")
+        return ApprovalDecision(True, "approved in the demo")
+
+    def progress(self, event: Progress) -> None:
+        # a step done shows the request's new state; the work under way, indented below it
+        print(f"  [{event.state}] {event.message}" if event.state else f"    ... {event.message}")
 
 
 class DemoIncomplete(StationError):

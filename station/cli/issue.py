@@ -176,7 +176,7 @@ def _drive(args, ui, work) -> int:
 
 
 def cmd_issue(args) -> int:
-    from station.issuance.interaction import StdinInteraction
+    from station.cli.interaction import StdinInteraction
 
     ui = StdinInteraction(sys.stdin, registrar=args.registrar, approver=args.approver,
                           photo_confirmed=args.photo_confirmed, progress_to=sys.stderr)
@@ -212,7 +212,7 @@ def cmd_requests_list(args) -> int:
 
 def cmd_requests_resume(args) -> int:
     """The registrar who resumes (``--operator``) signs in afresh; the steps are theirs."""
-    from station.issuance.interaction import StdinInteraction
+    from station.cli.interaction import StdinInteraction
     from station.issuance.signin import SignInRefused
 
     if not args.operator:

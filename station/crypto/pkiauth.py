@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from station.crypto.card_contents import CardContents
 from station.crypto.trust import TrustProfile
@@ -33,6 +33,7 @@ from station.devices.piv.constants import KeyRef, ObjectId, Slot
 from station.devices.piv.containers import CertificateContainer, DiscoveryObject
 from station.devices.piv.session import PivSession, algorithm_for_key
 from station.errors import StationError
+from station.issuance.progress import Progress, Step
 
 _FREE_OBJECTS = {
     "discovery": ObjectId.DISCOVERY,
@@ -56,6 +57,15 @@ class PinEntry(Protocol):
 class LastTryRefused(StationError):
     code = "pin-last-try"
     hint = "one PIN try is left: the cardholder should have the PIN reset by the card issuer, or allow the last try explicitly"
+
+
+#: the sub-steps of PKI-AUTH in order; an event's fraction is the share of them already done
+_PHASES = ("reading the card", "PIN", "reading protected objects", "checking revocation", "challenge")
+
+
+def _tell(progress: Callable[[Progress], None] | None, substep: str, message: str) -> None:
+    if progress is not None:
+        progress(Progress(Step.PKI_AUTH, message, substep, fraction=_PHASES.index(substep) / len(_PHASES)))
 
 
 def _reject(reason: str, detail: str, identity: Identity | None = None) -> Verdict:
@@ -105,10 +115,13 @@ def pki_auth(
     allow_last_try: bool = False,
     now: datetime | None = None,
     cache_dir: str | Path | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> Verdict:
-    """Authenticate the card in ``session``; returns the verdict (see the module docstring)."""
+    """Authenticate the card in ``session``; returns the verdict (see the module docstring).
+    ``progress`` hears each sub-step as it starts (it must not block)."""
     if session.interface == Interface.CONTACTLESS:
         raise InterfaceRestricted("PKI-AUTH needs the contact interface: the PIN and key 9A do not work contactless")
+    _tell(progress, "reading the card", "reading the card's public objects and certificates")
     contents = read_public_objects(session)
     key_ref, pin_kind = pin_reference(contents)
     status = session.get_pin_status(key_ref)
@@ -116,6 +129,8 @@ def pki_auth(
         return _reject("pin-blocked", f"the {pin_kind} PIN is blocked")
     if status.retries_left == 1 and not allow_last_try:
         raise LastTryRefused(f"only one {pin_kind} PIN try is left; the station will not spend it")
+    _tell(progress, "PIN", f"asking for the {pin_kind} PIN ({status.retries_left} tries left)"
+          if status.retries_left is not None else f"asking for the {pin_kind} PIN")
     pin = pin_entry.request_pin(pin_kind=pin_kind, tries_left=status.retries_left)
     try:
         session.verify(pin, key_ref)
@@ -126,7 +141,7 @@ def pki_auth(
     finally:
         del pin
     try:
-        return _after_verify(session, contents, profile, mode=mode, now=now, cache_dir=cache_dir)
+        return _after_verify(session, contents, profile, mode=mode, now=now, cache_dir=cache_dir, progress=progress)
     finally:
         _reset(session)
 
@@ -139,9 +154,12 @@ def _reset(session: PivSession) -> None:
         pass
 
 
-def _after_verify(session: PivSession, contents: CardContents, profile: TrustProfile, *, mode, now, cache_dir) -> Verdict:
+def _after_verify(session: PivSession, contents: CardContents, profile: TrustProfile, *, mode, now, cache_dir,
+                  progress=None) -> Verdict:
     """PKI-AUTH once the PIN is verified: PIN-protected objects, every check, the challenge."""
+    _tell(progress, "reading protected objects", "reading the facial image and the other PIN-protected objects")
     read_pin_objects(session, contents)
+    _tell(progress, "checking revocation", "checking the certificates, their signatures and revocation")
     verdict = evaluate_card(contents, profile, mode=mode, now=now, cache_dir=cache_dir)
     cert_der = contents.certificates.get(str(Slot.AUTHENTICATION))
     if cert_der is None:
@@ -162,6 +180,7 @@ def _after_verify(session: PivSession, contents: CardContents, profile: TrustPro
         except ApduError:  # the card refuses: its 9A key is not the certificate's kind of key
             return b""
 
+    _tell(progress, "challenge", "having the card sign a fresh challenge")
     return check_challenge_signature(verdict, cert_der, sign)
 
 

@@ -11,7 +11,7 @@ refusal names its rule and is audited too. Callers run the engine on the device 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cryptography import x509
@@ -30,6 +30,7 @@ from station.errors import Exit, StationError
 from station.issuance import selftest
 from station.issuance.interaction import Interaction
 from station.issuance.pin_policy import check_new_pin
+from station.issuance.progress import Progress, Step
 from station.issuance.signin import SignedIn, sign_in
 from station.issuance.targets.base import Target
 from station.records.models import (
@@ -143,6 +144,12 @@ class IssuanceEngine:
             self.fail(req.id, req.actor, rule)
             req.state = RequestState.FAILED.value
         return refused
+
+    def _tell(self, step: Step, message: str, substep: str = "", *, request_id: int | None = None,
+              state: RequestState | str | None = None) -> None:
+        """A progress event: ``substep`` before work starts, ``state`` once a transition is committed."""
+        state = state.value if isinstance(state, RequestState) else state
+        self.ui.progress(Progress(step, message, substep, state=state, request_id=request_id))
 
     def _sign_in(self, identity: str, purpose: str, role: Role) -> SignedIn:
         """A fresh sign-in for ``role``: PKI-AUTH of the operator's own card when it is in a
@@ -266,10 +273,12 @@ class IssuanceEngine:
             raise self._refuse(registrar, "assurance.aal3_needs_hardware",
                                f"AAL3 needs a hardware token; {device.identity.split(';')[0]} is not configured as hardware",
                                hint="issue at AAL2, or use a token whose PKCS#11 module the configuration lists as hardware")
+        self._tell(Step.REQUEST, "reading the applicant's PIV card", "reading the card")
         contents = read_public_objects(card, objects=("chuid",), slots=(Slot.AUTHENTICATION,))  # who: the rest at PKI-AUTH
         cert_der = contents.certificates.get(str(Slot.AUTHENTICATION))
         if cert_der is None:
             raise self._refuse(registrar, "not-piv", "the card holds no PIV Authentication certificate")
+        self._tell(Step.REQUEST, "checking the applicant's certificate and its revocation", "checking the certificate")
         result = PathValidator(self.profile, cache_dir=self.crl_cache).validate(cert_der, policies=self.profile.piv_auth_policies)
         if not result.ok:
             raise self._refuse(registrar, result.reason, f"the applicant's PIV Authentication certificate: {result.detail}")
@@ -296,7 +305,8 @@ class IssuanceEngine:
         kind = TargetKind.of_device(hardware=device.hardware, smart_card=device.smart_card)
         request_id = records.open_request(self.station, pac_id, aal=aal, target_kind=kind, registrar=signed.identity,
                                           target_uri=str(getattr(target, "uri", device.identity)), target_device=device.identity)
-        self.ui.progress(RequestState.REQUESTED.value, f"request {request_id} opened for {cert.subject.rfc4514_string()}")
+        self._tell(Step.REQUEST, f"request {request_id} opened for {cert.subject.rfc4514_string()}", request_id=request_id,
+                   state=RequestState.REQUESTED)
         return request_id, signed
 
     # --- 2. approval ------------------------------------------------------------------------------
@@ -306,7 +316,7 @@ class IssuanceEngine:
             records.approve_request(self.station, request_id, approver=signed.identity)
         except StationError as exc:  # e.g. the registrar approving their own request
             raise self._refuse(signed.identity, exc.code, str(exc), request_id, exc.hint) from None
-        self.ui.progress(RequestState.APPROVED.value, f"approved by {signed.identity}")
+        self._tell(Step.APPROVAL, f"approved by {signed.identity}", request_id=request_id, state=RequestState.APPROVED)
 
     # --- steps 3 to 7 one at a time, each by a freshly signed-in registrar -----------------------------------
     def _as(self, registrar: str, request_id: int) -> _Request:
@@ -337,7 +347,8 @@ class IssuanceEngine:
                                   code="issuance.card_needed", hint="name the applicant's reader")
         self._expect(req, RequestState.APPROVED)  # PKI-AUTH follows approval
         try:
-            verdict = pki_auth(card, self.profile, self.ui, cache_dir=self.crl_cache)
+            verdict = pki_auth(card, self.profile, self.ui, cache_dir=self.crl_cache,  # tells from reading the card on
+                               progress=lambda event: self.ui.progress(replace(event, request_id=req.id)))
         except LastTryRefused as exc:
             raise self._stop(req, exc.code, str(exc), exc.hint, ends=True) from None
         if not verdict.accepted:
@@ -349,7 +360,7 @@ class IssuanceEngine:
                              "AAL3 needs the registrar to confirm that the card's facial image shows the applicant", ends=True)
         self._advance(req, RequestState.APPROVED, RequestState.AUTHENTICATED, "request.applicant_authenticated",
                       {"piv_auth_sha256": req.piv_auth_sha256, "photo_confirmed": req.aal is Aal.AAL3})
-        self.ui.progress(RequestState.AUTHENTICATED.value, "PKI-AUTH accepted")
+        self._tell(Step.PKI_AUTH, "PKI-AUTH accepted", request_id=req.id, state=RequestState.AUTHENTICATED)
 
     # --- 4. key generation and certification -------------------------------------------------------------
     def _new_pin(self, req: _Request) -> str:
@@ -377,18 +388,20 @@ class IssuanceEngine:
                 recorded = target.state()
                 self._advance(req, RequestState.AUTHENTICATED, RequestState.AUTHENTICATED, "target.key_planned",
                               {"device": device}, target_state=json.dumps(recorded))
+        self._tell(Step.KEY_GENERATION, "generating the key on the token", "generating the key", request_id=req.id)
         public_key = target.generate_key(KEY_ALGORITHM)
         made = {**target.state(), "public_key_sha256": records.public_key_sha256(public_key)}
         if made != recorded:  # a key the records do not know yet (also: one made again)
             self._advance(req, RequestState.AUTHENTICATED, RequestState.AUTHENTICATED, "target.key_generated",
                           {"device": device, "public_key_sha256": made["public_key_sha256"]}, target_state=json.dumps(made))
+        self._tell(Step.KEY_GENERATION, "asking the CA for the certificate", "certifying the key", request_id=req.id)
         proof = CsrProof(target.proof_of_possession(req.subject))
         issued = records.issue_certificate(self.station, req.id, proof, actor=req.actor,
                                            target_device=device,
                                            from_state=RequestState.AUTHENTICATED, to_state=RequestState.KEY_GENERATED)
         req.state, req.certificate, req.serial, req.policy = (RequestState.KEY_GENERATED.value, issued.certificate,
                                                               issued.serial, issued.policy)
-        self.ui.progress(RequestState.KEY_GENERATED.value, f"certificate {issued.serial} issued")
+        self._tell(Step.KEY_GENERATION, f"certificate {issued.serial} issued", request_id=req.id, state=RequestState.KEY_GENERATED)
 
     @staticmethod
     def _certificate(req: _Request) -> x509.Certificate:
@@ -399,15 +412,17 @@ class IssuanceEngine:
     # --- 5. delivery -----------------------------------------------------------------------------------
     def _deliver(self, req: _Request, target: Target) -> None:
         self._expect(req, RequestState.KEY_GENERATED, target)
+        self._tell(Step.DELIVERY, "writing the certificate to the device", "writing the certificate", request_id=req.id)
         target.install_certificate(self._certificate(req), [self.station.ca.certificate])
         self._advance(req, RequestState.KEY_GENERATED, RequestState.DELIVERED, "credential.delivered")
-        self.ui.progress(RequestState.DELIVERED.value, "certificate installed on the device")
+        self._tell(Step.DELIVERY, "certificate installed on the device", request_id=req.id, state=RequestState.DELIVERED)
 
     # --- 6. activation -------------------------------------------------------------------------------------
     def _activate(self, req: _Request, target: Target) -> None:
         self._expect(req, RequestState.DELIVERED, target)
         self._certificate(req)
         pin = self._new_pin(req)
+        self._tell(Step.ACTIVATION, "setting the applicant's PIN on the device", "setting the PIN", request_id=req.id)
         try:
             target.set_activation_secret(pin)
         except StationError as exc:
@@ -420,13 +435,14 @@ class IssuanceEngine:
         del pin
         req.new_pin = None
         self._advance(req, RequestState.DELIVERED, RequestState.ACTIVATED, "credential.activated")
-        self.ui.progress(RequestState.ACTIVATED.value, "the applicant's PIN is set")
+        self._tell(Step.ACTIVATION, "the applicant's PIN is set", request_id=req.id, state=RequestState.ACTIVATED)
 
     # --- 7. functional test ------------------------------------------------------------------------------
     def _verify(self, req: _Request, target: Target) -> selftest.SelfTestResult:
         self._expect(req, RequestState.ACTIVATED, target)
         cert = self._certificate(req)
         pin = self.ui.request_pin(pin_kind="credential", tries_left=None)
+        self._tell(Step.SELF_TEST, "signing a test challenge with the new credential", "signing a test challenge", request_id=req.id)
         result = selftest.run(target, pin, cert, self.station.ca.certificate, req.policy)
         del pin
         if result.passed:
@@ -434,7 +450,7 @@ class IssuanceEngine:
         else:
             self.fail(req.id, req.actor, f"self-test failed: {result.detail}")
             req.state = RequestState.FAILED.value
-        self.ui.progress(req.state, result.detail)
+        self._tell(Step.SELF_TEST, result.detail, request_id=req.id, state=req.state)
         return result
 
     # --- ending without a credential ------------------------------------------------------------------------

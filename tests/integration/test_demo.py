@@ -16,6 +16,7 @@ def test_demo_reads_and_authenticates(tmp_path):
     assert "ACCEPT" in golden and "REJECT (cert-revoked" in revoked
     steps = [line.split("]")[0].strip(" [") for line in issuance.splitlines() if line.startswith("  [")]
     assert steps == ["requested", "approved", "authenticated", "key_generated", "delivered", "activated", "issued"]
+    assert "    ... generating the key on the token" in issuance.split("[authenticated]")[1].split("[key_generated]")[0]  # during the step
     assert "ISSUED certificate" in issuance and "2.16.840.1.101.3.2.1.3.40" in issuance and "self-test pass" in issuance
     assert "label:      Derived PIV Authentication" in issuance  # OpenSC reads it off the token
     assert "audit trail intact" in issuance

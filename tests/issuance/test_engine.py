@@ -16,6 +16,7 @@ from station.audit.export import export_jsonl
 from station.devices.piv import PivSession
 from station.devices.virtual import VirtualConnection, load_card_image
 from station.issuance.engine import IssuanceEngine, IssuanceRefused
+from station.issuance.interaction import ApprovalDecision
 from station.issuance.signin import hash_password
 from station.issuance.targets import open_target
 from station.issuance.targets.pkcs11 import Pkcs11Target
@@ -48,8 +49,11 @@ class Script:
     def operator_secret(self, operator, purpose):
         return SECRETS[operator]
 
-    def progress(self, state, message):
-        self.seen.append(("progress", state))
+    def approve_request(self, summary):
+        return ApprovalDecision(True)
+
+    def progress(self, event):
+        self.seen.append(("progress", event))
 
 
 @pytest.fixture
@@ -109,8 +113,20 @@ def test_golden_card_to_softhsm_token_issued(station, icam_profile, crl_cache, t
     policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
     assert [p.policy_identifier.dotted_string for p in policies] == [AAL2]
     assert target.installed_certificate() == cert
-    states = [s for kind, s in script.seen if kind == "progress"]
+    states = [event.state for kind, event in script.seen if kind == "progress" and event.state]
     assert states == ["requested", "approved", "authenticated", "key_generated", "delivered", "activated", "issued"]
+    events = [event for kind, event in script.seen if kind == "progress"]
+    started = [(event.step.value, event.substep) for event in events if event.substep]  # told before the work, in order
+    assert started == [("request", "reading the card"), ("request", "checking the certificate"), ("pki-auth", "reading the card"),
+                       ("pki-auth", "PIN"), ("pki-auth", "reading protected objects"), ("pki-auth", "checking revocation"),
+                       ("pki-auth", "challenge"), ("key-generation", "generating the key"), ("key-generation", "certifying the key"),
+                       ("delivery", "writing the certificate"), ("activation", "setting the PIN"), ("self-test", "signing a test challenge")]
+    assert not any(event.state for event in events if event.substep)  # a state only once its transition is committed
+    assert all(event.request_id == request_id for event in events[2:])
+    fractions = [event.fraction for event in events if event.step.value == "pki-auth" and event.substep]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] < 1.0
+    told_pin = script.seen.index(("progress", next(event for event in events if event.substep == "PIN")))
+    assert ("pin", "application") in script.seen[told_pin:] and ("pin", "application") not in script.seen[:told_pin]
     text = audit(station)
     for action in ("request.opened", "request.approved", "request.applicant_authenticated", "credential.issued",
                    "credential.delivered", "credential.activated", "request.issued"):

@@ -5,7 +5,6 @@ import io
 import pytest
 
 from station.crypto.verdict import Identity, Verdict
-from station.issuance.interaction import InputExhausted, StdinInteraction
 from station.issuance.signin import SignInRefused, hash_password, sign_in, sign_in_with_password, sign_in_with_piv
 from station.records.models import AuthMethod, Role
 from station.service.operators import add_operator
@@ -109,15 +108,3 @@ def test_short_operator_password_refused():
         hash_password("short")
     assert info.value.code == "signin.weak_password" and "short" not in str(info.value)
 
-
-def test_stdin_interaction_order():
-    inter = StdinInteraction(io.StringIO("reg-secret\napp-secret\n246810\nk9Pz4mQ1\n"), registrar="alice", approver="bob")
-    assert inter.operator_secret("bob", "approve") == "app-secret"
-    assert inter.operator_secret("alice", "sign-in") == "reg-secret"
-    assert inter.request_pin(pin_kind="application", tries_left=5) == "246810"
-    assert inter.request_new_pin() == ("k9Pz4mQ1", "k9Pz4mQ1")
-    assert inter.request_pin(pin_kind="credential", tries_left=None) == "k9Pz4mQ1"
-    assert inter.confirm_photo(b"", "CN=x") is False
-    short = StdinInteraction(io.StringIO("only-one\n"), registrar="alice", approver="bob")
-    with pytest.raises(InputExhausted, match="applicant PIV PIN"):
-        short.request_pin(pin_kind="application", tries_left=5)
