@@ -39,6 +39,11 @@ def test_text_by_default_json_when_asked(home, insert_card, pcscd, softhsm_conf,
     issued = run(issue, env, f"{SECRETS['reg']}\n{SECRETS['sup']}\n{TEST_PIN}\n{NEW_PIN}\n")
     assert issued.returncode == 0, issued.stdout + issued.stderr
     assert not issued.stdout.startswith("{") and "state          issued" in issued.stdout
+    progress = issued.stderr.splitlines()  # one line per event, the step and sub-step first, while the work runs
+    assert progress[0] == "[request/reading the card] reading the applicant's PIV card" and all(p.startswith("[") for p in progress)
+    assert progress.index("[key-generation/generating the key] generating the key on the token") < \
+        next(i for i, p in enumerate(progress) if p.startswith("[key-generation] certificate "))
+    assert progress[-1].startswith("[self-test] ")
     assert "policy oid   2.16.840.1.101.3.2.1.3.40" in issued.stdout
 
     table = run(["requests", "list", "--home", home], env)

@@ -15,8 +15,10 @@ import pytest
 from station.devices.virtual import load_card_image
 from tests.issuance.test_issue_cli import NEW_PIN, SECRETS, home  # noqa: F401  (the fixture)
 from tests.conftest import GOLDEN, SOFTHSM_MODULE, TEST_PIN, init_softhsm_token
+from tests.support.failpoint import MARK
 
 STATION = [sys.executable, "-m", "station"]
+PAUSING = [sys.executable, "-m", "tests.support.failpoint"]  # the station command with a test-only failpoint
 STEPS = ["requested", "approved", "authenticated", "key_generated", "delivered", "activated"]
 
 
@@ -32,14 +34,14 @@ def test_kill_after_each_step_then_resume(killed_after, home, insert_card, pcscd
     uri = init_softhsm_token(label, "55667788")
     insert_card(load_card_image(GOLDEN, pin=TEST_PIN))
     proc = subprocess.Popen(
-        [*STATION, "issue", "--home", str(home), "--applicant-reader", pcscd.reader(), "--target", uri, "--aal", "2",
+        [*PAUSING, "--pause-after", killed_after, "issue", "--home", str(home), "--applicant-reader", pcscd.reader(), "--target", uri, "--aal", "2",
          "--registrar", "reg", "--approver", "sup"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**pcscd.env, "STATION_TEST_PAUSE_AFTER": killed_after})
+        env=pcscd.env)
     proc.stdin.write(f"{SECRETS['reg']}\n{SECRETS['sup']}\n{TEST_PIN}\n{NEW_PIN}\n")
     proc.stdin.close()
     for line in proc.stderr:  # the command stops after this step's commit (failpoint) until killed
-        if line.startswith(f"[{killed_after}]"):
+        if line == f"{MARK} {killed_after}\n":
             proc.send_signal(signal.SIGKILL)
             break
     assert proc.wait(timeout=60) == -signal.SIGKILL, f"never reached {killed_after}"

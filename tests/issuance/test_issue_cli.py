@@ -159,6 +159,7 @@ def test_applicant_card_is_held_exclusively(home, insert_card, pcscd, softhsm_co
     """Issue 9: between PKI-AUTH and the end of issuance another process signed with key 9A
     without a PIN. `station issue` is stopped right after PKI-AUTH (test failpoint); a second
     PC/SC client in another process then cannot even connect to the card."""
+    import os
     import select
 
     from cryptography import x509
@@ -170,18 +171,20 @@ def test_applicant_card_is_held_exclusively(home, insert_card, pcscd, softhsm_co
     data = cert.read_bytes()
     der = x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER) if b"-----BEGIN" in data else data
     (home / "applicant.der").write_bytes(der)
-    proc = subprocess.Popen([*STATION, "issue", "--home", str(home), "--applicant-reader", pcscd.reader(), "--target", uri,
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.failpoint", "--pause-after", "authenticated",
+                             "issue", "--home", str(home), "--applicant-reader", pcscd.reader(), "--target", uri,
                              "--aal", "2", "--registrar", "reg", "--approver", "sup"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**pcscd.env, "STATION_TEST_PAUSE_AFTER": "authenticated"})
+                            env=pcscd.env)
     try:
         proc.stdin.write(f"{SECRETS['reg']}\n{SECRETS['sup']}\n{TEST_PIN}\n{NEW_PIN}\n")
         proc.stdin.close()
         seen, deadline = "", time.monotonic() + 120
-        while "[authenticated]" not in seen and time.monotonic() < deadline and proc.poll() is None:
-            if select.select([proc.stderr], [], [], 1.0)[0]:
-                seen += proc.stderr.readline()
-        assert "[authenticated]" in seen, seen
+        while "failpoint: paused after authenticated" not in seen and time.monotonic() < deadline and proc.poll() is None:
+            if select.select([proc.stderr], [], [], 1.0)[0]:  # unbuffered: the failpoint's line follows at once
+                seen += os.read(proc.stderr.fileno(), 65536).decode()
+        assert "failpoint: paused after authenticated" in seen, seen
+        assert "[pki-auth/checking revocation] " in seen and "[pki-auth] PKI-AUTH accepted\n" in seen, seen  # typed progress
         probe = subprocess.run([sys.executable, "-c", SIGN_PROBE, pcscd.reader(), str(home / "applicant.der")],
                                env=pcscd.env, capture_output=True, text=True, timeout=60)
     finally:

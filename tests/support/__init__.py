@@ -1,0 +1,1 @@
+"""Test-only helpers run by the tests (never shipped in the station package)."""
