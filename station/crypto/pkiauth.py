@@ -115,9 +115,9 @@ def pki_auth(
     ``cancel`` set stops PKI-AUTH with :class:`~station.cancel.Cancelled` at its next safe
     point: before reading, before the PIN is asked for, after it is typed but before VERIFY
     (no try spent), before the checks, between network fetches and before the challenge; a
-    verdict reached while it was set is not returned. The card's own commands stop too (the
-    session's token, when it has none of its own)."""
-    if cancel is not None and getattr(session, "cancel", None) is None:
+    verdict reached while it was set is not returned. The card's own commands stop too
+    (``session.cancel`` becomes ``cancel``)."""
+    if cancel is not None:
         session.cancel = cancel
     if session.interface == Interface.CONTACTLESS:
         raise InterfaceRestricted("PKI-AUTH needs the contact interface: the PIN and key 9A do not work contactless")

@@ -125,7 +125,7 @@ class IssuanceEngine:
         it (from any thread) to stop at the next safe point with :class:`Cancelled`; the request
         stays in its last committed state, for ``complete()`` (resume) or ``cancel()``."""
         self.station = station
-        self.cancel = cancel
+        self.cancel_token = cancel  # not `self.cancel`: that is the method ending a request
         self.profile = trust_profile
         self.operator_profile = operator_profile or trust_profile
         self.operator_card = operator_card or (lambda identity: None)
@@ -137,15 +137,14 @@ class IssuanceEngine:
     # --- helpers ---------------------------------------------------------------------------
     def _check(self, where: str) -> None:
         """A safe point: nothing is half done here; stop if the cancel token is set."""
-        check(self.cancel, where)
+        check(self.cancel_token, where)
 
     def _devices(self, *devices) -> None:
-        """Hand the cancel token to the devices before they are driven (a device with a token
-        of its own keeps it)."""
-        if self.cancel is not None:
-            for device in devices:
-                if device is not None and getattr(device, "cancel", None) is None:
-                    device.cancel = self.cancel
+        """Hand this engine's cancel token to the card and the target before they are driven
+        (a token an earlier run left on them does not stop this one)."""
+        for device in devices:
+            if device is not None:
+                device.cancel = self.cancel_token
 
     @contextlib.contextmanager
     def _leaves(self, request_id: int | None):
@@ -387,7 +386,7 @@ class IssuanceEngine:
         self._devices(card)
         self._check("before PKI-AUTH")
         try:
-            verdict = pki_auth(card, self.profile, self.ui, cache_dir=self.crl_cache, cancel=self.cancel)
+            verdict = pki_auth(card, self.profile, self.ui, cache_dir=self.crl_cache, cancel=self.cancel_token)
         except LastTryRefused as exc:
             raise self._stop(req, exc.code, str(exc), exc.hint, ends=True) from None
         if not verdict.accepted:
@@ -546,7 +545,8 @@ class IssuanceEngine:
                                   code="issuance.other_target", hint="name the device the request was opened for")
         reset_needed = None
         if state is RequestState.ACTIVATED:  # the transport secret is gone: no PIN try is spent finding that out
-            reset_needed = DeviceMustBeReset("the applicant's PIN is set on the device: the key made for the request stays on it")
+            reset_needed = DeviceMustBeReset("the applicant's PIN is set on the device, so the key made for the request "
+                                             "stays on it: the device must be reset")
         elif recorded:
             target.restore(recorded)
             try:

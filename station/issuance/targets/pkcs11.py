@@ -121,7 +121,7 @@ class Pkcs11Target(Target):
                     cert.destroy()
         except (TokenPinIncorrect, TokenPinLocked):
             raise DeviceMustBeReset("the token no longer takes its transport PIN (the applicant's PIN is set): "
-                                    "the key made for the request stays on it") from None
+                                    "the key made for the request stays on it: the device must be reset") from None
         self.public_key = None
 
     def close(self) -> None:
