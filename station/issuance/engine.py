@@ -174,7 +174,14 @@ class IssuanceEngine:
     def _sign_in(self, identity: str, purpose: str, role: Role) -> SignedIn:
         """A fresh sign-in for ``role``: PKI-AUTH of the operator's own card when it is in a
         reader, else the operator's password (where the configuration allows passwords)."""
-        return sign_in(self.station, identity, lambda: self.ui.operator_secret(identity, purpose), role,
+        def secret() -> str:
+            typed = self.ui.operator_secret(identity, purpose)
+            if self.cancel_token is not None and self.cancel_token.is_set():
+                typed = ""  # not kept in the traceback's frame
+                self._check("before the sign-in is checked")  # the password check (argon2id, ~0.1 s) cannot be cut short
+            return typed
+
+        return sign_in(self.station, identity, secret, role,
                        card=self.operator_card(identity), profile=self.operator_profile, cache_dir=self.crl_cache)
 
     def _load(self, request_id: int, actor: str) -> _Request:
