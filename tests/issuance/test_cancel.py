@@ -7,8 +7,11 @@ revoked), ``requests resume`` completes the request; the audit chain verifies ei
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import threading
+import time
 import uuid
 
 import pytest
@@ -216,3 +219,34 @@ def test_pin_is_not_sent_once_cancelled(station, icam_profile, crl_cache, sofths
     session.reset()  # a reset is never refused
     session.cancel = None
     assert session.get_pin_status().retries_left is not None
+
+
+def test_a_wait_for_a_card_wakes_on_cancel(pcscd):
+    """The PC/SC waits are cut in 50 ms slices: a cancel ends a long wait at once."""
+    event = threading.Event()
+    threading.Timer(0.2, event.set).start()
+    start = time.monotonic()
+    with pytest.raises(Cancelled):
+        pcsc.wait_for_card(pcscd.reader(1), timeout=30, cancel=event)  # the second slot stays empty
+    assert 0.2 <= time.monotonic() - start < 0.2 + 0.25
+    states = pcsc.reader_states()
+    event = threading.Event()
+    threading.Timer(0.2, event.set).start()
+    start = time.monotonic()
+    with pytest.raises(Cancelled):
+        pcsc.reader_states(30, states, cancel=event)
+    assert time.monotonic() - start < 0.2 + 0.25
+    assert pcsc.reader_states(0.1, states) == states  # without a token: the wait runs out as before
+
+
+def test_sigint_and_sigterm_set_the_token_and_the_handlers_come_back():
+    from station.cli._interrupt import interruptible
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with interruptible() as cancel:
+        os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt: the token is set
+        time.sleep(0.01)
+        assert cancel.is_set()
+        os.kill(os.getpid(), signal.SIGTERM)  # a second signal changes nothing
+        time.sleep(0.01)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
