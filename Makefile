@@ -37,6 +37,7 @@ test: setup
 demo: setup
 	$(BIN)/station demo
 
+# every bench/*.py in turn (issue, cancel: cancel to idle per step, verify, card_read, ca)
 bench: setup
 	$(BIN)/python -m bench
 

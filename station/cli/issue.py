@@ -16,6 +16,7 @@ import sys
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from station.cli import print_table
+from station.cli._interrupt import interruptible
 from station.cli._prompt import ask_secret, require_terminal
 from station.cli._station_args import add_station_args, open_station, operator_profile
 from station.errors import Exit, StationError
@@ -66,6 +67,8 @@ def register(sub) -> None:
     add_station_args(cancel, signs_in=True)
     cancel.add_argument("request_id", type=int, help="the request to cancel")
     cancel.add_argument("--reason", default="cancelled by operator", help="why, for the audit trail")
+    cancel.add_argument("--target", help="the request's device, as a pkcs11: URI: the key (and certificate) the request's run "
+                        "made there is deleted (transport PIN: from the URI, else the stdin line after the operator's secret)")
     cancel.add_argument("--json", action="store_true", help=JSON_HELP)
     cancel.set_defaults(func=cmd_requests_cancel)
 
@@ -78,9 +81,14 @@ def register(sub) -> None:
 
 
 def _fail(exc: StationError, as_json: bool) -> int:
+    from station.cancel import Cancelled
+    from station.cli._interrupt import stopped_line
+
+    request_id = getattr(exc, "request_id", None)  # a stopped command names the request it left
     if as_json:
-        print(json.dumps({"error": exc.code, "message": str(exc), "hint": exc.hint}, indent=2))
-    print(f"station: {exc.one_line()}", file=sys.stderr)
+        print(json.dumps({"error": exc.code, "message": str(exc), "hint": exc.hint,
+                          **({"request_id": request_id} if request_id is not None else {})}, indent=2))
+    print(f"station: {stopped_line(exc) if isinstance(exc, Cancelled) else exc.one_line()}", file=sys.stderr)
     return int(exc.exit_code)
 
 
@@ -98,7 +106,7 @@ def _show(out: dict, as_json: bool) -> None:
             print(f"{key.replace('_', ' '):<14} {', '.join(value) if isinstance(value, list) else value}")
 
 
-def _engine(station, ui, operator_card=None):
+def _engine(station, ui, operator_card=None, cancel=None):
     from station.crypto.trust import TrustProfile
     from station.issuance.engine import IssuanceEngine
 
@@ -106,7 +114,7 @@ def _engine(station, ui, operator_card=None):
     cache.mkdir(parents=True, exist_ok=True)
     applicants = TrustProfile.load(station.config["trust_profile"])
     return IssuanceEngine(station, applicants, ui, crl_cache=cache, operator_profile=operator_profile(station),
-                          operator_card=operator_card)
+                          operator_card=operator_card, cancel=cancel)
 
 
 def _target(station, uri: str, pin_entry=None):
@@ -132,7 +140,7 @@ def _outcome_json(outcome, target) -> dict:
     return out
 
 
-def _drive(args, ui, work) -> int:
+def _drive(args, ui, work, cancel=None) -> int:
     """Open the station, run ``work(engine, target, card)`` with the card in
     ``args.applicant_reader`` (None when no reader is named; the card is reset afterwards),
     print the outcome. Refusals print ``error`` and exit 1."""
@@ -157,7 +165,7 @@ def _drive(args, ui, work) -> int:
         return PivSession(conn)
 
     try:
-        engine, target = _engine(station, ui, operator_card), _target(station, args.target, ui.transport_pin)
+        engine, target = _engine(station, ui, operator_card, cancel), _target(station, args.target, ui.transport_pin)
         # exclusive for the whole request: no other program uses key 9A around PKI-AUTH
         conn = pcsc.open_reader(args.applicant_reader, exclusive=True) if args.applicant_reader else None
         try:
@@ -184,7 +192,8 @@ def cmd_issue(args) -> int:
     def work(engine, target, card):
         return engine.issue(card, registrar=args.registrar, approver=args.approver, aal=f"AAL{args.aal}", target=target)
 
-    return _drive(args, ui, work)
+    with interruptible() as cancel:  # Ctrl-C, SIGTERM: stop at the next safe point, exit 130
+        return _drive(args, ui, work, cancel)
 
 
 def cmd_requests_list(args) -> int:
@@ -220,23 +229,31 @@ def cmd_requests_resume(args) -> int:
                                    hint="name yourself with --operator ID and give your secret as the first line of standard input"),
                      args.json)
     ui = StdinInteraction(sys.stdin, registrar=args.operator, progress_to=sys.stderr, order=StdinInteraction.RESUME_ORDER)
-    return _drive(args, ui, lambda engine, target, card: engine.complete(args.request_id, card, target, registrar=args.operator))
+    with interruptible() as cancel:
+        return _drive(args, ui, lambda engine, target, card: engine.complete(args.request_id, card, target, registrar=args.operator),
+                      cancel)
 
 
 def cmd_requests_cancel(args) -> int:
-    from station.cli._station_args import sign_in
+    """With ``--target``, the key the request's run made on the device is deleted as well."""
+    from station.cli._station_args import sign_in, stdin_line
     from station.records.models import Role
 
     station = open_station(args)
+    target = None
     try:
         signed = sign_in(args, station, Role.SUPERVISOR)
         engine = _engine(station, None)
-        engine.cancel(args.request_id, actor=signed.identity, reason=args.reason)
+        if args.target:
+            target = _target(station, args.target, lambda: stdin_line("the token transport PIN"))
+        engine.cancel(args.request_id, actor=signed.identity, reason=args.reason, target=target)
     except StationError as exc:
         return _fail(exc, args.json)
     finally:
+        if target is not None:
+            target.close()
         station.close()
-    _show({"request_id": args.request_id, "state": "cancelled"}, args.json)
+    _show({"request_id": args.request_id, "state": "cancelled", **({"key": "deleted"} if target is not None else {})}, args.json)
     return 0
 
 

@@ -19,6 +19,8 @@ metadata address (169.254.169.254).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import hashlib
 import ipaddress
 import logging
@@ -106,6 +108,21 @@ def _refuse_local(url: str) -> None:
                           f"(name it in the trust profile's url_map to allow it)")
 
 
+#: the cancel token of the verification under way in this context (PKI-AUTH sets it): checked
+#: before each fetch, so a cancel stops between fetches; a fetch already in flight finishes
+CANCEL: contextvars.ContextVar = contextvars.ContextVar("station_fetch_cancel", default=None)
+
+
+@contextlib.contextmanager
+def cancelled_by(cancel) -> object:
+    """Fetches in this block (and the threads asyncio runs them on) stop once ``cancel`` is set."""
+    token = CANCEL.set(cancel)
+    try:
+        yield
+    finally:
+        CANCEL.reset(token)
+
+
 class HttpClient:
     """Blocking HTTP with the profile's URL map, timeout and verification deadline, run off
     the event loop."""
@@ -123,6 +140,9 @@ class HttpClient:
         return await asyncio.to_thread(self._request, url, body, content_type)
 
     def _request(self, url: str, body: bytes | None, content_type: str | None):
+        from station.cancel import check
+
+        check(CANCEL.get(), "between network fetches")
         target = self.profile.map_url(url)
         if target is None:
             raise OSError(f"{url}: host not in the trust profile's url_map (offline profile)")

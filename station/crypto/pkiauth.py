@@ -20,11 +20,14 @@ verified for another program to use key 9A with (issuance also holds the card ex
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Protocol
 
+from station.cancel import check
 from station.crypto.card_contents import CardContents
+from station.crypto.fetch import cancelled_by
 from station.crypto.trust import TrustProfile
 from station.crypto.verdict import REJECT, Identity, Verdict, check_challenge_signature, evaluate_card
 from station.devices.connection import Interface
@@ -115,12 +118,22 @@ def pki_auth(
     allow_last_try: bool = False,
     now: datetime | None = None,
     cache_dir: str | Path | None = None,
+    cancel: threading.Event | None = None,
     progress: Callable[[Progress], None] | None = None,
 ) -> Verdict:
     """Authenticate the card in ``session``; returns the verdict (see the module docstring).
-    ``progress`` hears each sub-step as it starts (it must not block)."""
+
+    ``cancel`` set stops PKI-AUTH with :class:`~station.cancel.Cancelled` at its next safe
+    point: before reading, before the PIN is asked for, after it is typed but before VERIFY
+    (no try spent), before the checks, between network fetches and before the challenge; a
+    verdict reached while it was set is not returned. The card's own commands stop too
+    (``session.cancel`` becomes ``cancel``). ``progress`` hears each sub-step as it starts (it
+    must not block)."""
+    if cancel is not None:
+        session.cancel = cancel
     if session.interface == Interface.CONTACTLESS:
         raise InterfaceRestricted("PKI-AUTH needs the contact interface: the PIN and key 9A do not work contactless")
+    check(cancel, "before reading the card")
     _tell(progress, "reading the card", "reading the card's public objects and certificates")
     contents = read_public_objects(session)
     key_ref, pin_kind = pin_reference(contents)
@@ -129,10 +142,12 @@ def pki_auth(
         return _reject("pin-blocked", f"the {pin_kind} PIN is blocked")
     if status.retries_left == 1 and not allow_last_try:
         raise LastTryRefused(f"only one {pin_kind} PIN try is left; the station will not spend it")
+    check(cancel, "before asking for the PIN")
     _tell(progress, "PIN", f"asking for the {pin_kind} PIN ({status.retries_left} tries left)"
           if status.retries_left is not None else f"asking for the {pin_kind} PIN")
     pin = pin_entry.request_pin(pin_kind=pin_kind, tries_left=status.retries_left)
     try:
+        check(cancel, "before VERIFY")
         session.verify(pin, key_ref)
     except PinIncorrect as exc:
         return _reject("pin-incorrect", f"wrong {pin_kind} PIN, {exc.retries_left} tries left")
@@ -141,7 +156,7 @@ def pki_auth(
     finally:
         del pin
     try:
-        return _after_verify(session, contents, profile, mode=mode, now=now, cache_dir=cache_dir, progress=progress)
+        return _after_verify(session, contents, profile, mode=mode, now=now, cache_dir=cache_dir, cancel=cancel, progress=progress)
     finally:
         _reset(session)
 
@@ -155,12 +170,15 @@ def _reset(session: PivSession) -> None:
 
 
 def _after_verify(session: PivSession, contents: CardContents, profile: TrustProfile, *, mode, now, cache_dir,
-                  progress=None) -> Verdict:
+                  cancel: threading.Event | None = None, progress=None) -> Verdict:
     """PKI-AUTH once the PIN is verified: PIN-protected objects, every check, the challenge."""
     _tell(progress, "reading protected objects", "reading the facial image and the other PIN-protected objects")
     read_pin_objects(session, contents)
+    check(cancel, "before the certificate and revocation checks")
     _tell(progress, "checking revocation", "checking the certificates, their signatures and revocation")
-    verdict = evaluate_card(contents, profile, mode=mode, now=now, cache_dir=cache_dir)
+    with cancelled_by(cancel):
+        verdict = evaluate_card(contents, profile, mode=mode, now=now, cache_dir=cache_dir)
+    check(cancel, "before the challenge")  # a verdict reached while cancelling (a fetch refused) does not count
     cert_der = contents.certificates.get(str(Slot.AUTHENTICATION))
     if cert_der is None:
         verdict.add_failure("cert-invalid", "the card holds no PIV Authentication certificate", decisive=not verdict.reasons)

@@ -11,16 +11,20 @@ connection (and its exclusivity): SCardReconnect with SCARD_RESET_CARD.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from dataclasses import dataclass
 
 from smartcard import scard
 
+from station import cancel as cancelling
 from station.devices.connection import Interface, SmartCardConnection
 from station.devices.errors import CardRemoved, NoCard, NoReader, PcscNotRunning, TransportError
 
 _REMOVED = {scard.SCARD_W_REMOVED_CARD, scard.SCARD_E_NO_SMARTCARD, scard.SCARD_W_RESET_CARD}
 _NO_SERVICE = {scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED}
+#: a wait for a card is cut into slices this long, so a cancel token set meanwhile is seen within it
+CANCEL_SLICE = 0.05
 
 
 def _check(hresult: int, what: str) -> None:
@@ -67,49 +71,62 @@ class ReaderState:
     atr: bytes
 
 
-def reader_states(timeout: float = 0.0, previous: list[ReaderState] | None = None) -> list[ReaderState]:
+def reader_states(timeout: float = 0.0, previous: list[ReaderState] | None = None, *,
+                  cancel: threading.Event | None = None) -> list[ReaderState]:
     """Card presence in every reader. With ``previous`` given, waits up to ``timeout`` seconds
-    for a change (insertion or removal) and returns the new states."""
+    for a change (insertion or removal) and returns the new states. A set ``cancel`` token ends
+    the wait within :data:`CANCEL_SLICE` with :class:`~station.cancel.Cancelled`."""
+    cancelling.check(cancel, "before watching the readers")
     with _Context() as ctx:
         if previous is None:
             readers = list_readers()
             query = [(r, scard.SCARD_STATE_UNAWARE) for r in readers]
-            wait_ms = 0
+            timeout = 0.0
         else:
             query = [(s.reader, scard.SCARD_STATE_PRESENT if s.present else scard.SCARD_STATE_EMPTY) for s in previous]
-            wait_ms = int(timeout * 1000)
         if not query:
             return []
-        hresult, states = scard.SCardGetStatusChange(ctx.handle, wait_ms, query)
-        if hresult == scard.SCARD_E_TIMEOUT:
-            return list(previous or [])
+        end = time.monotonic() + timeout
+        while True:
+            left = max(0.0, end - time.monotonic())
+            wait = min(left, CANCEL_SLICE) if cancel is not None else left
+            hresult, states = scard.SCardGetStatusChange(ctx.handle, int(wait * 1000), query)
+            if hresult != scard.SCARD_E_TIMEOUT:
+                break
+            cancelling.check(cancel, "while watching the readers")
+            if wait >= left:
+                return list(previous or [])
         _check(hresult, "watching readers")
         return [ReaderState(r, bool(ev & scard.SCARD_STATE_PRESENT), bytes(atr)) for r, ev, atr in states]
 
 
-def watch(timeout: float, poll: float = 0.5):
-    """Yield reader states each time a card is inserted or removed, until ``timeout``."""
+def watch(timeout: float, poll: float = 0.5, *, cancel: threading.Event | None = None):
+    """Yield reader states each time a card is inserted or removed, until ``timeout`` (or
+    :class:`~station.cancel.Cancelled` once ``cancel`` is set)."""
     end = time.monotonic() + timeout
-    states = reader_states()
+    states = reader_states(cancel=cancel)
     yield states
     while (left := end - time.monotonic()) > 0:
-        new = reader_states(min(poll, left), states)
+        new = reader_states(min(poll, left), states, cancel=cancel)
         if new != states:
             states = new
             yield states
 
 
-def wait_for_card(reader: str, *, present: bool = True, timeout: float = 10.0) -> bytes:
-    """Wait until ``reader`` holds a card (or is empty); returns the ATR. Raises on timeout."""
+def wait_for_card(reader: str, *, present: bool = True, timeout: float = 10.0, cancel: threading.Event | None = None) -> bytes:
+    """Wait until ``reader`` holds a card (or is empty); returns the ATR. Raises on timeout, and
+    with :class:`~station.cancel.Cancelled` within :data:`CANCEL_SLICE` of ``cancel`` being set."""
     end = time.monotonic() + timeout
     with _Context() as ctx:
         state = scard.SCARD_STATE_UNAWARE
         while True:
+            cancelling.check(cancel, f"while waiting for a card in {reader}")
             left = end - time.monotonic()
             if left <= 0:
                 what = "a card" if present else "the card to be removed"
                 raise (NoCard if present else TransportError)(f"timed out waiting for {what} in {reader}")
-            hresult, states = scard.SCardGetStatusChange(ctx.handle, int(min(left, 1.0) * 1000), [(reader, state)])
+            slice_ = CANCEL_SLICE if cancel is not None else 1.0
+            hresult, states = scard.SCardGetStatusChange(ctx.handle, int(min(left, slice_) * 1000), [(reader, state)])
             if hresult == scard.SCARD_E_TIMEOUT:
                 continue
             _check(hresult, f"watching {reader}")

@@ -10,13 +10,16 @@ refusal names its rule and is audited too. Callers run the engine on the device 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cryptography import x509
 from sqlalchemy import bindparam, select
 
+from station.cancel import Cancelled, check
 from station.audit.backing import AuditedRequest, audited_status, audited_statuses
 from station.crypto.pkiauth import LastTryRefused, pki_auth, read_public_objects
 from station.crypto.profile import Aal, CsrProof, TargetKind
@@ -32,7 +35,7 @@ from station.issuance.interaction import Interaction
 from station.issuance.pin_policy import check_new_pin
 from station.issuance.progress import Progress, Step
 from station.issuance.signin import SignedIn, sign_in
-from station.issuance.targets.base import Target
+from station.issuance.targets.base import DeviceMustBeReset, Target
 from station.records.models import (
     AuthMethod,
     Credential,
@@ -116,11 +119,14 @@ def _same_person(a: FascN, b: FascN) -> bool:
 class IssuanceEngine:
     def __init__(self, station, trust_profile: TrustProfile, interaction: Interaction, *, crl_cache: Path,
                  max_active_per_applicant: int | None = None, operator_profile: TrustProfile | None = None,
-                 operator_card=None):
+                 operator_card=None, cancel: threading.Event | None = None):
         """``operator_profile``: trust profile for operators' own PIV cards (default: the
         applicants'). ``operator_card(identity)``: the PivSession of the reader holding that
-        operator's card, or None (the operator then signs in with a password)."""
+        operator's card, or None (the operator then signs in with a password). ``cancel``: set
+        it (from any thread) to stop at the next safe point with :class:`Cancelled`; the request
+        stays in its last committed state, for ``complete()`` (resume) or ``cancel()``."""
         self.station = station
+        self.cancel_token = cancel  # not `self.cancel`: that is the method ending a request
         self.profile = trust_profile
         self.operator_profile = operator_profile or trust_profile
         self.operator_card = operator_card or (lambda identity: None)
@@ -130,6 +136,27 @@ class IssuanceEngine:
         self.max_active = max_active_per_applicant if max_active_per_applicant is not None else int(limits.get("max_active_per_applicant", 2))
 
     # --- helpers ---------------------------------------------------------------------------
+    def _check(self, where: str) -> None:
+        """A safe point: nothing is half done here; stop if the cancel token is set."""
+        check(self.cancel_token, where)
+
+    def _devices(self, *devices) -> None:
+        """Hand this engine's cancel token to the card and the target before they are driven
+        (a token an earlier run left on them does not stop this one)."""
+        for device in devices:
+            if device is not None:
+                device.cancel = self.cancel_token
+
+    @contextlib.contextmanager
+    def _leaves(self, request_id: int | None):
+        """A :class:`Cancelled` that leaves this block names the request it left behind."""
+        try:
+            yield
+        except Cancelled as exc:
+            if exc.request_id is None:
+                exc.request_id = request_id
+            raise
+
     def _refuse(self, actor: str, rule: str, message: str, request_id: int | None = None, hint: str = "") -> IssuanceRefused:
         with self.station.db.transaction() as session:
             self.station.audit.append(session, actor=actor, action="issuance.refused", object_type="request",
@@ -154,7 +181,14 @@ class IssuanceEngine:
     def _sign_in(self, identity: str, purpose: str, role: Role) -> SignedIn:
         """A fresh sign-in for ``role``: PKI-AUTH of the operator's own card when it is in a
         reader, else the operator's password (where the configuration allows passwords)."""
-        return sign_in(self.station, identity, lambda: self.ui.operator_secret(identity, purpose), role,
+        def secret() -> str:
+            typed = self.ui.operator_secret(identity, purpose)
+            if self.cancel_token is not None and self.cancel_token.is_set():
+                typed = ""  # not kept in the traceback's frame
+                self._check("before the sign-in is checked")  # the password check (argon2id, ~0.1 s) cannot be cut short
+            return typed
+
+        return sign_in(self.station, identity, secret, role,
                        card=self.operator_card(identity), profile=self.operator_profile, cache_dir=self.crl_cache)
 
     def _load(self, request_id: int, actor: str) -> _Request:
@@ -266,7 +300,10 @@ class IssuanceEngine:
         return self._open(card, registrar=registrar, aal=aal, target=target)[0]
 
     def _open(self, card: PivSession, *, registrar: str, aal: str, target: Target) -> tuple[int, SignedIn]:
+        self._devices(card, target)
+        self._check("before the registrar signs in")
         signed = self._sign_in(registrar, "open a request", Role.REGISTRAR)
+        self._check("before reading the applicant's card")
         aal = Aal(aal)
         device = target.describe()
         if aal is Aal.AAL3 and not device.hardware:
@@ -278,6 +315,7 @@ class IssuanceEngine:
         cert_der = contents.certificates.get(str(Slot.AUTHENTICATION))
         if cert_der is None:
             raise self._refuse(registrar, "not-piv", "the card holds no PIV Authentication certificate")
+        self._check("before validating the applicant's certificate")
         self._tell(Step.REQUEST, "checking the applicant's certificate and its revocation", "checking the certificate")
         result = PathValidator(self.profile, cache_dir=self.crl_cache).validate(cert_der, policies=self.profile.piv_auth_policies)
         if not result.ok:
@@ -303,6 +341,7 @@ class IssuanceEngine:
         if active >= self.max_active:
             raise self._refuse(registrar, "limits.active_credentials", f"the applicant already holds {active} active derived credentials")
         kind = TargetKind.of_device(hardware=device.hardware, smart_card=device.smart_card)
+        self._check("before the request is recorded")
         request_id = records.open_request(self.station, pac_id, aal=aal, target_kind=kind, registrar=signed.identity,
                                           target_uri=str(getattr(target, "uri", device.identity)), target_device=device.identity)
         self._tell(Step.REQUEST, f"request {request_id} opened for {cert.subject.rfc4514_string()}", request_id=request_id,
@@ -311,7 +350,10 @@ class IssuanceEngine:
 
     # --- 2. approval ------------------------------------------------------------------------------
     def approve(self, request_id: int, *, approver: str) -> None:
-        signed = self._sign_in(approver, f"approve request {request_id}", Role.SUPERVISOR)
+        with self._leaves(request_id):
+            self._check("before the approver signs in")
+            signed = self._sign_in(approver, f"approve request {request_id}", Role.SUPERVISOR)
+            self._check("before the approval is recorded")
         try:
             records.approve_request(self.station, request_id, approver=signed.identity)
         except StationError as exc:  # e.g. the registrar approving their own request
@@ -320,23 +362,35 @@ class IssuanceEngine:
 
     # --- steps 3 to 7 one at a time, each by a freshly signed-in registrar -----------------------------------
     def _as(self, registrar: str, request_id: int) -> _Request:
-        signed = self._sign_in(registrar, f"go on with request {request_id}", Role.REGISTRAR)
+        with self._leaves(request_id):
+            self._check("before the registrar signs in")
+            signed = self._sign_in(registrar, f"go on with request {request_id}", Role.REGISTRAR)
         return self._load(request_id, signed.identity)
 
     def authenticate_applicant(self, request_id: int, card: PivSession | None, *, registrar: str) -> None:
-        self._authenticate(self._as(registrar, request_id), card)
+        req = self._as(registrar, request_id)
+        with self._leaves(request_id):
+            self._authenticate(req, card)
 
     def generate(self, request_id: int, target: Target, *, registrar: str) -> None:
-        self._generate(self._as(registrar, request_id), target)
+        req = self._as(registrar, request_id)
+        with self._leaves(request_id):
+            self._generate(req, target)
 
     def deliver(self, request_id: int, target: Target, *, registrar: str) -> None:
-        self._deliver(self._as(registrar, request_id), target)
+        req = self._as(registrar, request_id)
+        with self._leaves(request_id):
+            self._deliver(req, target)
 
     def activate(self, request_id: int, target: Target, *, registrar: str) -> None:
-        self._activate(self._as(registrar, request_id), target)
+        req = self._as(registrar, request_id)
+        with self._leaves(request_id):
+            self._activate(req, target)
 
     def verify(self, request_id: int, target: Target, *, registrar: str) -> selftest.SelfTestResult:
-        return self._verify(self._as(registrar, request_id), target)
+        req = self._as(registrar, request_id)
+        with self._leaves(request_id):
+            return self._verify(req, target)
 
     # --- 3. applicant authentication ------------------------------------------------------------------
     def _authenticate(self, req: _Request, card: PivSession | None) -> None:
@@ -346,8 +400,10 @@ class IssuanceEngine:
             raise IssuanceRefused("PKI-AUTH needs the applicant's PIV card in a reader",
                                   code="issuance.card_needed", hint="name the applicant's reader")
         self._expect(req, RequestState.APPROVED)  # PKI-AUTH follows approval
+        self._devices(card)
+        self._check("before PKI-AUTH")
         try:
-            verdict = pki_auth(card, self.profile, self.ui, cache_dir=self.crl_cache,  # tells from reading the card on
+            verdict = pki_auth(card, self.profile, self.ui, cache_dir=self.crl_cache, cancel=self.cancel_token,
                                progress=lambda event: self.ui.progress(replace(event, request_id=req.id)))
         except LastTryRefused as exc:
             raise self._stop(req, exc.code, str(exc), exc.hint, ends=True) from None
@@ -358,6 +414,7 @@ class IssuanceEngine:
         if req.aal is Aal.AAL3 and not self.ui.confirm_photo(verdict.identity.facial_image, verdict.identity.subject_dn or ""):
             raise self._stop(req, "assurance.photo_not_confirmed",
                              "AAL3 needs the registrar to confirm that the card's facial image shows the applicant", ends=True)
+        self._check("before PKI-AUTH is recorded")
         self._advance(req, RequestState.APPROVED, RequestState.AUTHENTICATED, "request.applicant_authenticated",
                       {"piv_auth_sha256": req.piv_auth_sha256, "photo_confirmed": req.aal is Aal.AAL3})
         self._tell(Step.PKI_AUTH, "PKI-AUTH accepted", request_id=req.id, state=RequestState.AUTHENTICATED)
@@ -367,6 +424,7 @@ class IssuanceEngine:
         """The applicant's new PIN, within its policy: asked before the key is generated (a weak
         PIN mints nothing) and kept in memory only, for activation."""
         if req.new_pin is None:
+            self._check("before asking for the new PIN")
             pin, confirmation = self.ui.request_new_pin()
             try:
                 check_new_pin(pin, confirmation)
@@ -377,7 +435,9 @@ class IssuanceEngine:
 
     def _generate(self, req: _Request, target: Target) -> None:
         self._expect(req, RequestState.AUTHENTICATED, target)
+        self._devices(target)
         self._new_pin(req)
+        self._check("before key generation")
         device = target.describe().identity
         recorded = json.loads(req.target_state) if req.target_state else {}
         if recorded:
@@ -394,8 +454,10 @@ class IssuanceEngine:
         if made != recorded:  # a key the records do not know yet (also: one made again)
             self._advance(req, RequestState.AUTHENTICATED, RequestState.AUTHENTICATED, "target.key_generated",
                           {"device": device, "public_key_sha256": made["public_key_sha256"]}, target_state=json.dumps(made))
+        self._check("after key generation, before the certification request")  # the key is on record: resume uses it
         self._tell(Step.KEY_GENERATION, "asking the CA for the certificate", "certifying the key", request_id=req.id)
         proof = CsrProof(target.proof_of_possession(req.subject))
+        self._check("before asking the CA for the certificate")
         issued = records.issue_certificate(self.station, req.id, proof, actor=req.actor,
                                            target_device=device,
                                            from_state=RequestState.AUTHENTICATED, to_state=RequestState.KEY_GENERATED)
@@ -412,6 +474,8 @@ class IssuanceEngine:
     # --- 5. delivery -----------------------------------------------------------------------------------
     def _deliver(self, req: _Request, target: Target) -> None:
         self._expect(req, RequestState.KEY_GENERATED, target)
+        self._devices(target)
+        self._check("before delivery")
         self._tell(Step.DELIVERY, "writing the certificate to the device", "writing the certificate", request_id=req.id)
         target.install_certificate(self._certificate(req), [self.station.ca.certificate])
         self._advance(req, RequestState.KEY_GENERATED, RequestState.DELIVERED, "credential.delivered")
@@ -420,11 +484,16 @@ class IssuanceEngine:
     # --- 6. activation -------------------------------------------------------------------------------------
     def _activate(self, req: _Request, target: Target) -> None:
         self._expect(req, RequestState.DELIVERED, target)
+        self._devices(target)
         self._certificate(req)
+        self._check("before activation")
         pin = self._new_pin(req)
+        self._check("before the new PIN is set")
         self._tell(Step.ACTIVATION, "setting the applicant's PIN on the device", "setting the PIN", request_id=req.id)
         try:
             target.set_activation_secret(pin)
+        except Cancelled:
+            raise  # stopped before the token was asked: the transport secret is still the one
         except StationError as exc:
             # The transport secret no longer works: after a crash the new PIN may already be set.
             # Only this recovery path tries a PIN that might be wrong (a normal issuance spends no try).
@@ -440,11 +509,16 @@ class IssuanceEngine:
     # --- 7. functional test ------------------------------------------------------------------------------
     def _verify(self, req: _Request, target: Target) -> selftest.SelfTestResult:
         self._expect(req, RequestState.ACTIVATED, target)
+        self._devices(target)
         cert = self._certificate(req)
+        self._check("before the functional test")
         pin = self.ui.request_pin(pin_kind="credential", tries_left=None)
-        self._tell(Step.SELF_TEST, "signing a test challenge with the new credential", "signing a test challenge", request_id=req.id)
-        result = selftest.run(target, pin, cert, self.station.ca.certificate, req.policy)
-        del pin
+        try:
+            self._check("before the functional test signs")
+            self._tell(Step.SELF_TEST, "signing a test challenge with the new credential", "signing a test challenge", request_id=req.id)
+            result = selftest.run(target, pin, cert, self.station.ca.certificate, req.policy)
+        finally:
+            del pin
         if result.passed:
             self._advance(req, RequestState.ACTIVATED, RequestState.ISSUED, "request.issued", {"selftest": result.checks})
         else:
@@ -469,8 +543,48 @@ class IssuanceEngine:
                 mark_revoked(self.station, session, credential, x509.ReasonFlags.cessation_of_operation, actor=actor,
                              because=f"request {request_id} {new.value}: {reason}")
 
-    def cancel(self, request_id: int, *, actor: str, reason: str = "cancelled by operator") -> None:
-        self._end(request_id, RequestState.CANCELLED, actor, "request.cancelled", reason)
+    def cancel(self, request_id: int, *, actor: str, reason: str = "cancelled by operator", target: Target | None = None) -> None:
+        """End the request ``cancelled`` (its certificate, if any, revoked). With ``target`` (the
+        request's device), the key this request's run made there, and its certificate, are
+        deleted too, found by the recorded target state while the transport secret still opens
+        the device: first the key, then the request ends (a token that cannot be reached leaves
+        the request as it was, to cancel again). After activation only the applicant's PIN
+        opens the device: the request still ends cancelled and its certificate revoked, then
+        :class:`DeviceMustBeReset` says the device must be reset. A request already cancelled or
+        failed gets only its key deleted."""
+        if target is None:
+            self._end(request_id, RequestState.CANCELLED, actor, "request.cancelled", reason)
+            return
+        with self.station.db.transaction() as session:
+            row = records.locked_request(session, request_id)
+            state, recorded = RequestState(row.state), json.loads(row.target_state) if row.target_state else {}
+            opened_for = records.require_backed(session, row).target_device
+        if state is RequestState.ISSUED:
+            raise IssuanceRefused(f"request {request_id} is already issued", code="issuance.state",
+                                  hint="revoke the credential instead (station credentials revoke)")
+        device = target.describe().identity
+        if opened_for and device != opened_for:
+            raise IssuanceRefused(f"request {request_id} was opened for another device ({opened_for.split(';')[0]})",
+                                  code="issuance.other_target", hint="name the device the request was opened for")
+        reset_needed = None
+        if state is RequestState.ACTIVATED:  # the transport secret is gone: no PIN try is spent finding that out
+            reset_needed = DeviceMustBeReset("the applicant's PIN is set on the device, so the key made for the request "
+                                             "stays on it: the device must be reset")
+        elif recorded:
+            target.restore(recorded)
+            try:
+                target.discard_key()
+            except DeviceMustBeReset as exc:  # e.g. a crash right after C_SetPIN
+                reset_needed = exc
+        if state not in FINAL:
+            self._end(request_id, RequestState.CANCELLED, actor, "request.cancelled", reason)
+        with self.station.db.transaction() as session:
+            self.station.audit.append(session, actor=actor, action="target.key_discarded" if reset_needed is None else "target.reset_needed",
+                                      object_type="request", object_id=request_id,
+                                      details={"device": device, "key_id": recorded.get("key_id")})
+        if reset_needed is not None:
+            reset_needed.args = (f"request {request_id} is cancelled and its certificate revoked, but {reset_needed}",)
+            raise reset_needed
 
     def fail(self, request_id: int, actor: str, reason: str) -> None:
         self._end(request_id, RequestState.FAILED, actor, "request.failed", reason)
@@ -484,6 +598,10 @@ class IssuanceEngine:
         try:
             self.approve(request_id, approver=approver)
             return self._complete(self._load(request_id, signed.identity), card, target)
+        except Cancelled as exc:  # stopped at a safe point: left as it is, to resume or cancel
+            if exc.request_id is None:
+                exc.request_id = request_id
+            raise
         except StationError as exc:
             if RequestState(self.state(request_id)) not in FINAL:
                 self.fail(request_id, signed.identity, f"the issuance stopped: {exc.code}")
@@ -501,9 +619,11 @@ class IssuanceEngine:
             RequestState.KEY_GENERATED.value: lambda: self._deliver(req, target),
             RequestState.DELIVERED.value: lambda: self._activate(req, target),
         }
-        if req.target_state:
-            target.restore(json.loads(req.target_state))
-        while req.state in steps:  # each step checks the state in the database and the chain before its device work
-            steps[req.state]()
-        result = self._verify(req, target) if req.state == RequestState.ACTIVATED.value else None
+        with self._leaves(req.id):
+            self._devices(card, target)
+            if req.target_state:
+                target.restore(json.loads(req.target_state))
+            while req.state in steps:  # each step checks the state in the database and the chain before its device work
+                steps[req.state]()
+            result = self._verify(req, target) if req.state == RequestState.ACTIVATED.value else None
         return Outcome(req.id, req.state, req.serial, req.certificate, result, req.policy)

@@ -264,13 +264,13 @@ def test_resume_without_the_applicants_card_is_refused(station, icam_profile, cr
 class CancelledMeanwhile(Pkcs11Target):
     """Another operator cancels the request while the token generates the key."""
 
-    def __init__(self, uri, cancel):
+    def __init__(self, uri, cancel_request):
         super().__init__(uri)
-        self.cancel = cancel
+        self.cancel_request = cancel_request  # not `cancel`: that is the target's cancel token
 
     def generate_key(self, algorithm):
         public_key = super().generate_key(algorithm)
-        self.cancel()
+        self.cancel_request()
         return public_key
 
 

@@ -6,6 +6,7 @@ Protocol only: no UI, no policy. Higher layers decide whether to spend a PIN try
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from station.cancel import check as check_cancel
 from station.devices import tlv
 from station.devices.apdu import SW_OK, SmartCardProtocol
 from station.devices.atr import supports_extended_length
@@ -78,11 +80,18 @@ class PinStatus:
 
 
 class PivSession:
-    """A PIV Card Application on one connection."""
+    """A PIV Card Application on one connection.
 
-    def __init__(self, connection: SmartCardConnection, *, aid: bytes | None = None, extended: bool | None = None):
+    ``cancel`` (a :class:`threading.Event`, settable later as ``session.cancel``) is checked
+    before each command: once set, the next command raises :class:`~station.cancel.Cancelled`
+    instead of being sent. A command already under way (its chained parts, its GET RESPONSEs)
+    always finishes; :meth:`reset` is never refused, so a card can be reset after a cancel."""
+
+    def __init__(self, connection: SmartCardConnection, *, aid: bytes | None = None, extended: bool | None = None,
+                 cancel: threading.Event | None = None):
         """``extended=None`` uses extended-length APDUs when the ATR announces them."""
         self.connection = connection
+        self.cancel = cancel
         if extended is None:
             extended = supports_extended_length(connection.atr)
         self.protocol = SmartCardProtocol(connection, extended=extended)
@@ -94,8 +103,16 @@ class PivSession:
         return self.connection.interface
 
     # --- SELECT -------------------------------------------------------------------------
+    def _command(self, name: str) -> None:
+        """A safe point: between two commands, never inside one."""
+        check_cancel(self.cancel, f"before {name}")
+
     def select(self, aid: bytes = PIV_AID) -> bytes:
         """SELECT the application by AID; returns the Application Property Template (61)."""
+        self._command("SELECT")
+        return self._select(aid)
+
+    def _select(self, aid: bytes) -> bytes:
         resp, sw = self.protocol.transmit(0x00, INS_SELECT, 0x04, 0x00, aid)
         if sw in (0x6A82, 0x6A86, 0x6D00, 0x6E00):
             raise NotPivCard("the card has no PIV application")
@@ -107,7 +124,7 @@ class PivSession:
     def reset(self) -> None:
         """Reset the card (a verified PIN no longer counts) and SELECT this application again."""
         self.connection.reset()
-        self.select(self.aid)
+        self._select(self.aid)
 
     def _select_any(self) -> bytes:
         try:
@@ -118,6 +135,7 @@ class PivSession:
     # --- GET DATA / PUT DATA --------------------------------------------------------------
     def get_data(self, object_id: int) -> bytes:
         """GET DATA; returns the content of the 53 container (for 7E: the whole 7E TLV)."""
+        self._command("GET DATA")
         tag = tlv.encode_tag(int(object_id))
         resp = self.protocol.send_apdu(0x00, INS_GET_DATA, 0x3F, 0xFF, tlv.encode_tlv(0x5C, tag))
         if int(object_id) == ObjectId.DISCOVERY:
@@ -127,6 +145,7 @@ class PivSession:
 
     def put_data(self, object_id: int, content: bytes) -> None:
         """PUT DATA with 5C tag and 53 content (for 7E: ``content`` is the whole 7E TLV)."""
+        self._command("PUT DATA")
         tag = tlv.encode_tag(int(object_id))
         body = content if int(object_id) == ObjectId.DISCOVERY else tlv.encode_tlv(0x53, content)
         self.protocol.send_apdu(0x00, INS_PUT_DATA, 0x3F, 0xFF, tlv.encode_tlv(0x5C, tag) + body, le=None)
@@ -185,6 +204,7 @@ class PivSession:
     # --- PINs ------------------------------------------------------------------------------
     def get_pin_status(self, key_ref: KeyRef = KeyRef.PIN) -> PinStatus:
         """VERIFY with no data: the retry counter, without spending a try."""
+        self._command("VERIFY")
         _, sw = self.protocol.transmit(0x00, INS_VERIFY, 0x00, int(key_ref), b"", le=None)
         if sw == SW_OK:
             return PinStatus(verified=True, retries_left=None)
@@ -196,6 +216,7 @@ class PivSession:
 
     def verify(self, pin: str, key_ref: KeyRef = KeyRef.PIN, *, token: bool = False) -> None:
         """VERIFY the application PIN (80), the Global PIN (00) or the PUK (81)."""
+        self._command("VERIFY")
         data = encode_pin(pin, key_ref=key_ref, token=token)
         _, sw = self.protocol.transmit(0x00, INS_VERIFY, 0x00, int(key_ref), data, le=None)
         if sw != SW_OK:
@@ -203,17 +224,20 @@ class PivSession:
 
     def change_reference_data(self, key_ref: KeyRef, current: str, new: str, *, token: bool = False) -> None:
         """CHANGE REFERENCE DATA: the current value is needed to set a new one."""
+        self._command("CHANGE REFERENCE DATA")
         data = encode_pin(current, key_ref=key_ref, token=token) + encode_pin(new, key_ref=key_ref, token=token)
         self.protocol.send_apdu(0x00, INS_CHANGE_REFERENCE_DATA, 0x00, int(key_ref), data, le=None)
 
     def reset_retry_counter(self, puk: str, new_pin: str, *, token: bool = False) -> None:
         """RESET RETRY COUNTER: unblock the PIN with the PUK and set a new PIN."""
+        self._command("RESET RETRY COUNTER")
         data = encode_pin(puk, key_ref=KeyRef.PUK) + encode_pin(new_pin, token=token)
         self.protocol.send_apdu(0x00, INS_RESET_RETRY_COUNTER, 0x00, int(KeyRef.PIN), data, le=None)
 
     # --- GENERAL AUTHENTICATE ----------------------------------------------------------------
     def general_authenticate(self, algorithm: Algorithm, key_ref: int, items: list[tuple[int, bytes]]) -> dict[int, bytes]:
         """GENERAL AUTHENTICATE with a 7C dynamic authentication template; returns its fields."""
+        self._command("GENERAL AUTHENTICATE")
         body = tlv.encode_tlv(TAG_DYNAMIC_AUTH, tlv.encode_tlvs(items))
         resp = self.protocol.send_apdu(0x00, INS_GENERAL_AUTHENTICATE, int(algorithm), int(key_ref), body)
         try:
@@ -260,6 +284,7 @@ class PivSession:
     # --- Key generation ----------------------------------------------------------------------
     def generate_asymmetric_key_pair(self, slot: Slot, algorithm: Algorithm):
         """GENERATE ASYMMETRIC KEY PAIR; returns the public key (cryptography object)."""
+        self._command("GENERATE ASYMMETRIC KEY PAIR")
         template = tlv.encode_tlv(0xAC, tlv.encode_tlv(0x80, bytes([int(algorithm)])))
         resp = self.protocol.send_apdu(0x00, INS_GENERATE_ASYMMETRIC_KEY_PAIR, 0x00, int(slot), template)
         return parse_public_key(algorithm, resp)

@@ -11,22 +11,38 @@ after each so that a crash can be resumed with ``restore()``:
 3. ``install_certificate(certificate, chain)`` — idempotent;
 4. ``set_activation_secret(new_pin)`` — the applicant's PIN replaces the transport secret;
 5. ``sign_challenge(pin, challenge)`` — used by the functional test (``selftest.run``).
+
+``cancel`` (a :class:`threading.Event` the engine sets on the target before it drives it) is
+checked between the target's device operations: once set, the next one raises
+:class:`~station.cancel.Cancelled` and the device is left as the last finished operation left
+it. ``discard_key()`` removes what this request's run made (found through ``restore()``)
+while the transport secret still opens the device: ``station requests cancel --target``.
 """
 
 from __future__ import annotations
 
 import abc
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
 
-from station.errors import StationError
+from station.cancel import check
+from station.errors import Exit, StationError
 
 
 class TargetError(StationError):
     code = "target"
     hint = "check the --target URI and that the token is plugged in"
+
+
+class DeviceMustBeReset(TargetError):
+    """The run's key cannot be removed: the applicant's PIN has replaced the transport secret."""
+
+    code = "target.reset_needed"
+    hint = "reset the device (re-initialize the token with its security officer PIN) before it is used again"
+    exit_code = Exit.REFUSED
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,11 @@ class DeviceDescription:
 
 class Target(abc.ABC):
     kind: str = ""
+    cancel: threading.Event | None = None  # set by the engine; checked between device operations
+
+    def _check_cancel(self, where: str) -> None:
+        """A safe point between two device operations."""
+        check(self.cancel, where)
 
     @abc.abstractmethod
     def describe(self) -> DeviceDescription: ...
@@ -80,6 +101,14 @@ class Target(abc.ABC):
 
     @abc.abstractmethod
     def restore(self, state: dict[str, str]) -> None: ...
+
+    def discard_key(self) -> None:
+        """Delete the key (and its certificate) this request's run made, as ``restore()`` found
+        it, while the transport secret still opens the device; nothing planned: nothing to do.
+        Once the applicant's PIN has replaced the transport secret it raises
+        :class:`DeviceMustBeReset`."""
+        raise TargetError(f"a {self.kind or 'target'} device cannot delete a key it made",
+                          code="target.cannot_discard", hint="reset the device before it is used again")
 
     def close(self) -> None:
         """Let go of the device (sessions, logins); the target may be used again after."""

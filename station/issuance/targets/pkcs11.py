@@ -13,10 +13,11 @@ import os
 from typing import Callable
 
 from cryptography import x509
+from pkcs11 import Attribute, ObjectClass
 
 from station.devices.pkcs11 import Pkcs11Token, Pkcs11Uri
-from station.devices.pkcs11.token import TokenPinIncorrect
-from station.issuance.targets.base import DeviceDescription, Target, TargetError
+from station.devices.pkcs11.token import TokenPinIncorrect, TokenPinLocked
+from station.issuance.targets.base import DeviceDescription, DeviceMustBeReset, Target, TargetError
 
 KEY_LABEL = "Derived PIV Authentication key"
 CERT_LABEL = "Derived PIV Authentication"
@@ -57,21 +58,27 @@ class Pkcs11Target(Target):
         """Generate the planned key, or find it when an earlier run generated it already. Half
         a pair under the planned CKA_ID (a run killed while the token stored the pair) is
         removed and the pair generated again under that CKA_ID."""
+        self._check_cancel("before logging in to the token")
         pin = self._transport_pin()
         self.token.hold_login(pin)  # one login for key, request and certificate
+        self._check_cancel("before looking for the key on the token")
         if self.public_key is not None and self.token.has_private_key(pin, self._key()):
             return self.public_key
         if self.key_id is not None:
+            self._check_cancel("before clearing the planned key's place")
             self.token.destroy_key_pair(pin, self.key_id)
+        self._check_cancel("before generating the key on the token")
         self.key_id, self.public_key = self.token.generate_key(pin, algorithm, KEY_LABEL, self.key_id)
         return self.public_key
 
     def proof_of_possession(self, subject: x509.Name) -> bytes:
         if self.public_key is None:
             raise TargetError("the public key is unknown; generate the key first")
+        self._check_cancel("before signing the certification request on the token")
         return self.token.certification_request(self._transport_pin(), self._key(), self.public_key, subject)
 
     def install_certificate(self, certificate: x509.Certificate, chain: list[x509.Certificate]) -> None:
+        self._check_cancel("before storing the certificate on the token")
         self.token.install_certificate(self._transport_pin(), self._key(), certificate, CERT_LABEL)
 
     def installed_certificate(self) -> x509.Certificate | None:
@@ -86,6 +93,7 @@ class Pkcs11Target(Target):
         return cert
 
     def set_activation_secret(self, new_pin: str) -> None:
+        self._check_cancel("before setting the applicant's PIN on the token")
         self.token.change_pin(self._transport_pin(), new_pin)
 
     def activation_secret_set(self, new_pin: str) -> bool:
@@ -96,7 +104,25 @@ class Pkcs11Target(Target):
             return False
 
     def sign_challenge(self, pin: str, challenge: bytes) -> bytes:
+        self._check_cancel("before signing the test challenge on the token")
         return self.token.sign(pin, self._key(), challenge)
+
+    def discard_key(self) -> None:
+        """Delete the key pair under the recorded CKA_ID and the certificate stored with it,
+        logged in with the transport PIN; a refused transport PIN means activation replaced
+        it (or it was never this token's): the device must be reset."""
+        if self.key_id is None:
+            return  # nothing was planned, so nothing was made
+        try:
+            pin = self._transport_pin()
+            self.token.destroy_key_pair(pin, self.key_id)
+            with self.token._open(pin) as session:  # the certificate is a public object with the key's CKA_ID
+                for cert in list(session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: self.key_id})):
+                    cert.destroy()
+        except (TokenPinIncorrect, TokenPinLocked):
+            raise DeviceMustBeReset("the token no longer takes its transport PIN (the applicant's PIN is set): "
+                                    "the key made for the request stays on it: the device must be reset") from None
+        self.public_key = None
 
     def close(self) -> None:
         self.token.release()
