@@ -79,7 +79,7 @@ def untimed(result):
 
 def station_home(work: Path, profile_path: Path):
     from station.cli.demo import demo_station
-    from station.records.models import Role
+    from station.terms import Role
 
     return demo_station(work / "home", profile_path, {"reg": Role.REGISTRAR, "sup": Role.SUPERVISOR}, SECRETS,
                         {"issuance": {"max_active_per_applicant": 1000}})

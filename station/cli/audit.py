@@ -84,7 +84,7 @@ def run_checkpoint(args: argparse.Namespace) -> int:
 
 
 def run_trust_key(args: argparse.Namespace) -> int:
-    from station.records.models import Role
+    from station.terms import Role
 
     with open_station(args) as station:
         fingerprint = pin_key(station, args.fingerprint, actor=sign_in(args, station, Role.ADMINISTRATOR).identity)

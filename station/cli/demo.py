@@ -128,7 +128,7 @@ def demo_station(root: Path, trust_profile: Path, roles: dict, passwords: dict[s
     password}. ``config``: more configuration sections."""
     from station.home import StationHome
     from station.issuance.signin import hash_password, sign_in
-    from station.records.models import AuthMethod, Role
+    from station.terms import AuthMethod, Role
     from station.service.operators import add_operator
     from station.service.setup import InitOptions, initialize
     from station.service.station import Station
@@ -156,7 +156,7 @@ def _issuance_demo(pcscd: IsolatedPcscd, icam: Path) -> int:
     from station.devices.virtual import load_card_image
     from station.issuance.engine import IssuanceEngine
     from station.issuance.targets import open_target
-    from station.records.models import Role
+    from station.terms import Role
     from station.service.station import Station
     from station.sim.pki_mirror import PkiMirror
 

@@ -225,7 +225,7 @@ def cmd_requests_resume(args) -> int:
 
 def cmd_requests_cancel(args) -> int:
     from station.cli._station_args import sign_in
-    from station.records.models import Role
+    from station.terms import Role
 
     station = open_station(args)
     try:

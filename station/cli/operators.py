@@ -40,7 +40,7 @@ def register(sub) -> None:
 
 def cmd_add(args) -> int:
     from station.issuance.signin import hash_password, passwords_allowed
-    from station.records.models import AuthMethod, Role
+    from station.terms import AuthMethod, Role
     from station.service.operators import add_operator, piv_auth_card
 
     station = open_station(args)
@@ -88,7 +88,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_disable(args) -> int:
-    from station.records.models import Role
+    from station.terms import Role
     from station.service.operators import disable_operator
 
     station = open_station(args)

@@ -19,7 +19,8 @@ from sqlalchemy import bindparam, select
 
 from station.audit.backing import AuditedRequest, audited_status, audited_statuses
 from station.crypto.pkiauth import LastTryRefused, pki_auth, read_public_objects
-from station.crypto.profile import Aal, CsrProof, TargetKind
+from station.crypto.profile import CsrProof
+from station.terms import Aal, TargetKind
 from station.crypto.trust import TrustProfile
 from station.crypto.validation import PathValidator
 from station.devices.piv.chuid import Chuid
@@ -32,15 +33,8 @@ from station.issuance.interaction import Interaction
 from station.issuance.pin_policy import check_new_pin
 from station.issuance.signin import SignedIn, sign_in
 from station.issuance.targets.base import Target
-from station.records.models import (
-    AuthMethod,
-    Credential,
-    IssuanceRequest,
-    Operator,
-    PivAuthCertificate,
-    RequestState,
-    Role,
-)
+from station.records.models import Credential, IssuanceRequest, Operator, PivAuthCertificate
+from station.terms import AuthMethod, RequestState, Role
 from station.service import issuance as records
 from station.service.operators import card_holder, operator_with_role
 from station.service.revocation import mark_revoked

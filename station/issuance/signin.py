@@ -20,7 +20,8 @@ from sqlalchemy import select
 
 from station.crypto.pkiauth import pki_auth
 from station.errors import Exit, StationError
-from station.records.models import AuthMethod, Operator, Role, utcnow
+from station.records.models import Operator, utcnow
+from station.terms import AuthMethod, Role
 
 _HASHER = PasswordHasher()  # argon2id, RFC 9106 "second recommended" parameters
 

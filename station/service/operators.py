@@ -20,7 +20,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from station.errors import StationError
-from station.records.models import AuthMethod, Operator, Role
+from station.records.models import Operator
+from station.terms import AuthMethod, Role
 from station.service.station import Station
 
 
