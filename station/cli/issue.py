@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from station.cli import print_table
 from station.cli._prompt import ask_secret, require_terminal
-from station.cli._station_args import add_station_args, open_station, operator_profile
+from station.cli._station_args import add_station_args, open_station
 from station.errors import Exit, StationError
 
 JSON_HELP = "print one JSON object instead of text"
@@ -98,24 +98,6 @@ def _show(out: dict, as_json: bool) -> None:
             print(f"{key.replace('_', ' '):<14} {', '.join(value) if isinstance(value, list) else value}")
 
 
-def _engine(station, ui, operator_card=None):
-    from station.crypto.trust import TrustProfile
-    from station.issuance.engine import IssuanceEngine
-
-    cache = station.home.crl_dir
-    cache.mkdir(parents=True, exist_ok=True)
-    applicants = TrustProfile.load(station.config["trust_profile"])
-    return IssuanceEngine(station, applicants, ui, crl_cache=cache, operator_profile=operator_profile(station),
-                          operator_card=operator_card)
-
-
-def _target(station, uri: str, pin_entry=None):
-    from station.issuance.targets import open_target
-
-    hardware = set((station.config.get("targets") or {}).get("hardware_modules", []))
-    return open_target(uri, hardware_modules=hardware, pin_entry=pin_entry)
-
-
 def _outcome_json(outcome, target) -> dict:
     cert = outcome.certificate
     out = {"request_id": outcome.request_id, "state": outcome.state}
@@ -133,12 +115,10 @@ def _outcome_json(outcome, target) -> dict:
 
 
 def _drive(args, ui, work) -> int:
-    """Open the station, run ``work(engine, target, card)`` with the card in
-    ``args.applicant_reader`` (None when no reader is named; the card is reset afterwards),
-    print the outcome. Refusals print ``error`` and exit 1."""
-    from station.devices import pcsc
-    from station.devices.piv import PivSession
-
+    """Open the station and an issuance session (the applicant's card in
+    ``args.applicant_reader``, none when no reader is named; the operators' cards in their
+    readers; the target), run ``work(session)``, print the outcome. Refusals print ``error``
+    and exit 1."""
     try:
         station = open_station(args)
     except StationError as exc:
@@ -147,26 +127,12 @@ def _drive(args, ui, work) -> int:
         (getattr(args, "registrar", None), getattr(args, "registrar_reader", None)),
         (getattr(args, "approver", None), getattr(args, "approver_reader", None)),
         (getattr(args, "operator", None), getattr(args, "operator_reader", None))) if reader}
-    connections = []
-
-    def operator_card(identity: str):
-        if identity not in operator_readers:
-            return None
-        conn = pcsc.open_reader(operator_readers[identity], exclusive=True)
-        connections.append(conn)
-        return PivSession(conn)
-
     try:
-        engine, target = _engine(station, ui, operator_card), _target(station, args.target, ui.transport_pin)
         # exclusive for the whole request: no other program uses key 9A around PKI-AUTH
-        conn = pcsc.open_reader(args.applicant_reader, exclusive=True) if args.applicant_reader else None
-        try:
-            outcome = work(engine, target, PivSession(conn) if conn else None)
-        finally:
-            target.close()
-            for c in [conn, *connections]:
-                if c:
-                    c.close(reset=True)
+        with station.issuance_session(ui, applicant_reader=args.applicant_reader, operator_readers=operator_readers,
+                                      target=args.target) as session:
+            outcome = work(session)
+            target = session.target
     except StationError as exc:
         return _fail(exc, args.json)
     finally:
@@ -181,25 +147,20 @@ def cmd_issue(args) -> int:
     ui = StdinInteraction(sys.stdin, registrar=args.registrar, approver=args.approver,
                           photo_confirmed=args.photo_confirmed, progress_to=sys.stderr)
 
-    def work(engine, target, card):
-        return engine.issue(card, registrar=args.registrar, approver=args.approver, aal=f"AAL{args.aal}", target=target)
+    def work(session):
+        return session.issue(registrar=args.registrar, approver=args.approver, aal=f"AAL{args.aal}")
 
     return _drive(args, ui, work)
 
 
 def cmd_requests_list(args) -> int:
-    from sqlalchemy import select
+    from dataclasses import asdict
 
-    from station.issuance.engine import FINAL
-    from station.records.models import IssuanceRequest
+    from station.service import requests
 
     station = open_station(args, signing=False)
     try:
-        with station.db.transaction() as session:
-            rows = session.execute(select(IssuanceRequest).order_by(IssuanceRequest.id)).scalars().all()
-            listing = [{"request_id": r.id, "state": r.state, "aal": r.aal, "target_kind": r.target_kind,
-                        "registrar": r.registrar.identity, "created_at": r.created_at.isoformat()}
-                       for r in rows if not (args.open and r.state in {s.value for s in FINAL})]
+        listing = [asdict(r) for r in requests.listing(station, open_only=args.open)]
     finally:
         station.close()
     if args.json:
@@ -220,7 +181,7 @@ def cmd_requests_resume(args) -> int:
                                    hint="name yourself with --operator ID and give your secret as the first line of standard input"),
                      args.json)
     ui = StdinInteraction(sys.stdin, registrar=args.operator, progress_to=sys.stderr, order=StdinInteraction.RESUME_ORDER)
-    return _drive(args, ui, lambda engine, target, card: engine.complete(args.request_id, card, target, registrar=args.operator))
+    return _drive(args, ui, lambda session: session.complete(args.request_id, registrar=args.operator))
 
 
 def cmd_requests_cancel(args) -> int:
@@ -230,8 +191,8 @@ def cmd_requests_cancel(args) -> int:
     station = open_station(args)
     try:
         signed = sign_in(args, station, Role.SUPERVISOR)
-        engine = _engine(station, None)
-        engine.cancel(args.request_id, actor=signed.identity, reason=args.reason)
+        with station.issuance_session(None) as session:
+            session.cancel(args.request_id, actor=signed.identity, reason=args.reason)
     except StationError as exc:
         return _fail(exc, args.json)
     finally:
@@ -262,14 +223,15 @@ def cmd_selftest(args) -> int:
     require_terminal("credential PIN", from_stdin=args.pin_stdin)
     station = open_station(args, signing=False)
     try:
-        target = _target(station, args.target)
-        cert = target.locate_credential()
-        if cert is None:
-            raise StationError("the device holds no derived PIV Authentication certificate", code="selftest.no_certificate",
-                               hint="name the token the credential was issued to with --target")
-        record = _issued_here(station, cert)
-        pin = ask_secret("credential PIN", from_stdin=args.pin_stdin)
-        result = selftest.run(target, pin, cert, station.ca.certificate, record.policy)
+        with station.issuance_session(None, target=args.target) as session:
+            target = session.target
+            cert = target.locate_credential()
+            if cert is None:
+                raise StationError("the device holds no derived PIV Authentication certificate", code="selftest.no_certificate",
+                                   hint="name the token the credential was issued to with --target")
+            record = _issued_here(station, cert)
+            pin = ask_secret("credential PIN", from_stdin=args.pin_stdin)
+            result = selftest.run(target, pin, cert, station.ca.certificate, record.policy)
     except StationError as exc:
         return _fail(exc, args.json)
     finally:
