@@ -140,7 +140,7 @@ def service_rate(ca: IssuingCA, piv_certs: list[x509.Certificate], csrs: list[tu
     """The whole service path on SQLite: applicant, request, approval, issuance with audit."""
     from station.home import StationHome
     from station.records.database import open_database
-    from station.records.models import AuthMethod, Role
+    from station.terms import AuthMethod, Role
     from station.service import issuance, operators
     from station.service.station import Station
 

@@ -27,8 +27,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench.results import record, table
 from station.issuance.interaction import ApprovalDecision
-from station.devices import pcsc
-from station.devices.piv import PivSession
 from station.devices.virtual import load_card_image
 from station.devices.virtual.pcscd import IsolatedPcscd
 from station.sim.pki_mirror import PkiMirror
@@ -83,18 +81,17 @@ def untimed(result):
 
 def station_home(work: Path, profile_path: Path):
     from station.cli.demo import demo_station
-    from station.records.models import Role
+    from station.terms import Role
 
     return demo_station(work / "home", profile_path, {"reg": Role.REGISTRAR, "sup": Role.SUPERVISOR}, SECRETS,
                         {"issuance": {"max_active_per_applicant": 1000}})
 
 
-def engine_issue(home, profile, reader: str, cache: Path, open_station=None) -> tuple[float, float]:
+def engine_issue(home, reader: str, open_station=None) -> tuple[float, float]:
     """(seconds, of which operator sign-in). ``open_station``: a station kept open (as the
     desktop application keeps it); without it the station is opened and closed in the run, as
-    the headless command does once its interpreter has started."""
-    from station.issuance.engine import IssuanceEngine
-    from station.issuance.targets import open_target
+    the headless command does once its interpreter has started. The issuance session (the
+    composition root) wires profiles, CRL cache, reader, target and engine, as for the CLI."""
     from station.service.station import Station
 
     _, uri = new_token()
@@ -102,25 +99,20 @@ def engine_issue(home, profile, reader: str, cache: Path, open_station=None) -> 
     station = open_station or Station.open(home)
     signing_in = 0.0
     try:
-        engine = IssuanceEngine(station, profile, Person(), crl_cache=cache)
-        sign_in = engine._sign_in
+        with station.issuance_session(Person(), applicant_reader=reader, target=uri, revocation="crl") as session:
+            engine = session.engine
+            sign_in = engine._sign_in
 
-        def timed_sign_in(*args, **kwargs):  # the operators' argon2id checks, measured apart
-            nonlocal signing_in
-            t = time.perf_counter()
-            try:
-                return sign_in(*args, **kwargs)
-            finally:
-                signing_in += time.perf_counter() - t
+            def timed_sign_in(*args, **kwargs):  # the operators' argon2id checks, measured apart
+                nonlocal signing_in
+                t = time.perf_counter()
+                try:
+                    return sign_in(*args, **kwargs)
+                finally:
+                    signing_in += time.perf_counter() - t
 
-        engine._sign_in = timed_sign_in
-        target = open_target(uri)
-        conn = pcsc.PcscConnection(reader)
-        try:
-            outcome = engine.issue(PivSession(conn), registrar="reg", approver="sup", aal="AAL2", target=target)
-        finally:
-            conn.close(reset=True)
-            target.close()
+            engine._sign_in = timed_sign_in
+            outcome = session.issue(registrar="reg", approver="sup", aal="AAL2")
     finally:
         if open_station is None:
             station.close()
@@ -193,7 +185,6 @@ def tools_issue(env: dict, files: dict[str, Path], work: Path) -> float:
 
 
 def main() -> None:
-    from station.crypto.trust import TrustProfile
     from station.service.station import Station
 
     work = Path(tempfile.mkdtemp(prefix="bench-issue-"))
@@ -205,20 +196,17 @@ def main() -> None:
         with IsolatedPcscd() as daemon, PkiMirror(ICAM) as mirror:
             os.environ["PCSCLITE_CSOCK_NAME"] = str(daemon.socket_path)
             profile_path = mirror.write_profile(work / "icam-test.toml")
-            profile = TrustProfile.load(profile_path).with_revocation("crl")
             home = station_home(work, profile_path)
-            cache = home.crl_dir
-            cache.mkdir(parents=True, exist_ok=True)
             files = tool_setup(work)
             link = daemon.insert(load_card_image(GOLDEN, pin=CARD_PIN))
             try:
                 kept_open = Station.open(home)
-                untimed(engine_issue(home, profile, daemon.reader(), cache, kept_open))  # warm the CRL cache
+                untimed(engine_issue(home, daemon.reader(), kept_open))  # warm the CRL cache
                 untimed(tools_issue(daemon.env, files, work))  # and the page cache for the tools
                 warm, cold, tools = [], [], []
                 for _ in range(RUNS):  # alternated, so that all three see the same machine
-                    warm.append(untimed(engine_issue(home, profile, daemon.reader(), cache, kept_open)))
-                    cold.append(untimed(engine_issue(home, profile, daemon.reader(), cache)))
+                    warm.append(untimed(engine_issue(home, daemon.reader(), kept_open)))
+                    cold.append(untimed(engine_issue(home, daemon.reader())))
                     tools.append(untimed(tools_issue(daemon.env, files, work)))
                 kept_open.close()
                 steps = lambda runs: [total - signin for total, signin in runs]  # noqa: E731

@@ -59,9 +59,8 @@ from station.records.models import (
     IssuanceRequest,
     Operator,
     PivAuthCertificate,
-    RequestState,
-    Role,
 )
+from station.terms import RequestState, Role
 
 Row = IssuanceRequest | Credential | Operator | Applicant | PivAuthCertificate | CrlIssue
 

@@ -98,7 +98,10 @@ def run() -> int:
     """The ``station`` program (console script and ``python -m station``): no core dumps (the
     commands read PINs and passwords into this process's memory), then :func:`main`. Tests call
     :func:`main` in their own process, which keeps its limits."""
+    from station.cli import _interrupt
+
     core_dumps.disable()
+    _interrupt.ending_process = True  # an interruptible command's end is the process's end
     return main()
 
 

@@ -19,6 +19,10 @@ from typing import Iterator
 from station.cancel import Cancelled
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: set by the ``station`` program (:func:`station.cli.run`): when an interruptible command ends,
+#: the process is ending too, so a late signal is ignored instead of turning a command that has
+#: finished (and printed its outcome) into a ``KeyboardInterrupt``
+ending_process = False
 _NOTICE = b"station: stopping at the next safe point (the step under way finishes first)\n"
 
 
@@ -43,7 +47,7 @@ def interruptible() -> Iterator[threading.Event]:
         yield cancel
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if ending_process else handler)
 
 
 def stopped_line(exc: Cancelled) -> str:

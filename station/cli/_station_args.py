@@ -45,19 +45,13 @@ def stdin_line(what: str) -> str:
     return line
 
 
-def operator_profile(station: Station):
-    """The trust profile for operators' own PIV cards (default: the applicants')."""
-    from station.crypto.trust import TrustProfile
-
-    return TrustProfile.load(station.config.get("operator_trust_profile") or station.config["trust_profile"])
-
-
 def sign_in(args: argparse.Namespace, station: Station, role):
     """The acting operator (``--operator``) signs in for an action needing ``role``
-    (a :class:`station.records.models.Role`); returns the SignedIn."""
+    (a :class:`station.terms.Role`); returns the SignedIn."""
     from station.devices import pcsc
     from station.devices.piv import PivSession
     from station.issuance import signin
+    from station.service.session import crl_cache, operator_profile
 
     if not args.operator:
         raise signin.SignInRefused("this command changes the station and needs a signed-in operator",
@@ -66,11 +60,11 @@ def sign_in(args: argparse.Namespace, station: Station, role):
     secret = stdin_line(f"the secret of operator {args.operator!r}")
     if not args.operator_reader:
         return signin.sign_in(station, args.operator, lambda: secret, role)
-    station.home.crl_dir.mkdir(parents=True, exist_ok=True)
+    cache = crl_cache(station)
     conn = pcsc.open_reader(args.operator_reader)
     try:
         with conn.transaction():  # no other process talks to the card during PKI-AUTH
             return signin.sign_in(station, args.operator, lambda: secret, role, card=PivSession(conn),
-                                  profile=operator_profile(station), cache_dir=station.home.crl_dir)
+                                  profile=operator_profile(station), cache_dir=cache)
     finally:
         conn.close(reset=True)

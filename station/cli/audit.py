@@ -7,12 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from station.audit.export import export_jsonl
-from station.audit.log import read_anchor
-from station.audit.verify import verify_chain
-from station.audit.trust import pin_key, pinned_keys
+from station.audit.trust import pin_key
 from station.cli._station_args import add_station_args, open_station, sign_in
-from station.crypto import ca_store
+from station.service import audit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,9 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_verify(args: argparse.Namespace) -> int:
     with open_station(args, signing=False) as station:
-        own_key = ca_store.load_audit_public_key(station.home)
-        with station.db.transaction() as session:
-            report = verify_chain(session, own_key, read_anchor(station.home.audit_anchor), pinned=pinned_keys(station.home))
+        report = audit.verify(station)
     if report.ok:
         print(f"audit trail intact: {report.events} events, {report.checkpoints_verified} signed checkpoints "
               f"(last at event {report.last_checkpoint_seq})")
@@ -62,14 +57,14 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    with open_station(args, signing=False) as station, station.db.transaction() as session:
+    with open_station(args, signing=False) as station:
         if args.out:
             with args.out.open("w", encoding="utf-8") as fh:
-                count = export_jsonl(session, fh)
+                count = audit.export(station, fh)
             print(f"wrote {count} events to {args.out}", file=sys.stderr)
         else:
             try:
-                export_jsonl(session, sys.stdout)
+                audit.export(station, sys.stdout)
                 sys.stdout.flush()
             except BrokenPipeError:  # `… | head`: the reader has all it wanted
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -77,14 +72,14 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_checkpoint(args: argparse.Namespace) -> int:
-    with open_station(args) as station, station.db.transaction() as session:
-        cp = station.audit.checkpoint(session)
+    with open_station(args) as station:
+        cp = audit.checkpoint(station)
     print("nothing to sign: the audit trail is empty" if cp is None else f"the chain head at event {cp.seq} is signed")
     return 0
 
 
 def run_trust_key(args: argparse.Namespace) -> int:
-    from station.records.models import Role
+    from station.terms import Role
 
     with open_station(args) as station:
         fingerprint = pin_key(station, args.fingerprint, actor=sign_in(args, station, Role.ADMINISTRATOR).identity)

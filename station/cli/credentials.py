@@ -71,7 +71,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_revoke(args: argparse.Namespace) -> int:
-    from station.records.models import Role
+    from station.terms import Role
 
     with open_station(args) as station:
         c = revocation.revoke(station, args.serial, args.reason, actor=sign_in(args, station, Role.ADMINISTRATOR).identity)

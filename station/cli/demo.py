@@ -135,7 +135,7 @@ def demo_station(root: Path, trust_profile: Path, roles: dict, passwords: dict[s
     password}. ``config``: more configuration sections."""
     from station.home import StationHome
     from station.issuance.signin import hash_password, sign_in
-    from station.records.models import AuthMethod, Role
+    from station.terms import AuthMethod, Role
     from station.service.operators import add_operator
     from station.service.setup import InitOptions, initialize
     from station.service.station import Station
@@ -157,13 +157,8 @@ def demo_station(root: Path, trust_profile: Path, roles: dict, passwords: dict[s
 
 def _issuance_demo(pcscd: IsolatedPcscd, icam: Path) -> int:
     from station.cli import main
-    from station.crypto.trust import TrustProfile
-    from station.devices import pcsc
-    from station.devices.piv import PivSession
     from station.devices.virtual import load_card_image
-    from station.issuance.engine import IssuanceEngine
-    from station.issuance.targets import open_target
-    from station.records.models import Role
+    from station.terms import Role
     from station.service.station import Station
     from station.sim.pki_mirror import PkiMirror
 
@@ -184,15 +179,11 @@ def _issuance_demo(pcscd: IsolatedPcscd, icam: Path) -> int:
               f" who enrolled the operators {', '.join(OPERATORS)}")
         link = pcscd.insert(load_card_image(icam / "cards" / GOLDEN, pin=DEMO_PIN))
         with Station.open(home) as station:
-            engine = IssuanceEngine(station, TrustProfile.load(profile_path).with_revocation("crl"), _DemoPeople(),
-                                    crl_cache=home.crl_dir)
-            target = open_target(target_uri)
-            conn = pcsc.open_reader(pcscd.reader())
             try:
-                outcome = engine.issue(PivSession(conn), registrar="registrar", approver="supervisor", aal="AAL2", target=target)
+                with station.issuance_session(_DemoPeople(), applicant_reader=pcscd.reader(), target=target_uri,
+                                              revocation="crl") as session:
+                    outcome = session.issue(registrar="registrar", approver="supervisor", aal="AAL2")
             finally:
-                target.close()
-                conn.close(reset=True)
                 pcscd.remove(link)
         if outcome.state != "issued":
             print(f"  {outcome.state.upper()}")

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from station.cli import print_table
 from station.cli._interrupt import interruptible
 from station.cli._prompt import ask_secret, require_terminal
-from station.cli._station_args import add_station_args, open_station, operator_profile
+from station.cli._station_args import add_station_args, open_station
 from station.errors import Exit, StationError
 
 JSON_HELP = "print one JSON object instead of text"
@@ -106,24 +106,6 @@ def _show(out: dict, as_json: bool) -> None:
             print(f"{key.replace('_', ' '):<14} {', '.join(value) if isinstance(value, list) else value}")
 
 
-def _engine(station, ui, operator_card=None, cancel=None):
-    from station.crypto.trust import TrustProfile
-    from station.issuance.engine import IssuanceEngine
-
-    cache = station.home.crl_dir
-    cache.mkdir(parents=True, exist_ok=True)
-    applicants = TrustProfile.load(station.config["trust_profile"])
-    return IssuanceEngine(station, applicants, ui, crl_cache=cache, operator_profile=operator_profile(station),
-                          operator_card=operator_card, cancel=cancel)
-
-
-def _target(station, uri: str, pin_entry=None):
-    from station.issuance.targets import open_target
-
-    hardware = set((station.config.get("targets") or {}).get("hardware_modules", []))
-    return open_target(uri, hardware_modules=hardware, pin_entry=pin_entry)
-
-
 def _outcome_json(outcome, target) -> dict:
     cert = outcome.certificate
     out = {"request_id": outcome.request_id, "state": outcome.state}
@@ -141,12 +123,10 @@ def _outcome_json(outcome, target) -> dict:
 
 
 def _drive(args, ui, work, cancel=None) -> int:
-    """Open the station, run ``work(engine, target, card)`` with the card in
-    ``args.applicant_reader`` (None when no reader is named; the card is reset afterwards),
-    print the outcome. Refusals print ``error`` and exit 1."""
-    from station.devices import pcsc
-    from station.devices.piv import PivSession
-
+    """Open the station and an issuance session (the applicant's card in
+    ``args.applicant_reader``, none when no reader is named; the operators' cards in their
+    readers; the target; ``cancel``, set by Ctrl-C or SIGTERM), run ``work(session)``, print
+    the outcome. Refusals print ``error`` and exit 1."""
     try:
         station = open_station(args)
     except StationError as exc:
@@ -155,26 +135,12 @@ def _drive(args, ui, work, cancel=None) -> int:
         (getattr(args, "registrar", None), getattr(args, "registrar_reader", None)),
         (getattr(args, "approver", None), getattr(args, "approver_reader", None)),
         (getattr(args, "operator", None), getattr(args, "operator_reader", None))) if reader}
-    connections = []
-
-    def operator_card(identity: str):
-        if identity not in operator_readers:
-            return None
-        conn = pcsc.open_reader(operator_readers[identity], exclusive=True)
-        connections.append(conn)
-        return PivSession(conn)
-
     try:
-        engine, target = _engine(station, ui, operator_card, cancel), _target(station, args.target, ui.transport_pin)
         # exclusive for the whole request: no other program uses key 9A around PKI-AUTH
-        conn = pcsc.open_reader(args.applicant_reader, exclusive=True) if args.applicant_reader else None
-        try:
-            outcome = work(engine, target, PivSession(conn) if conn else None)
-        finally:
-            target.close()
-            for c in [conn, *connections]:
-                if c:
-                    c.close(reset=True)
+        with station.issuance_session(ui, applicant_reader=args.applicant_reader, operator_readers=operator_readers,
+                                      target=args.target, cancel=cancel) as session:
+            outcome = work(session)
+            target = session.target
     except StationError as exc:
         return _fail(exc, args.json)
     finally:
@@ -189,26 +155,21 @@ def cmd_issue(args) -> int:
     ui = StdinInteraction(sys.stdin, registrar=args.registrar, approver=args.approver,
                           photo_confirmed=args.photo_confirmed, progress_to=sys.stderr)
 
-    def work(engine, target, card):
-        return engine.issue(card, registrar=args.registrar, approver=args.approver, aal=f"AAL{args.aal}", target=target)
+    def work(session):
+        return session.issue(registrar=args.registrar, approver=args.approver, aal=f"AAL{args.aal}")
 
     with interruptible() as cancel:  # Ctrl-C, SIGTERM: stop at the next safe point, exit 130
         return _drive(args, ui, work, cancel)
 
 
 def cmd_requests_list(args) -> int:
-    from sqlalchemy import select
+    from dataclasses import asdict
 
-    from station.issuance.engine import FINAL
-    from station.records.models import IssuanceRequest
+    from station.service import requests
 
     station = open_station(args, signing=False)
     try:
-        with station.db.transaction() as session:
-            rows = session.execute(select(IssuanceRequest).order_by(IssuanceRequest.id)).scalars().all()
-            listing = [{"request_id": r.id, "state": r.state, "aal": r.aal, "target_kind": r.target_kind,
-                        "registrar": r.registrar.identity, "created_at": r.created_at.isoformat()}
-                       for r in rows if not (args.open and r.state in {s.value for s in FINAL})]
+        listing = [asdict(r) for r in requests.listing(station, open_only=args.open)]
     finally:
         station.close()
     if args.json:
@@ -230,30 +191,35 @@ def cmd_requests_resume(args) -> int:
                      args.json)
     ui = StdinInteraction(sys.stdin, registrar=args.operator, progress_to=sys.stderr, order=StdinInteraction.RESUME_ORDER)
     with interruptible() as cancel:
-        return _drive(args, ui, lambda engine, target, card: engine.complete(args.request_id, card, target, registrar=args.operator),
-                      cancel)
+        return _drive(args, ui, lambda session: session.complete(args.request_id, registrar=args.operator), cancel)
+
+
+class _TransportPin:
+    """``requests cancel --target``: the token's transport PIN, when the URI names none, is the
+    line of standard input after the operator's secret."""
+
+    @staticmethod
+    def transport_pin() -> str:
+        from station.cli._station_args import stdin_line
+
+        return stdin_line("the token transport PIN")
 
 
 def cmd_requests_cancel(args) -> int:
     """With ``--target``, the key the request's run made on the device is deleted as well."""
-    from station.cli._station_args import sign_in, stdin_line
-    from station.records.models import Role
+    from station.cli._station_args import sign_in
+    from station.terms import Role
 
     station = open_station(args)
-    target = None
     try:
         signed = sign_in(args, station, Role.SUPERVISOR)
-        engine = _engine(station, None)
-        if args.target:
-            target = _target(station, args.target, lambda: stdin_line("the token transport PIN"))
-        engine.cancel(args.request_id, actor=signed.identity, reason=args.reason, target=target)
+        with station.issuance_session(_TransportPin(), target=args.target) as session:
+            session.cancel(args.request_id, actor=signed.identity, reason=args.reason, target=session.target)
     except StationError as exc:
         return _fail(exc, args.json)
     finally:
-        if target is not None:
-            target.close()
         station.close()
-    _show({"request_id": args.request_id, "state": "cancelled", **({"key": "deleted"} if target is not None else {})}, args.json)
+    _show({"request_id": args.request_id, "state": "cancelled", **({"key": "deleted"} if args.target else {})}, args.json)
     return 0
 
 
@@ -279,14 +245,15 @@ def cmd_selftest(args) -> int:
     require_terminal("credential PIN", from_stdin=args.pin_stdin)
     station = open_station(args, signing=False)
     try:
-        target = _target(station, args.target)
-        cert = target.locate_credential()
-        if cert is None:
-            raise StationError("the device holds no derived PIV Authentication certificate", code="selftest.no_certificate",
-                               hint="name the token the credential was issued to with --target")
-        record = _issued_here(station, cert)
-        pin = ask_secret("credential PIN", from_stdin=args.pin_stdin)
-        result = selftest.run(target, pin, cert, station.ca.certificate, record.policy)
+        with station.issuance_session(None, target=args.target) as session:
+            target = session.target
+            cert = target.locate_credential()
+            if cert is None:
+                raise StationError("the device holds no derived PIV Authentication certificate", code="selftest.no_certificate",
+                                   hint="name the token the credential was issued to with --target")
+            record = _issued_here(station, cert)
+            pin = ask_secret("credential PIN", from_stdin=args.pin_stdin)
+            result = selftest.run(target, pin, cert, station.ca.certificate, record.policy)
     except StationError as exc:
         return _fail(exc, args.json)
     finally:

@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 
 from station.cli import print_table
-from station.cli._station_args import add_station_args, open_station, operator_profile, sign_in, stdin_line
+from station.cli._station_args import add_station_args, open_station, sign_in, stdin_line
+from station.service.session import crl_cache, operator_profile
 from station.errors import StationError
 
 
@@ -40,7 +41,7 @@ def register(sub) -> None:
 
 def cmd_add(args) -> int:
     from station.issuance.signin import hash_password, passwords_allowed
-    from station.records.models import AuthMethod, Role
+    from station.terms import AuthMethod, Role
     from station.service.operators import add_operator, piv_auth_card
 
     station = open_station(args)
@@ -54,8 +55,7 @@ def cmd_add(args) -> int:
             except OSError as exc:
                 raise StationError(f"cannot read {args.piv_cert}: {exc.strerror}", code="operator.piv_cert",
                                    hint="give the operator's PIV Authentication certificate file") from None
-            station.home.crl_dir.mkdir(parents=True, exist_ok=True)
-            card = piv_auth_card(data, operator_profile(station), cache_dir=station.home.crl_dir, source=str(args.piv_cert))
+            card = piv_auth_card(data, operator_profile(station), cache_dir=crl_cache(station), source=str(args.piv_cert))
             reference, fascn, card_uuid = card.sha256, card.fascn, card.card_uuid
         else:
             if not passwords_allowed(station.config):
@@ -88,7 +88,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_disable(args) -> int:
-    from station.records.models import Role
+    from station.terms import Role
     from station.service.operators import disable_operator
 
     station = open_station(args)

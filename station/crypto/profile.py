@@ -20,7 +20,6 @@ proof of possession. Fields:
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,9 +31,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
 from station.errors import StationError
+from station.terms import Aal, TargetKind
 
-ID_FPKI_COMMON_DERIVED_PIV_AUTH = ObjectIdentifier("2.16.840.1.101.3.2.1.3.40")
-ID_FPKI_COMMON_DERIVED_PIV_AUTH_HARDWARE = ObjectIdentifier("2.16.840.1.101.3.2.1.3.41")
 ID_PKINIT_KP_CLIENT_AUTH = ObjectIdentifier("1.3.6.1.5.2.3.4")
 MS_SMART_CARD_LOGON = ObjectIdentifier("1.3.6.1.4.1.311.20.2.2")
 
@@ -74,36 +72,6 @@ class AssuranceMismatch(ProfileError):
 class ValidityError(ProfileError):
     code = "profile.validity"
     hint = "shorten the validity or check the applicant's PIV Authentication certificate dates"
-
-
-class Aal(str, enum.Enum):
-    """Authenticator assurance level of the derived credential (SP 800-157r1)."""
-
-    AAL2 = "AAL2"
-    AAL3 = "AAL3"
-
-    @property
-    def policy(self) -> ObjectIdentifier:
-        return ID_FPKI_COMMON_DERIVED_PIV_AUTH_HARDWARE if self is Aal.AAL3 else ID_FPKI_COMMON_DERIVED_PIV_AUTH
-
-
-class TargetKind(str, enum.Enum):
-    """Where the credential key lives."""
-
-    SMART_CARD = "smart-card"  # removable token with a PIV / Derived PIV applet (USB or NFC)
-    HARDWARE = "hardware"  # another hardware module: a PKCS#11 token, a phone's secure element
-    SOFTWARE = "software"  # a software key store (AAL2 only)
-
-    @property
-    def is_hardware(self) -> bool:
-        return self is not TargetKind.SOFTWARE
-
-    @classmethod
-    def of_device(cls, *, hardware: bool, smart_card: bool) -> TargetKind:
-        """From a device description (``station.issuance.targets.base.DeviceDescription``)."""
-        if smart_card:
-            return cls.SMART_CARD
-        return cls.HARDWARE if hardware else cls.SOFTWARE
 
 
 @dataclass(frozen=True)

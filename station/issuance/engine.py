@@ -13,16 +13,15 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cryptography import x509
-from sqlalchemy import bindparam, select
 
 from station.cancel import Cancelled, check
-from station.audit.backing import AuditedRequest, audited_status, audited_statuses
 from station.crypto.pkiauth import LastTryRefused, pki_auth, read_public_objects
-from station.crypto.profile import Aal, CsrProof, TargetKind
+from station.crypto.profile import CsrProof
 from station.crypto.trust import TrustProfile
 from station.crypto.validation import PathValidator
 from station.devices.piv.chuid import Chuid
@@ -35,29 +34,13 @@ from station.issuance.interaction import Interaction
 from station.issuance.pin_policy import check_new_pin
 from station.issuance.progress import Progress, Step
 from station.issuance.signin import SignedIn, sign_in
-from station.issuance.targets.base import DeviceMustBeReset, Target
-from station.records.models import (
-    AuthMethod,
-    Credential,
-    IssuanceRequest,
-    Operator,
-    PivAuthCertificate,
-    RequestState,
-    Role,
-)
-from station.service import issuance as records
-from station.service.operators import card_holder, operator_with_role
-from station.service.revocation import mark_revoked
+from station.issuance.targets.base import DeviceIdentity, DeviceMustBeReset, RequestNotReceived, Target
+from station.service import issuance, operators, requests
+from station.service.requests import EndingCredential, StepFacts
+from station.terms import Aal, RequestState, Role, TargetKind
 
 FINAL = {RequestState.ISSUED, RequestState.REJECTED, RequestState.CANCELLED, RequestState.FAILED}
 KEY_ALGORITHM = "P-256"
-_REQUESTS = IssuanceRequest.__table__
-_STATE = select(_REQUESTS.c.state).where(_REQUESTS.c.id == bindparam("id"))
-_LOAD = (select(_REQUESTS.c.state, _REQUESTS.c.aal, _REQUESTS.c.target_state, PivAuthCertificate.fingerprint,
-                PivAuthCertificate.der, Credential.certificate, Credential.serial, Credential.policy)
-         .join(PivAuthCertificate, PivAuthCertificate.id == _REQUESTS.c.piv_auth_certificate_id)
-         .outerjoin(Credential, Credential.request_id == _REQUESTS.c.id)
-         .where(_REQUESTS.c.id == bindparam("id")))
 _AUDIT_HINT = "run `station audit verify`; nothing goes on with this request until an administrator has looked"
 
 
@@ -119,14 +102,14 @@ def _same_person(a: FascN, b: FascN) -> bool:
 class IssuanceEngine:
     def __init__(self, station, trust_profile: TrustProfile, interaction: Interaction, *, crl_cache: Path,
                  max_active_per_applicant: int | None = None, operator_profile: TrustProfile | None = None,
-                 operator_card=None, cancel: threading.Event | None = None):
+                 operator_card=None, cancel: threading.Event | None = None, request_wait: float | None = None):
         """``operator_profile``: trust profile for operators' own PIV cards (default: the
         applicants'). ``operator_card(identity)``: the PivSession of the reader holding that
         operator's card, or None (the operator then signs in with a password). ``cancel``: set
         it (from any thread) to stop at the next safe point with :class:`Cancelled`; the request
-        stays in its last committed state, for ``complete()`` (resume) or ``cancel()``."""
+        stays in its last committed state, for ``complete()`` (resume) or ``cancel()``. ``request_wait``: how long a device that sends
+        its own request is waited for, in seconds (``[issuance] request_wait_seconds``, 300)."""
         self.station = station
-        self.cancel_token = cancel  # not `self.cancel`: that is the method ending a request
         self.profile = trust_profile
         self.operator_profile = operator_profile or trust_profile
         self.operator_card = operator_card or (lambda identity: None)
@@ -134,6 +117,8 @@ class IssuanceEngine:
         self.crl_cache = crl_cache
         limits = station.config.get("issuance") or {}
         self.max_active = max_active_per_applicant if max_active_per_applicant is not None else int(limits.get("max_active_per_applicant", 2))
+        self.cancel_token = cancel  # not self.cancel: that is the method that ends a request
+        self.request_wait = float(request_wait if request_wait is not None else limits.get("request_wait_seconds", 300))
 
     # --- helpers ---------------------------------------------------------------------------
     def _check(self, where: str) -> None:
@@ -158,9 +143,7 @@ class IssuanceEngine:
             raise
 
     def _refuse(self, actor: str, rule: str, message: str, request_id: int | None = None, hint: str = "") -> IssuanceRefused:
-        with self.station.db.transaction() as session:
-            self.station.audit.append(session, actor=actor, action="issuance.refused", object_type="request",
-                                      object_id=request_id if request_id is not None else "-", details={"rule": rule})
+        requests.record_refusal(self.station, actor=actor, rule=rule, request_id=request_id)
         return IssuanceRefused(message, code=rule, hint=hint)
 
     def _stop(self, req: _Request, rule: str, message: str, hint: str = "", *, ends: bool = False) -> IssuanceRefused:
@@ -193,13 +176,12 @@ class IssuanceEngine:
 
     def _load(self, request_id: int, actor: str) -> _Request:
         """The request with its applicant certificate and credential: one query."""
-        with self.station.db.transaction() as session:
-            row = session.connection().execute(_LOAD, {"id": request_id}).first()
+        row = requests.load(self.station, request_id)
         if row is None:
             raise IssuanceRefused(f"no request {request_id}", code="issuance.unknown_request")
-        cert = x509.load_der_x509_certificate(row.certificate) if row.certificate else None
-        return _Request(request_id, row.state, actor, row.fingerprint, Aal(row.aal),
-                        x509.load_der_x509_certificate(row.der).subject, row.target_state, cert, row.serial, row.policy)
+        cert = x509.load_der_x509_certificate(row.certificate_der) if row.certificate_der else None
+        return _Request(request_id, row.state, actor, row.piv_auth_sha256, Aal(row.aal),
+                        x509.load_der_x509_certificate(row.piv_auth_der).subject, row.target_state, cert, row.serial, row.policy)
 
     def _expect(self, req: _Request, expected: RequestState, target: Target | None = None) -> None:
         """Before a step acts: the request is ``expected`` in the records (else ``issuance.state``)
@@ -207,92 +189,68 @@ class IssuanceEngine:
         the approver are still enabled in their roles; the applicant is within the limit; the
         device is the request's own. Each refusal is audited; one the request cannot get past
         (approver withdrawn, limit reached) ends it ``failed``."""
-        device = target.describe().identity if target is not None else None
-        with self.station.db.transaction() as session:
-            row = records.locked_request(session, req.id)
-            if row.state != expected.value:
-                raise IssuanceRefused(f"request {req.id} is {row.state}, not {expected.value}", code="issuance.state")
-            try:
-                obstacle = self._obstacle(session, req, records.require_backed(session, row), device)
-            except StationError as exc:  # the row says what the chain does not
-                obstacle = (exc.code, str(exc), exc.hint, False)
+        device = target.describe().device if target is not None else None
+        facts = requests.step_facts(self.station, req.id, req.actor)
+        if facts.state != expected.value:
+            raise IssuanceRefused(f"request {req.id} is {facts.state}, not {expected.value}", code="issuance.state")
+        if facts.unbacked is not None:  # the row says what the chain does not
+            obstacle = (facts.unbacked.code, str(facts.unbacked), facts.unbacked.hint, False)
+        else:
+            obstacle = self._obstacle(req, facts, device)
         if obstacle is not None:
             rule, message, hint, ends = obstacle
             raise self._stop(req, rule, message, hint, ends=ends)
 
-    def _obstacle(self, session, req: _Request, record: AuditedRequest, device: str | None):
+    def _obstacle(self, req: _Request, record: StepFacts, device: DeviceIdentity | None):
         """Why ``req`` may not take its next step, as (rule, message, hint, ends), or None."""
-        if record.approver is None or not records.approver_signed_in(session, record):
+        if record.approver is None or not record.approver_signed_in:
             return ("audit.approval_unsigned", f"request {req.id} has no approval by a signed-in supervisor in the audit chain",
                     _AUDIT_HINT, False)
         if record.approver == req.actor:
             return ("issuance.separation_of_duties", f"operator {req.actor!r} approved request {req.id} and cannot carry it out",
                     "another registrar goes on with it (FIPS 201-3 §2.1)", False)
-        try:
-            operator_with_role(session, req.actor, Role.REGISTRAR)
-        except StationError as exc:
+        if (exc := record.actor_not_registrar) is not None:
             return exc.code, str(exc), "a registrar who is enabled goes on with it", False
-        try:
-            operator_with_role(session, record.approver, Role.SUPERVISOR)
-        except StationError as exc:
+        if (exc := record.approver_not_supervisor) is not None:
             return "issuance.approval_withdrawn", f"the approver of request {req.id}: {exc}", "open a new request", True
-        if device is not None and record.target_device and device != record.target_device:
-            return ("issuance.other_target", f"request {req.id} was opened for another device ({record.target_device.split(';')[0]})",
+        opened_for = DeviceIdentity.parse(record.target_device) if record.target_device else None
+        if device is not None and opened_for is not None and not device.same_device(opened_for):
+            return ("issuance.other_target", f"request {req.id} was opened for another device ({opened_for.name})",
                     "go on with the device the request was opened for", False)
-        active = self._active_credentials(session, record.applicant_id, besides=req.id)
+        active = record.active_credentials
         if active >= self.max_active:
             return "limits.active_credentials", f"the applicant already holds {active} active derived credentials", "", True
         return None
-
-    @staticmethod
-    def _active_credentials(session, applicant_id: int | None, besides: int | None = None) -> int:
-        """The applicant's active derived credentials, but for request ``besides``'s own: as the
-        audit chain has them (a credential marked revoked in the records alone still counts)."""
-        query = (select(Credential.serial).join(PivAuthCertificate, Credential.piv_auth_certificate_id == PivAuthCertificate.id)
-                 .where(PivAuthCertificate.applicant_id == applicant_id))
-        if besides is not None:
-            query = query.where(Credential.request_id != besides)
-        audited = audited_statuses(session, list(session.execute(query).scalars()))
-        return sum(1 for credential in audited.values() if credential.active)
 
     def _advance(self, req: _Request, expected: RequestState, new: RequestState, action: str,
                  details: dict | None = None, **columns) -> None:
         """``expected`` → ``new`` with its audit event, in one transaction; refused (nothing
         written) when the request is no longer ``expected``."""
-        with self.station.db.transaction() as session:
-            connection = session.connection()
-            moved = connection.execute(
-                _REQUESTS.update().where(_REQUESTS.c.id == req.id, _REQUESTS.c.state == expected.value)
-                .values(state=new.value, **columns)).rowcount
-            if moved != 1:
-                state = connection.execute(_STATE, {"id": req.id}).scalar()
-                raise IssuanceRefused(f"request {req.id} is {state}, not {expected.value}", code="issuance.state")
-            self.station.audit.append(session, actor=req.actor, action=action, object_type="request", object_id=req.id,
-                                      details=details or {})
+        state = requests.advance(self.station, req.id, expected, new, actor=req.actor, action=action, details=details, **columns)
+        if state is not None:
+            raise IssuanceRefused(f"request {req.id} is {state}, not {expected.value}", code="issuance.state")
         req.state = new.value
         for name, value in columns.items():
             setattr(req, name, value)
 
     def state(self, request_id: int) -> str:
-        with self.station.db.transaction() as session:
-            state = session.connection().execute(_STATE, {"id": request_id}).scalar()
+        state = requests.state_of(self.station, request_id)
         if state is None:
             raise IssuanceRefused(f"no request {request_id}", code="issuance.unknown_request")
         return state
 
-    def _applicant_is_operator(self, session, fingerprint: str, fascn: str | None, card_uuid: str | None,
+    def _applicant_is_operator(self, fingerprint: str, fascn: str | None, card_uuid: str | None,
                                cardholder_uuid: str | None) -> str | None:
-        """An operator enrolled with this card (:func:`card_holder`: the same PIV Authentication
+        """An operator enrolled with this card (:func:`operators.card_holder`: the same PIV Authentication
         certificate, FASC-N, card UUID, or the CHUID's cardholder UUID learnt at the operator's
         PIV sign-in), or with another card of the same person (:func:`_same_person`: the same
         credential, as on a re-issued card, or person identifier)."""
-        card = Operator(auth_method=AuthMethod.PIV.value, auth_reference=fingerprint, card_fascn=fascn, card_uuid=card_uuid,
-                        cardholder_uuid=cardholder_uuid)
-        found = card_holder(session, card)
+        found = operators.card_holder_identity(self.station, piv_auth_sha256=fingerprint, fascn=fascn, card_uuid=card_uuid,
+                                               cardholder_uuid=cardholder_uuid)
         person = _fascn(fascn)
         if found is not None or person is None:
-            return found.identity if found is not None else None
-        enrolled = session.execute(select(Operator.identity, Operator.card_fascn).where(Operator.card_fascn.is_not(None)))
+            return found
+        enrolled = operators.enrolled_fascns(self.station)
         return next((identity for identity, other in enrolled if (o := _fascn(other)) and _same_person(person, o)), None)
 
     # --- 1. request ------------------------------------------------------------------------------
@@ -308,7 +266,7 @@ class IssuanceEngine:
         device = target.describe()
         if aal is Aal.AAL3 and not device.hardware:
             raise self._refuse(registrar, "assurance.aal3_needs_hardware",
-                               f"AAL3 needs a hardware token; {device.identity.split(';')[0]} is not configured as hardware",
+                               f"AAL3 needs a hardware token; {device.device.name} is not configured as hardware",
                                hint="issue at AAL2, or use a token whose PKCS#11 module the configuration lists as hardware")
         self._tell(Step.REQUEST, "reading the applicant's PIV card", "reading the card")
         contents = read_public_objects(card, objects=("chuid",), slots=(Slot.AUTHENTICATION,))  # who: the rest at PKI-AUTH
@@ -321,29 +279,27 @@ class IssuanceEngine:
         if not result.ok:
             raise self._refuse(registrar, result.reason, f"the applicant's PIV Authentication certificate: {result.detail}")
         cert = x509.load_der_x509_certificate(cert_der)
-        fingerprint = records.fingerprint(cert)
+        fingerprint = issuance.fingerprint(cert)
         chuid = Chuid.from_bytes(contents.chuid) if contents.chuid else None
         fascn = chuid.fascn.hex().upper() if chuid else None
         card_uuid = str(chuid.card_uuid) if chuid and chuid.card_uuid else None
         cardholder_uuid = str(chuid.cardholder_uuid) if chuid and chuid.cardholder_uuid else None
-        with self.station.db.transaction() as session:
-            operator = self._applicant_is_operator(session, fingerprint, fascn, card_uuid, cardholder_uuid)
+        operator = self._applicant_is_operator(fingerprint, fascn, card_uuid, cardholder_uuid)
         if operator is not None:
             raise self._refuse(registrar, "separation.applicant_is_operator",
                                f"the applicant's card belongs to operator {operator!r}", hint="another registrar must serve this person")
         # the applicant as the records know them (by this certificate, else cardholder UUID or
         # FASC-N: a person with a new card is still the same applicant for the limit)
-        applicant_id, pac_id = records.record_applicant(
+        applicant_id, pac_id = issuance.record_applicant(
             self.station, cert, actor=signed.identity, fascn=fascn, card_uuid=card_uuid, cardholder_uuid=cardholder_uuid,
         )
-        with self.station.db.transaction() as session:
-            active = self._active_credentials(session, applicant_id)
+        active = requests.active_credentials(self.station, applicant_id)
         if active >= self.max_active:
             raise self._refuse(registrar, "limits.active_credentials", f"the applicant already holds {active} active derived credentials")
         kind = TargetKind.of_device(hardware=device.hardware, smart_card=device.smart_card)
         self._check("before the request is recorded")
-        request_id = records.open_request(self.station, pac_id, aal=aal, target_kind=kind, registrar=signed.identity,
-                                          target_uri=str(getattr(target, "uri", device.identity)), target_device=device.identity)
+        request_id = issuance.open_request(self.station, pac_id, aal=aal, target_kind=kind, registrar=signed.identity,
+                                          target_uri=device.uri or device.identity, target_device=device.identity)
         self._tell(Step.REQUEST, f"request {request_id} opened for {cert.subject.rfc4514_string()}", request_id=request_id,
                    state=RequestState.REQUESTED)
         return request_id, signed
@@ -355,7 +311,7 @@ class IssuanceEngine:
             signed = self._sign_in(approver, f"approve request {request_id}", Role.SUPERVISOR)
             self._check("before the approval is recorded")
         try:
-            records.approve_request(self.station, request_id, approver=signed.identity)
+            issuance.approve_request(self.station, request_id, approver=signed.identity)
         except StationError as exc:  # e.g. the registrar approving their own request
             raise self._refuse(signed.identity, exc.code, str(exc), request_id, exc.hint) from None
         self._tell(Step.APPROVAL, f"approved by {signed.identity}", request_id=request_id, state=RequestState.APPROVED)
@@ -439,6 +395,19 @@ class IssuanceEngine:
         self._new_pin(req)
         self._check("before key generation")
         device = target.describe().identity
+        csr = self._awaited_request(req, target, device) if target.sends_request else self._made_key(req, target, device)
+        proof = CsrProof(csr)
+        self._check("before asking the CA for the certificate")
+        self._tell(Step.KEY_GENERATION, "asking the CA for the certificate", "certifying the key", request_id=req.id)
+        issued = issuance.issue_certificate(self.station, req.id, proof, actor=req.actor,
+                                           target_device=device,
+                                           from_state=RequestState.AUTHENTICATED, to_state=RequestState.KEY_GENERATED)
+        req.state, req.certificate, req.serial, req.policy = (RequestState.KEY_GENERATED.value, issued.certificate,
+                                                              issued.serial, issued.policy)
+        self._tell(Step.KEY_GENERATION, f"certificate {issued.serial} issued", request_id=req.id, state=RequestState.KEY_GENERATED)
+
+    def _made_key(self, req: _Request, target: Target, device: str) -> bytes:
+        """The key made on the device at the station's word, and its request (proof of possession)."""
         recorded = json.loads(req.target_state) if req.target_state else {}
         if recorded:
             target.restore(recorded)  # resumed: the key is planned, perhaps generated
@@ -450,20 +419,31 @@ class IssuanceEngine:
                               {"device": device}, target_state=json.dumps(recorded))
         self._tell(Step.KEY_GENERATION, "generating the key on the token", "generating the key", request_id=req.id)
         public_key = target.generate_key(KEY_ALGORITHM)
-        made = {**target.state(), "public_key_sha256": records.public_key_sha256(public_key)}
+        made = {**target.state(), "public_key_sha256": issuance.public_key_sha256(public_key)}
         if made != recorded:  # a key the records do not know yet (also: one made again)
             self._advance(req, RequestState.AUTHENTICATED, RequestState.AUTHENTICATED, "target.key_generated",
                           {"device": device, "public_key_sha256": made["public_key_sha256"]}, target_state=json.dumps(made))
         self._check("after key generation, before the certification request")  # the key is on record: resume uses it
-        self._tell(Step.KEY_GENERATION, "asking the CA for the certificate", "certifying the key", request_id=req.id)
-        proof = CsrProof(target.proof_of_possession(req.subject))
-        self._check("before asking the CA for the certificate")
-        issued = records.issue_certificate(self.station, req.id, proof, actor=req.actor,
-                                           target_device=device,
-                                           from_state=RequestState.AUTHENTICATED, to_state=RequestState.KEY_GENERATED)
-        req.state, req.certificate, req.serial, req.policy = (RequestState.KEY_GENERATED.value, issued.certificate,
-                                                              issued.serial, issued.policy)
-        self._tell(Step.KEY_GENERATION, f"certificate {issued.serial} issued", request_id=req.id, state=RequestState.KEY_GENERATED)
+        return target.proof_of_possession(req.subject)
+
+    def _awaited_request(self, req: _Request, target: Target, device: str) -> bytes:
+        """A device that makes its key and sends its request when ready (a phone): that the
+        request waits for it is recorded once (``target.awaiting_request``, in the chain and the
+        request's target state); then the device's request arrives, or ``request_wait`` passes
+        (refused and audited; the request stays ``authenticated``, to resume), or the operator
+        cancels (:class:`station.cancel.Cancelled`; resumable too)."""
+        recorded = json.loads(req.target_state) if req.target_state else {}
+        if recorded.get("awaiting") != "request":
+            self._advance(req, RequestState.AUTHENTICATED, RequestState.AUTHENTICATED, "target.awaiting_request",
+                          {"device": device, "wait_seconds": self.request_wait},
+                          target_state=json.dumps({**recorded, "awaiting": "request"}))
+        self._tell(Step.KEY_GENERATION, "waiting for the device's certification request", "waiting for the device",
+                   request_id=req.id)
+        try:
+            return target.await_request(req.subject, deadline=time.monotonic() + self.request_wait, cancel=self.cancel_token)
+        except RequestNotReceived as exc:
+            self._refuse(req.actor, exc.code, str(exc), req.id)
+            raise
 
     @staticmethod
     def _certificate(req: _Request) -> x509.Certificate:
@@ -530,18 +510,12 @@ class IssuanceEngine:
     # --- ending without a credential ------------------------------------------------------------------------
     def _end(self, request_id: int, new: RequestState, actor: str, action: str, reason: str) -> None:
         """Cancel or fail; a certificate already issued is revoked in the same transaction."""
-        with self.station.db.transaction() as session:
-            req = records.locked_request(session, request_id)
-            if RequestState(req.state) in FINAL:
-                raise IssuanceRefused(f"request {request_id} is already {req.state}", code="issuance.state")
-            credential = req.credential
-            audited = audited_status(session, credential.serial) if credential is not None else None
-            req.state = new.value
-            self.station.audit.append(session, actor=actor, action=action, object_type="request", object_id=req.id,
-                                      details={"reason": reason, "credential": credential.serial if credential else None})
-            if credential is not None and (audited is None or audited.active):  # not the row's word alone
-                mark_revoked(self.station, session, credential, x509.ReasonFlags.cessation_of_operation, actor=actor,
-                             because=f"request {request_id} {new.value}: {reason}")
+        def revokes(state: str, credential: EndingCredential | None) -> bool:
+            if RequestState(state) in FINAL:
+                raise IssuanceRefused(f"request {request_id} is already {state}", code="issuance.state")
+            return credential is not None and (credential.audited is None or credential.audited.active)  # not the row's word alone
+
+        requests.end(self.station, request_id, new, actor=actor, action=action, reason=reason, revokes=revokes)
 
     def cancel(self, request_id: int, *, actor: str, reason: str = "cancelled by operator", target: Target | None = None) -> None:
         """End the request ``cancelled`` (its certificate, if any, revoked). With ``target`` (the
@@ -555,16 +529,14 @@ class IssuanceEngine:
         if target is None:
             self._end(request_id, RequestState.CANCELLED, actor, "request.cancelled", reason)
             return
-        with self.station.db.transaction() as session:
-            row = records.locked_request(session, request_id)
-            state, recorded = RequestState(row.state), json.loads(row.target_state) if row.target_state else {}
-            opened_for = records.require_backed(session, row).target_device
+        facts = requests.device_facts(self.station, request_id)
+        state, recorded, opened_for = RequestState(facts.state), json.loads(facts.target_state or "{}"), facts.target_device
         if state is RequestState.ISSUED:
             raise IssuanceRefused(f"request {request_id} is already issued", code="issuance.state",
                                   hint="revoke the credential instead (station credentials revoke)")
-        device = target.describe().identity
-        if opened_for and device != opened_for:
-            raise IssuanceRefused(f"request {request_id} was opened for another device ({opened_for.split(';')[0]})",
+        device = target.describe().device
+        if opened_for and not device.same_device(DeviceIdentity.parse(opened_for)):
+            raise IssuanceRefused(f"request {request_id} was opened for another device ({DeviceIdentity.parse(opened_for).name})",
                                   code="issuance.other_target", hint="name the device the request was opened for")
         reset_needed = None
         if state is RequestState.ACTIVATED:  # the transport secret is gone: no PIN try is spent finding that out
@@ -578,10 +550,9 @@ class IssuanceEngine:
                 reset_needed = exc
         if state not in FINAL:
             self._end(request_id, RequestState.CANCELLED, actor, "request.cancelled", reason)
-        with self.station.db.transaction() as session:
-            self.station.audit.append(session, actor=actor, action="target.key_discarded" if reset_needed is None else "target.reset_needed",
-                                      object_type="request", object_id=request_id,
-                                      details={"device": device, "key_id": recorded.get("key_id")})
+        requests.record_event(self.station, request_id, actor=actor,
+                              action="target.key_discarded" if reset_needed is None else "target.reset_needed",
+                              details={"device": str(device), "key_id": recorded.get("key_id")})
         if reset_needed is not None:
             reset_needed.args = (f"request {request_id} is cancelled and its certificate revoked, but {reset_needed}",)
             raise reset_needed
@@ -601,6 +572,8 @@ class IssuanceEngine:
         except Cancelled as exc:  # stopped at a safe point: left as it is, to resume or cancel
             if exc.request_id is None:
                 exc.request_id = request_id
+            raise
+        except RequestNotReceived:  # the device may still send it: the request waits, resumable
             raise
         except StationError as exc:
             if RequestState(self.state(request_id)) not in FINAL:

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select
 
 from station.crypto.pkiauth import pki_auth
 from station.errors import Exit, StationError
-from station.records.models import AuthMethod, Operator, Role, utcnow
+from station.service import operators
+from station.service.operators import OperatorLogin
+from station.terms import AuthMethod, Role
 
 _HASHER = PasswordHasher()  # argon2id, RFC 9106 "second recommended" parameters
 
@@ -52,21 +53,12 @@ def passwords_allowed(config: dict) -> bool:
     return bool((config.get("operators") or {}).get("allow_passwords", False))
 
 
-def _operator(session, identity: str) -> Operator | None:
-    op = session.execute(select(Operator).where(Operator.identity == identity)).scalar_one_or_none()
-    return op if op is not None and op.active else None
-
-
-def _signed_in(station, session, op: Operator, method: str, piv_sha256: str | None = None, learnt: dict | None = None) -> SignedIn:
-    station.audit.append(session, actor=op.identity, action="operator.signed_in", object_type="operator",
-                         object_id=op.id, details={"method": method, **(learnt or {})})
-    return SignedIn(op.id, op.identity, frozenset(op.roles.split()), method, utcnow(), piv_sha256)
+def _signed_in(login: OperatorLogin, method: AuthMethod, piv_sha256: str | None = None) -> SignedIn:
+    return SignedIn(login.id, login.identity, login.roles, method.value, dt.datetime.now(dt.timezone.utc), piv_sha256)
 
 
 def _refuse(station, identity: str, why: str, code: str) -> SignInRefused:
-    with station.db.transaction() as session:
-        station.audit.append(session, actor=identity, action="operator.signin_refused", object_type="operator",
-                             object_id=identity, details={"rule": code})
+    operators.record_sign_in_refused(station, identity, code)
     return SignInRefused(f"sign-in of {identity!r} refused: {why}", code=code)
 
 
@@ -74,19 +66,18 @@ def sign_in_with_password(station, identity: str, secret: str) -> SignedIn:
     """The argon2id check (~0.1 s by design) runs outside any transaction: it holds no lock."""
     if not passwords_allowed(station.config):
         raise _refuse(station, identity, "the configuration does not allow passwords", "signin.passwords_disabled")
-    with station.db.transaction() as session:
-        op = _operator(session, identity)
-        method, reference = (op.auth_method, op.auth_reference) if op is not None else ("unknown", None)
+    op = operators.active_operator(station, identity)
+    method, reference = (op.auth_method, op.auth_reference) if op is not None else ("unknown", None)
     if method == AuthMethod.PASSWORD.value and reference:
         try:
             _HASHER.verify(reference, secret)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             method = "mismatch"
         else:
-            with station.db.transaction() as session:
-                op = _operator(session, identity)  # still active, still this password
-                if op is not None and op.auth_reference == reference:
-                    return _signed_in(station, session, op, AuthMethod.PASSWORD.value)
+            # still active, still this password
+            login = operators.record_sign_in(station, identity, AuthMethod.PASSWORD, reference=reference)
+            if login is not None:
+                return _signed_in(login, AuthMethod.PASSWORD)
             method = "unknown"
     if method == "unknown":
         raise _refuse(station, identity, "no such active operator", "signin.unknown_operator")
@@ -104,16 +95,17 @@ def sign_in_with_piv(station, identity: str, verdict) -> SignedIn:
     fingerprint = (verdict.identity.sha256_fingerprint or "").lower()
     holder = (verdict.identity.cardholder_uuid or "").lower() or None
     other = None
-    with station.db.transaction() as session:
-        op = _operator(session, identity)
-        if op is not None and op.auth_method == AuthMethod.PIV.value and (op.auth_reference or "").lower() == fingerprint:
-            if holder:
-                other = session.execute(select(Operator.identity).where(
-                    Operator.cardholder_uuid == holder, Operator.id != op.id)).scalar()
-            if other is None:
-                learnt = {"cardholder_uuid": holder} if holder and op.cardholder_uuid != holder else {}
-                op.cardholder_uuid = holder or op.cardholder_uuid  # the CHUID's, verified by PKI-AUTH
-                return _signed_in(station, session, op, AuthMethod.PIV.value, fingerprint, learnt)
+    op = operators.active_operator(station, identity)
+    if op is not None and op.auth_method == AuthMethod.PIV.value and (op.auth_reference or "").lower() == fingerprint:
+        if holder:
+            other = operators.cardholder_elsewhere(station, holder, besides=op.id)
+        if other is None:
+            learnt = {"cardholder_uuid": holder} if holder and op.cardholder_uuid != holder else {}
+            login = operators.record_sign_in(station, identity, AuthMethod.PIV, reference=fingerprint, details=learnt,
+                                             cardholder_uuid=holder)  # the CHUID's, verified by PKI-AUTH
+            if login is not None:
+                return _signed_in(login, AuthMethod.PIV, fingerprint)
+            op = None  # disabled or re-enrolled meanwhile
     if other is not None:
         raise _refuse(station, identity, f"this card's holder is already operator {other!r}", "separation.card_enrolled")
     if op is None:

@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from station.terms import RequestState, Role
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -61,33 +63,6 @@ class UTCDateTime(TypeDecorator):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-
-
-class Role(str, enum.Enum):
-    REGISTRAR = "registrar"  # checks identity and opens requests
-    SUPERVISOR = "supervisor"  # approves requests (never the registrar of the same request)
-    AUDITOR = "auditor"  # reads and verifies the audit trail
-    ADMINISTRATOR = "administrator"  # manages operators and revocation
-
-
-class AuthMethod(str, enum.Enum):
-    PIV = "piv"  # the operator's own PIV card (auth_reference: PIV Auth cert SHA-256)
-    PASSWORD = "password"  # argon2id hash in auth_reference
-
-
-class RequestState(str, enum.Enum):
-    """SP 800-157's steps (docs/issuance.md). ``issued`` is reached after the self-test."""
-
-    REQUESTED = "requested"
-    APPROVED = "approved"
-    AUTHENTICATED = "authenticated"  # the applicant passed PKI-AUTH after the approval
-    KEY_GENERATED = "key_generated"  # key generated on the device and certified
-    DELIVERED = "delivered"  # certificate installed on the device
-    ACTIVATED = "activated"  # the applicant's PIN set
-    ISSUED = "issued"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-    FAILED = "failed"
 
 
 class CredentialStatus(str, enum.Enum):

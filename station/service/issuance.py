@@ -18,7 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from station.audit.backing import AuditedRequest, backed_request
-from station.crypto.profile import Aal, AssuranceMismatch, ProofOfPossession, TargetKind, plan_certificate
+from station.crypto.profile import AssuranceMismatch, ProofOfPossession, plan_certificate
+from station.terms import Aal, TargetKind
 from station.errors import StationError
 from station.records.models import (
     Applicant,
@@ -26,11 +27,10 @@ from station.records.models import (
     Credential,
     IssuanceRequest,
     PivAuthCertificate,
-    RequestState,
-    Role,
     serial_hex,
     utcnow,
 )
+from station.terms import RequestState, Role
 from station.service.operators import operator_with_role, same_person
 from station.service.station import Station
 

@@ -20,7 +20,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from station.errors import StationError
-from station.records.models import AuthMethod, Operator, Role
+from station.records.models import Operator
+from station.terms import AuthMethod, Role
 from station.service.station import Station
 
 
@@ -216,3 +217,77 @@ def disable_operator(station: Station, identity: str, *, actor: str) -> None:
         op.active = False
         station.audit.append(session, actor=actor, action="operator.disabled", object_type="operator", object_id=op.id,
                              details={"identity": identity})
+
+
+def card_holder_identity(station: Station, *, piv_auth_sha256: str, fascn: str | None, card_uuid: str | None,
+                         cardholder_uuid: str | None) -> str | None:
+    """The operator enrolled with this card (:func:`card_holder`: the same PIV Authentication
+    certificate, FASC-N, card UUID, or the CHUID's cardholder UUID learnt at the operator's PIV
+    sign-in), or None."""
+    card = Operator(auth_method=AuthMethod.PIV.value, auth_reference=piv_auth_sha256, card_fascn=fascn, card_uuid=card_uuid,
+                    cardholder_uuid=cardholder_uuid)
+    with station.db.transaction() as session:
+        found = card_holder(session, card)
+        return found.identity if found is not None else None
+
+
+def enrolled_fascns(station: Station) -> list[tuple[str, str]]:
+    """(identity, FASC-N hex) of every operator enrolled with a card's FASC-N."""
+    with station.db.transaction() as session:
+        return [(identity, fascn) for identity, fascn in session.execute(
+            select(Operator.identity, Operator.card_fascn).where(Operator.card_fascn.is_not(None)))]
+
+
+@dataclass(frozen=True)
+class OperatorLogin:
+    """An active operator as sign-in sees them."""
+    id: int
+    identity: str
+    roles: frozenset[str]
+    auth_method: str
+    auth_reference: str | None
+    cardholder_uuid: str | None
+
+
+def _login(op: Operator) -> OperatorLogin:
+    return OperatorLogin(op.id, op.identity, frozenset(op.roles.split()), op.auth_method, op.auth_reference, op.cardholder_uuid)
+
+
+def _active(session: Session, identity: str) -> Operator | None:
+    op = session.execute(select(Operator).where(Operator.identity == identity)).scalar_one_or_none()
+    return op if op is not None and op.active else None
+
+
+def active_operator(station: Station, identity: str) -> OperatorLogin | None:
+    with station.db.transaction() as session:
+        op = _active(session, identity)
+        return _login(op) if op is not None else None
+
+
+def record_sign_in(station: Station, identity: str, method: AuthMethod, *, reference: str,
+                   details: dict | None = None, cardholder_uuid: str | None = None) -> OperatorLogin | None:
+    """The ``operator.signed_in`` event of ``identity``, who is still active and still signs in
+    with ``method`` and ``reference`` (else None, nothing written); ``cardholder_uuid``: learnt
+    from the card's CHUID (verified by PKI-AUTH), recorded with the operator."""
+    with station.db.transaction() as session:
+        op = _active(session, identity)
+        stored = (op.auth_reference or "") if op is not None else ""
+        if op is None or op.auth_method != method.value or (stored.lower() if method is AuthMethod.PIV else stored) != reference:
+            return None
+        op.cardholder_uuid = cardholder_uuid or op.cardholder_uuid
+        station.audit.append(session, actor=op.identity, action="operator.signed_in", object_type="operator",
+                             object_id=op.id, details={"method": method.value, **(details or {})})
+        return _login(op)
+
+
+def cardholder_elsewhere(station: Station, cardholder_uuid: str, *, besides: int) -> str | None:
+    """Another operator than ``besides`` who holds the card of ``cardholder_uuid``."""
+    with station.db.transaction() as session:
+        return session.execute(select(Operator.identity).where(
+            Operator.cardholder_uuid == cardholder_uuid, Operator.id != besides)).scalar()
+
+
+def record_sign_in_refused(station: Station, identity: str, rule: str) -> None:
+    with station.db.transaction() as session:
+        station.audit.append(session, actor=identity, action="operator.signin_refused", object_type="operator",
+                             object_id=identity, details={"rule": rule})

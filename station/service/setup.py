@@ -180,7 +180,7 @@ def initialize(home: StationHome, opts: InitOptions) -> dict:
 
 
 def _enrol_admin(session, audit: AuditLog, opts: InitOptions, card) -> None:
-    from station.records.models import AuthMethod, Role
+    from station.terms import AuthMethod, Role
     from station.service.operators import enrol
 
     enrol(session, audit, opts.admin, display_name=opts.admin, roles=[Role.ADMINISTRATOR],

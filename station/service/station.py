@@ -32,6 +32,7 @@ class Station:
     audit: AuditLog
     _secrets: SecretStore | None = None
     _ca: IssuingCA | None = field(default=None, repr=False)
+    _trust_profiles: dict = field(default_factory=dict, repr=False)  # loaded once per open station (service/session.py)
 
     @classmethod
     def open(cls, home: StationHome, *, db_url: str | None = None, signing: bool = True) -> Station:
@@ -88,6 +89,14 @@ class Station:
     @property
     def crl_lifetime(self) -> dt.timedelta:
         return dt.timedelta(hours=_positive(self.config.get("crl") or {}, "next_update_hours", 24, self.home))
+
+    def issuance_session(self, interaction, **options):
+        """The composition root of an issuance (:class:`station.service.session.IssuanceSession`):
+        ``cancel``, ``applicant_reader``, ``operator_readers`` {identity: reader}, ``target`` (a
+        target URI), ``revocation`` (override the trust profiles' mode); a context manager."""
+        from station.service.session import IssuanceSession
+
+        return IssuanceSession(self, interaction, **options)
 
     def close(self) -> None:
         close = getattr(self._ca.signer, "close", None) if self._ca else None

@@ -13,7 +13,8 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
 from station.crypto.profile import CsrProof
-from station.records.models import AuthMethod, Operator, Role
+from station.records.models import Operator
+from station.terms import AuthMethod, Role
 from station.service import issuance, operators
 
 SOFTHSM_MODULE = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"

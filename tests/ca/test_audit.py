@@ -353,7 +353,7 @@ def test_cli_trust_key_pins_a_registered_key_only(trail, capsys, tmp_path, monke
     from station.audit.log import key_fingerprint
     from station.crypto.signer import PrivateKeySigner
     from station.issuance.signin import hash_password
-    from station.records.models import AuthMethod, Role
+    from station.terms import AuthMethod, Role
     from station.service.operators import add_operator
 
     for identity, role in (("admin", Role.ADMINISTRATOR), ("aud", Role.AUDITOR)):

@@ -12,7 +12,8 @@ from station.audit.chain import SensitiveDataInEvent
 from station.audit.verify import verify_chain
 from station.crypto import ca_store
 from station.crypto.profile import CsrProof
-from station.records.models import AuditEvent, Credential, IssuanceRequest, RequestState
+from station.records.models import AuditEvent, Credential, IssuanceRequest
+from station.terms import RequestState
 from station.service import issuance
 from station.service.issuance import IssuanceError
 from station.service.operators import OperatorError
@@ -71,7 +72,7 @@ def test_unapproved_request_is_not_issued(station, pki):
 
 
 def test_registrar_cannot_approve_own_request(station, pki):
-    from station.records.models import AuthMethod, Role
+    from station.terms import AuthMethod, Role
     from station.service.operators import add_operator
 
     add_operator(station, "both@station.test", display_name="Both", roles=[Role.REGISTRAR, Role.SUPERVISOR], auth_method=AuthMethod.PIV, actor="t")

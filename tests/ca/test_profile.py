@@ -203,7 +203,7 @@ def test_profile_settings_refuse_out_of_profile_values(kwargs):
 
 
 def test_target_kind_of_a_device_description():
-    from station.crypto.profile import TargetKind
+    from station.terms import TargetKind
 
     assert TargetKind.of_device(hardware=True, smart_card=True) is TargetKind.SMART_CARD
     assert TargetKind.of_device(hardware=True, smart_card=False) is TargetKind.HARDWARE

@@ -36,7 +36,7 @@ def _administrator(station, monkeypatch) -> None:
     import sys
 
     from station.issuance.signin import hash_password
-    from station.records.models import AuthMethod, Role
+    from station.terms import AuthMethod, Role
     from station.service.operators import add_operator
 
     add_operator(station, "adm", display_name="Admin", roles=[Role.ADMINISTRATOR], auth_method=AuthMethod.PASSWORD,

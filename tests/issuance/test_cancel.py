@@ -26,7 +26,7 @@ from station.issuance.engine import IssuanceEngine
 from station.issuance.signin import hash_password
 from station.issuance.targets.base import DeviceMustBeReset
 from station.issuance.targets.pkcs11 import Pkcs11Target
-from station.records.models import AuthMethod, Role
+from station.terms import AuthMethod, Role
 from station.service.operators import add_operator
 from tests.conftest import GOLDEN, SOFTHSM_MODULE, TEST_PIN, init_softhsm_token
 

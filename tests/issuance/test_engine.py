@@ -20,7 +20,7 @@ from station.issuance.interaction import ApprovalDecision
 from station.issuance.signin import hash_password
 from station.issuance.targets import open_target
 from station.issuance.targets.pkcs11 import Pkcs11Target
-from station.records.models import AuthMethod, Role
+from station.terms import AuthMethod, Role
 from station.service.operators import add_operator
 from tests.conftest import CARDS, GOLDEN, TEST_PIN, init_softhsm_token
 

@@ -15,7 +15,8 @@ from station.errors import StationError
 from station.issuance.engine import IssuanceEngine
 from station.issuance.signin import hash_password
 from station.issuance.targets import open_target
-from station.records.models import AuditEvent, AuthMethod, IssuanceRequest, Role
+from station.records.models import AuditEvent, IssuanceRequest
+from station.terms import AuthMethod, Role
 from station.service.operators import add_operator
 from tests.issuance.test_engine import SECRETS, Script
 from tests.conftest import CARDS, GOLDEN, TEST_PIN, init_softhsm_token

@@ -18,7 +18,7 @@ from station.devices.virtual import VirtualConnection, load_card_image
 from station.issuance.engine import _same_person
 from station.issuance.targets import open_target
 from station.issuance.targets.pkcs11 import Pkcs11Target
-from station.records.models import AuthMethod, Role
+from station.terms import AuthMethod, Role
 from station.service import issuance as records
 from station.service.operators import add_operator, disable_operator
 from tests.conftest import CARDS, GOLDEN, TEST_PIN, init_softhsm_token

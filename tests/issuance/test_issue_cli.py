@@ -12,7 +12,7 @@ import pytest
 
 from station.issuance.signin import hash_password
 from station.devices.virtual import load_card_image
-from station.records.models import AuthMethod, Role
+from station.terms import AuthMethod, Role
 from station.service.operators import add_operator
 from tests.conftest import GOLDEN, SOFTHSM_MODULE, TEST_PIN, init_softhsm_token
 

@@ -17,7 +17,7 @@ from station.home import StationHome
 from station.issuance.engine import IssuanceRefused
 from station.issuance.signin import SignInRefused, hash_password, sign_in_with_password
 from station.issuance.targets import open_target
-from station.records.models import AuthMethod, Role
+from station.terms import AuthMethod, Role
 from station.service.operators import OperatorError, add_operator
 from station.service.station import Station
 from tests.conftest import CARDS, GOLDEN, init_softhsm_token

@@ -1,25 +1,51 @@
-"""Issuance targets behind one interface; ``open_target`` picks one from a target URI."""
+"""Issuance targets behind one interface, found by the scheme of their target URI.
+
+``register(scheme, factory)`` adds a kind of device; ``open_target(uri, ...)`` calls the
+factory of the URI's scheme with the URI and the keywords ``hardware_modules`` (the module
+paths the configuration counts as hardware) and ``pin_entry`` (gives the device's transport
+secret when the URI names none). ``pkcs11:`` (RFC 7512) is registered here; ``piv:`` and
+``phone:`` come with their targets.
+"""
 
 from __future__ import annotations
 
 from typing import Callable
 
-from station.issuance.targets.base import DeviceDescription, Target, TargetError
+from station.issuance.targets.base import DeviceDescription, DeviceIdentity, RequestNotReceived, Target, TargetError
+
+TargetFactory = Callable[..., Target]
+_FACTORIES: dict[str, TargetFactory] = {}
+
+
+def register(scheme: str, factory: TargetFactory) -> None:
+    """``factory(uri, *, hardware_modules, pin_entry)`` opens the targets of ``scheme:`` URIs."""
+    _FACTORIES[scheme.lower()] = factory
+
+
+def schemes() -> list[str]:
+    return sorted(_FACTORIES)
 
 
 def open_target(uri: str, *, hardware_modules: set[str] | frozenset[str] = frozenset(),
                 pin_entry: Callable[[], str] | None = None) -> Target:
-    """A target for ``uri``. ``pkcs11:`` URIs open a PKCS#11 token; the module is hardware only
-    when configuration lists its path in ``hardware_modules``. ``pin_entry()`` gives the
-    token's transport PIN when the URI names none (asked once, when first needed)."""
-    if uri.startswith("pkcs11:"):
-        from station.devices.pkcs11 import Pkcs11Uri
-        from station.issuance.targets.pkcs11 import Pkcs11Target
-
-        parsed = Pkcs11Uri.parse(uri)
-        return Pkcs11Target(parsed, hardware=parsed.query.get("module-path") in hardware_modules, pin_entry=pin_entry)
-    raise TargetError(f"unknown target {uri.split(':', 1)[0]!r}: use a pkcs11: URI",
-                      hint="PIV-applet tokens and phones come with their own target kinds")
+    """A target for ``uri``, by its scheme. ``pin_entry()`` gives the device's transport secret
+    when the URI names none (asked once, when first needed)."""
+    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
+    factory = _FACTORIES.get(scheme)
+    if factory is None:
+        known = ", ".join(f"{s}:" for s in schemes())
+        raise TargetError(f"unknown target {scheme or uri!r}: the station knows {known} URIs",
+                          hint=f"give the device as a URI of a known scheme ({known})")
+    return factory(uri, hardware_modules=hardware_modules, pin_entry=pin_entry)
 
 
-__all__ = ["DeviceDescription", "Target", "TargetError", "open_target"]
+def _open_pkcs11(uri: str, **options) -> Target:
+    from station.issuance.targets.pkcs11 import open_pkcs11  # python-pkcs11 loads only when a token is used
+
+    return open_pkcs11(uri, **options)
+
+
+register("pkcs11", _open_pkcs11)
+
+__all__ = ["DeviceDescription", "DeviceIdentity", "RequestNotReceived", "Target", "TargetError", "open_target", "register",
+           "schemes"]

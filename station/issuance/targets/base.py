@@ -17,13 +17,19 @@ checked between the target's device operations: once set, the next one raises
 :class:`~station.cancel.Cancelled` and the device is left as the last finished operation left
 it. ``discard_key()`` removes what this request's run made (found through ``restore()``)
 while the transport secret still opens the device: ``station requests cancel --target``.
+
+A device that makes its key and sends its own PKCS#10 request when it is ready (a phone) sets
+``sends_request = True``: instead of steps 1 and 2 the engine records that it waits
+(``target.awaiting_request``) and calls ``await_request(subject, deadline=..., cancel=...)``,
+which returns the DER request (the proof of possession, as in step 2).
 """
 
 from __future__ import annotations
 
 import abc
+import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from cryptography import x509
@@ -45,17 +51,70 @@ class DeviceMustBeReset(TargetError):
     exit_code = Exit.REFUSED
 
 
+class RequestNotReceived(TargetError):
+    """The device did not send its certification request before the deadline; the request
+    stays where it was (resumable: the device may send it when the step is run again)."""
+
+    code = "target.request_timeout"
+    exit_code = Exit.REFUSED
+    hint = "make the device send its request, then `station requests resume ID`; or `station requests cancel ID`"
+
+
+_IDENTITY = re.compile(r"(?P<kind>[a-z0-9-]+):token=(?P<label>.*);manufacturer=(?P<manufacturer>.*);"
+                       r"model=(?P<model>.*);serial=(?P<serial>.*)", re.S)
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """Who a device is, field by field: stable and PIN-free. Its text form
+    (``pkcs11:token=<label>;manufacturer=…;model=…;serial=…``) is what the records and the audit
+    chain hold (``target_device``); :meth:`parse` reads it back."""
+    kind: str  # the target URI's scheme: "pkcs11", "piv", "phone"
+    label: str
+    manufacturer: str = ""
+    model: str = ""
+    serial: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind}:token={self.label};manufacturer={self.manufacturer};model={self.model};serial={self.serial}"
+
+    @property
+    def name(self) -> str:
+        """The short form for messages: kind and label."""
+        return f"{self.kind}:token={self.label}" if self.kind else self.label
+
+    @classmethod
+    def parse(cls, text: str) -> DeviceIdentity:
+        """The identity a record holds; a text in no known form is kept whole as the label (it
+        then matches only itself)."""
+        found = _IDENTITY.fullmatch(text)
+        if found is None:
+            return cls("", text)
+        return cls(**found.groupdict())
+
+    def same_device(self, other: DeviceIdentity) -> bool:
+        """The same device: every field equal."""
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(self))
+
+
 @dataclass(frozen=True)
 class DeviceDescription:
     kind: str  # "pkcs11", "piv-token", "phone"
     hardware: bool  # a hardware cryptographic module (AAL3-capable), from configuration
-    identity: str  # stable, PIN-free identity recorded with the credential
+    device: DeviceIdentity  # stable, PIN-free identity recorded with the credential
+    uri: str = ""  # the target URI without any secret, recorded with the request (resume names it)
     smart_card: bool = False  # Smart Card Logon EKU only for keys on a smart card
     details: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def identity(self) -> str:
+        """The device identity's text form, as recorded."""
+        return str(self.device)
 
 
 class Target(abc.ABC):
     kind: str = ""
+    sends_request: bool = False  # the device sends its own PKCS#10 request when ready (a phone)
     cancel: threading.Event | None = None  # set by the engine; checked between device operations
 
     def _check_cancel(self, where: str) -> None:
@@ -70,14 +129,22 @@ class Target(abc.ABC):
         that cannot name its key in advance leaves this empty (a crash during generation may
         then leave an unused key on the device)."""
 
-    @abc.abstractmethod
     def generate_key(self, algorithm: str) -> Any:
         """Generate the key pair on the device (or find the planned one, already generated, with
-        its private key: a pair found without it is made again); returns the public key."""
+        its private key: a pair found without it is made again); returns the public key. Every
+        target but one that ``sends_request`` implements it."""
+        raise TargetError(f"a {self.kind} target makes its key itself and sends its request", code="target.sends_request")
 
-    @abc.abstractmethod
     def proof_of_possession(self, subject: x509.Name) -> bytes:
         """A DER PKCS#10 request signed by the device's new key."""
+        raise TargetError(f"a {self.kind} target makes its key itself and sends its request", code="target.sends_request")
+
+    def await_request(self, subject: x509.Name, *, deadline: float, cancel: threading.Event | None = None) -> bytes:
+        """For a target that ``sends_request``: wait until the device sends its DER PKCS#10
+        request (the key made on the device), at most until ``deadline`` (``time.monotonic()``;
+        then :class:`RequestNotReceived`); a set ``cancel`` stops the wait
+        (:class:`station.cancel.Cancelled`)."""
+        raise TargetError(f"a {self.kind} target does not send its own request", code="target.no_request")
 
     @abc.abstractmethod
     def install_certificate(self, certificate: x509.Certificate, chain: list[x509.Certificate]) -> None: ...

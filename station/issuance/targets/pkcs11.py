@@ -17,10 +17,18 @@ from pkcs11 import Attribute, ObjectClass
 
 from station.devices.pkcs11 import Pkcs11Token, Pkcs11Uri
 from station.devices.pkcs11.token import TokenPinIncorrect, TokenPinLocked
-from station.issuance.targets.base import DeviceDescription, DeviceMustBeReset, Target, TargetError
+from station.issuance.targets.base import DeviceDescription, DeviceIdentity, DeviceMustBeReset, Target, TargetError
 
 KEY_LABEL = "Derived PIV Authentication key"
 CERT_LABEL = "Derived PIV Authentication"
+
+
+def open_pkcs11(uri: str, *, hardware_modules: set[str] | frozenset[str] = frozenset(),
+                pin_entry: Callable[[], str] | None = None) -> Pkcs11Target:
+    """The ``pkcs11:`` factory of the target registry: the module is hardware only when the
+    configuration lists its path in ``hardware_modules``."""
+    parsed = Pkcs11Uri.parse(uri)
+    return Pkcs11Target(parsed, hardware=parsed.query.get("module-path") in hardware_modules, pin_entry=pin_entry)
 
 
 class Pkcs11Target(Target):
@@ -37,8 +45,8 @@ class Pkcs11Target(Target):
 
     def describe(self) -> DeviceDescription:
         d = self.token.describe()
-        identity = f"pkcs11:token={d['label']};manufacturer={d['manufacturer']};model={d['model']};serial={d['serial']}"
-        return DeviceDescription("pkcs11", self.hardware, identity, smart_card=False, details=d)
+        device = DeviceIdentity("pkcs11", d["label"], d["manufacturer"], d["model"], d["serial"])
+        return DeviceDescription("pkcs11", self.hardware, device, str(self.uri), smart_card=False, details=d)
 
     def _transport_pin(self) -> str:
         """From pin-value, a PIN file or the keyring (a D-Bus call): read once, not per operation."""

@@ -1,0 +1,209 @@
+"""The issuance engine's records: a request read once, its state moved compare-and-set with its
+audit event, what a step must know before it acts, refusals, and a request ended.
+
+The engine (station/issuance/engine.py) holds the rules and the refusals; these functions do
+the records' work in one transaction each and return plain dataclasses, so that nothing above
+the service layer touches the database. Every change and its audit event commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography import x509
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from station.audit.backing import AuditedCredential, audited_status, audited_statuses
+from station.errors import StationError
+from station.records.models import Credential, IssuanceRequest, PivAuthCertificate
+from station.service.issuance import approver_signed_in, locked_request, require_backed
+from station.service.operators import operator_with_role
+from station.service.revocation import mark_revoked
+from station.service.station import Station
+from station.terms import FINAL_STATES, RequestState, Role
+
+_REQUESTS = IssuanceRequest.__table__
+_STATE = select(_REQUESTS.c.state).where(_REQUESTS.c.id == bindparam("id"))
+_LOAD = (select(_REQUESTS.c.state, _REQUESTS.c.aal, _REQUESTS.c.target_state, PivAuthCertificate.fingerprint,
+                PivAuthCertificate.der, Credential.certificate, Credential.serial, Credential.policy)
+         .join(PivAuthCertificate, PivAuthCertificate.id == _REQUESTS.c.piv_auth_certificate_id)
+         .outerjoin(Credential, Credential.request_id == _REQUESTS.c.id)
+         .where(_REQUESTS.c.id == bindparam("id")))
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """A request with its applicant's PIV Authentication certificate and its credential (once
+    issued), read in one query."""
+    id: int
+    state: str
+    aal: str
+    target_state: str | None
+    piv_auth_sha256: str
+    piv_auth_der: bytes
+    certificate_der: bytes | None
+    serial: str | None
+    policy: str | None
+
+
+@dataclass(frozen=True)
+class RequestSummary:
+    """A line of ``station requests list``."""
+    request_id: int
+    state: str
+    aal: str
+    target_kind: str
+    registrar: str
+    created_at: str  # ISO 8601
+
+
+@dataclass(frozen=True)
+class StepFacts:
+    """What a step must know before it acts, read under the request's row lock: the row's
+    state; the audit chain's record of the request (``unbacked``: why the row is not believed);
+    the approver and whether their sign-in is in the chain; whether the acting registrar and the
+    approver still hold their roles (the refusal when not); the device the request was opened
+    for; the applicant's other active credentials, as the chain has them."""
+    state: str
+    unbacked: StationError | None = None
+    approver: str | None = None
+    approver_signed_in: bool = False
+    actor_not_registrar: StationError | None = None
+    approver_not_supervisor: StationError | None = None
+    target_device: str | None = None
+    active_credentials: int = 0
+
+
+@dataclass(frozen=True)
+class EndingCredential:
+    """The credential of a request that ends: its row's status and the audit chain's record."""
+    serial: str
+    status: str
+    audited: AuditedCredential | None
+
+
+def load(station: Station, request_id: int) -> RequestRecord | None:
+    with station.db.transaction() as session:
+        row = session.connection().execute(_LOAD, {"id": request_id}).first()
+    if row is None:
+        return None
+    return RequestRecord(request_id, row.state, row.aal, row.target_state, row.fingerprint, row.der, row.certificate,
+                         row.serial, row.policy)
+
+
+def state_of(station: Station, request_id: int) -> str | None:
+    with station.db.transaction() as session:
+        return session.connection().execute(_STATE, {"id": request_id}).scalar()
+
+
+def listing(station: Station, *, open_only: bool = False) -> list[RequestSummary]:
+    """The requests in order; ``open_only``: those that have not ended."""
+    final = {s.value for s in FINAL_STATES}
+    with station.db.transaction() as session:
+        rows = session.execute(select(IssuanceRequest).order_by(IssuanceRequest.id)).scalars().all()
+        return [RequestSummary(r.id, r.state, r.aal, r.target_kind, r.registrar.identity, r.created_at.isoformat())
+                for r in rows if not (open_only and r.state in final)]
+
+
+def advance(station: Station, request_id: int, expected: RequestState, new: RequestState, *, actor: str, action: str,
+            details: dict | None = None, **columns) -> str | None:
+    """``expected`` → ``new`` (and ``columns``) with its audit event, in one transaction; None
+    when done, else (nothing written) the state the request is in instead."""
+    with station.db.transaction() as session:
+        connection = session.connection()
+        moved = connection.execute(
+            _REQUESTS.update().where(_REQUESTS.c.id == request_id, _REQUESTS.c.state == expected.value)
+            .values(state=new.value, **columns)).rowcount
+        if moved != 1:
+            return connection.execute(_STATE, {"id": request_id}).scalar()
+        station.audit.append(session, actor=actor, action=action, object_type="request", object_id=request_id,
+                             details=details or {})
+    return None
+
+
+def _active_credentials(session: Session, applicant_id: int | None, besides: int | None = None) -> int:
+    query = (select(Credential.serial).join(PivAuthCertificate, Credential.piv_auth_certificate_id == PivAuthCertificate.id)
+             .where(PivAuthCertificate.applicant_id == applicant_id))
+    if besides is not None:
+        query = query.where(Credential.request_id != besides)
+    audited = audited_statuses(session, list(session.execute(query).scalars()))
+    return sum(1 for credential in audited.values() if credential.active)
+
+
+def active_credentials(station: Station, applicant_id: int | None, *, besides: int | None = None) -> int:
+    """The applicant's active derived credentials, but for request ``besides``'s own: as the
+    audit chain has them (a credential marked revoked in the records alone still counts)."""
+    with station.db.transaction() as session:
+        return _active_credentials(session, applicant_id, besides)
+
+
+def step_facts(station: Station, request_id: int, actor: str) -> StepFacts:
+    """:class:`StepFacts` of ``request_id`` for the registrar ``actor``, in one transaction
+    holding the request's row lock (unknown request: ``issuance.unknown_request``)."""
+    with station.db.transaction() as session:
+        row = locked_request(session, request_id)
+        try:
+            record = require_backed(session, row)
+        except StationError as exc:  # the row says what the chain does not
+            return StepFacts(row.state, unbacked=exc)
+        signed_in = record.approver is not None and approver_signed_in(session, record)
+        refusals = []
+        for identity, role in ((actor, Role.REGISTRAR), (record.approver, Role.SUPERVISOR)):
+            try:
+                operator_with_role(session, identity, role)
+                refusals.append(None)
+            except StationError as exc:
+                refusals.append(exc)
+        return StepFacts(row.state, None, record.approver, signed_in, refusals[0], refusals[1], record.target_device,
+                         _active_credentials(session, record.applicant_id, besides=request_id))
+
+
+def record_refusal(station: Station, *, actor: str, rule: str, request_id: int | None = None) -> None:
+    """The audit event of a refused step (``issuance.refused``, naming its rule)."""
+    with station.db.transaction() as session:
+        station.audit.append(session, actor=actor, action="issuance.refused", object_type="request",
+                             object_id=request_id if request_id is not None else "-", details={"rule": rule})
+
+
+def end(station: Station, request_id: int, new: RequestState, *, actor: str, action: str, reason: str,
+        revokes: Callable[[str, EndingCredential | None], bool]) -> None:
+    """Cancel or fail ``request_id`` under its row lock, with its audit event; ``revokes(state,
+    credential)`` (the engine's rule; it may refuse by raising) says whether its credential is
+    revoked, in the same transaction."""
+    with station.db.transaction() as session:
+        req = locked_request(session, request_id)
+        credential = req.credential
+        ending = (EndingCredential(credential.serial, credential.status, audited_status(session, credential.serial))
+                  if credential is not None else None)
+        revoke = revokes(req.state, ending)
+        req.state = new.value
+        station.audit.append(session, actor=actor, action=action, object_type="request", object_id=req.id,
+                             details={"reason": reason, "credential": credential.serial if credential else None})
+        if revoke:
+            mark_revoked(station, session, credential, x509.ReasonFlags.cessation_of_operation, actor=actor,
+                         because=f"request {request_id} {new.value}: {reason}")
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What ending a request with its device needs: its state, the recorded target state and
+    the device the audit chain says it was opened for."""
+    state: str
+    target_state: str | None
+    target_device: str | None
+
+
+def device_facts(station: Station, request_id: int) -> DeviceFacts:
+    """:class:`DeviceFacts` of ``request_id``, backed by the audit chain (else refused)."""
+    with station.db.transaction() as session:
+        row = locked_request(session, request_id)
+        return DeviceFacts(row.state, row.target_state, require_backed(session, row).target_device)
+
+
+def record_event(station: Station, request_id: int, *, actor: str, action: str, details: dict) -> None:
+    """An audit event about ``request_id`` that changes no row (e.g. ``target.key_discarded``)."""
+    with station.db.transaction() as session:
+        station.audit.append(session, actor=actor, action=action, object_type="request", object_id=request_id,
+                             details=details)
