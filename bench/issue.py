@@ -189,7 +189,7 @@ def tools_issue(env: dict, files: dict[str, Path], work: Path) -> float:
 
 
 def main() -> None:
-    from station.crypto.trust import TrustProfile
+    from station.validation.trust import TrustProfile
     from station.service.station import Station
 
     work = Path(tempfile.mkdtemp(prefix="bench-issue-"))

@@ -26,7 +26,7 @@ from sqlalchemy import bindparam, event, func, select
 from sqlalchemy.orm import Session
 
 from station.audit import chain
-from station.crypto.signer import PrivateKeySigner
+from station.ca.signer import PrivateKeySigner
 from station.errors import StationError
 from station.home import write_private
 from station.records.models import AuditCheckpoint, AuditEvent, AuditHead, AuditKey

@@ -47,7 +47,7 @@ def stdin_line(what: str) -> str:
 
 def operator_profile(station: Station):
     """The trust profile for operators' own PIV cards (default: the applicants')."""
-    from station.crypto.trust import TrustProfile
+    from station.validation.trust import TrustProfile
 
     return TrustProfile.load(station.config.get("operator_trust_profile") or station.config["trust_profile"])
 

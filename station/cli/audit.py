@@ -12,7 +12,7 @@ from station.audit.log import read_anchor
 from station.audit.verify import verify_chain
 from station.audit.trust import pin_key, pinned_keys
 from station.cli._station_args import add_station_args, open_station, sign_in
-from station.crypto import ca_store
+from station.ca import ca_store
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

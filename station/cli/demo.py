@@ -88,8 +88,8 @@ def cmd_demo(args) -> int:
 
 
 def _pki_auth_demo(pcscd: IsolatedPcscd, icam: Path) -> int:
-    from station.crypto.pkiauth import pki_auth
-    from station.crypto.trust import TrustProfile
+    from station.issuance.pkiauth import pki_auth
+    from station.validation.trust import TrustProfile
     from station.devices import pcsc
     from station.devices.piv import PivSession
     from station.devices.virtual import load_card_image
@@ -150,7 +150,7 @@ def demo_station(root: Path, trust_profile: Path, roles: dict, passwords: dict[s
 
 def _issuance_demo(pcscd: IsolatedPcscd, icam: Path) -> int:
     from station.cli import main
-    from station.crypto.trust import TrustProfile
+    from station.validation.trust import TrustProfile
     from station.devices import pcsc
     from station.devices.piv import PivSession
     from station.devices.virtual import load_card_image

@@ -8,9 +8,9 @@ import argparse
 from pathlib import Path
 
 from station.cli import positive_int
-from station.crypto.ca_store import KEY_ALGORITHMS
-from station.crypto.pkcs11_signer import without_pin
-from station.crypto.profile import MAX_VALIDITY_DAYS
+from station.ca.ca_store import KEY_ALGORITHMS
+from station.ca.pkcs11_signer import without_pin
+from station.ca.profile import MAX_VALIDITY_DAYS
 from station.home import StationHome
 from station.service.setup import AdminPasswordNotAllowed, InitOptions, initialize
 
@@ -59,7 +59,7 @@ def _admin_secret(args: argparse.Namespace) -> tuple[str | None, bytes | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from station.crypto.trust import TrustProfile
+    from station.validation.trust import TrustProfile
 
     TrustProfile.load(args.profile)  # whole, anchors too: a broken profile shows now, not at the first card
     home = StationHome.locate(args.home)

@@ -99,7 +99,7 @@ def _show(out: dict, as_json: bool) -> None:
 
 
 def _engine(station, ui, operator_card=None):
-    from station.crypto.trust import TrustProfile
+    from station.validation.trust import TrustProfile
     from station.issuance.engine import IssuanceEngine
 
     cache = station.home.crl_dir

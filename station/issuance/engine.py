@@ -18,10 +18,10 @@ from cryptography import x509
 from sqlalchemy import bindparam, select
 
 from station.audit.backing import AuditedRequest, audited_status, audited_statuses
-from station.crypto.pkiauth import LastTryRefused, pki_auth, read_public_objects
-from station.crypto.profile import Aal, CsrProof, TargetKind
-from station.crypto.trust import TrustProfile
-from station.crypto.validation import PathValidator
+from station.issuance.pkiauth import LastTryRefused, pki_auth, read_public_objects
+from station.ca.profile import Aal, CsrProof, TargetKind
+from station.validation.trust import TrustProfile
+from station.validation.validation import PathValidator
 from station.devices.piv.chuid import Chuid
 from station.devices.piv.constants import Slot
 from station.devices.piv.fascn import FascN, FascnError

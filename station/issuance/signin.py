@@ -18,7 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
 
-from station.crypto.pkiauth import pki_auth
+from station.issuance.pkiauth import pki_auth
 from station.errors import Exit, StationError
 from station.records.models import AuthMethod, Operator, Role, utcnow
 

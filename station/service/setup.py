@@ -12,9 +12,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from station.audit.log import SYSTEM_ACTOR, AuditLog
-from station.crypto import ca_store
-from station.crypto.ca import CAError
-from station.crypto.profile import MAX_VALIDITY_DAYS, ProfileSettings
+from station.ca import ca_store
+from station.ca.ca import CAError
+from station.ca.profile import MAX_VALIDITY_DAYS, ProfileSettings
 from station.errors import StationError
 from station.home import StationHome
 from station.records.database import open_database, split_password
@@ -72,7 +72,7 @@ def _check_options(home: StationHome, opts: InitOptions) -> None:
 
 def _admin_card(home: StationHome, opts: InitOptions):
     """The first administrator's PIV card, checked under this station's trust profile."""
-    from station.crypto.trust import TrustProfile
+    from station.validation.trust import TrustProfile
     from station.service.operators import piv_auth_card
 
     home.crl_dir.mkdir(parents=True, exist_ok=True)

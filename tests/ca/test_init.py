@@ -21,8 +21,8 @@ from cryptography.x509.oid import NameOID
 
 from .ca_helpers import TOKEN_LABEL, TOKEN_PIN, issue
 from station.cli import main
-from station.crypto.ca import self_signed_ca_certificate
-from station.crypto.pkcs11_signer import Pkcs11Signer, generate_on_token
+from station.ca.ca import self_signed_ca_certificate
+from station.ca.pkcs11_signer import Pkcs11Signer, generate_on_token
 from station.home import StationHome
 from station.secret_store import SERVICE, NoKeyringBackend
 from station.service import revocation

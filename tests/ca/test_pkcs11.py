@@ -9,9 +9,9 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from .ca_helpers import new_key
-from station.crypto.ca import IssuingCA, Revocation, self_signed_ca_certificate
-from station.crypto.pkcs11_signer import Pkcs11Error, Pkcs11Signer, generate_on_token, parse_key_uri, uri_pin, without_pin
-from station.crypto.profile import ProfileSettings, plan_certificate
+from station.ca.ca import IssuingCA, Revocation, self_signed_ca_certificate
+from station.ca.pkcs11_signer import Pkcs11Error, Pkcs11Signer, generate_on_token, parse_key_uri, uri_pin, without_pin
+from station.ca.profile import ProfileSettings, plan_certificate
 
 NAME = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "US"), x509.NameAttribute(NameOID.COMMON_NAME, "HSM CA")])
 SETTINGS = ProfileSettings(ca_issuers_url="http://pki.test/ca.p7c", crl_url="http://pki.test/ca.crl")
@@ -75,7 +75,7 @@ def test_wrong_pin_and_missing_key_are_typed_errors(softhsm):
 
 def test_signer_output_is_checked(softhsm):
     """A token key that does not match the certificate's key is caught when signing."""
-    from station.crypto.signer import SignerError, sign_certificate
+    from station.ca.signer import SignerError, sign_certificate
 
     uri_a, uri_b = softhsm(), softhsm()
     generate_on_token(uri_a, None)

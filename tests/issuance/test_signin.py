@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from station.crypto.verdict import Identity, Verdict
+from station.validation.verdict import Identity, Verdict
 from station.issuance.interaction import InputExhausted, StdinInteraction
 from station.issuance.signin import SignInRefused, hash_password, sign_in, sign_in_with_password, sign_in_with_piv
 from station.records.models import AuthMethod, Role

@@ -1,14 +1,14 @@
 """The Signer interface: the CA signs through it and does not care where its key lives.
 
 Two kinds exist: :class:`PrivateKeySigner` (a key decrypted in memory from an encrypted
-PKCS#8 file) and :class:`station.crypto.pkcs11_signer.Pkcs11Signer` (a key inside a PKCS#11
+PKCS#8 file) and :class:`station.ca.pkcs11_signer.Pkcs11Signer` (a key inside a PKCS#11
 token). :func:`sign_certificate` and :func:`sign_crl_der` turn a :mod:`cryptography` builder into
 a signed certificate or CRL with either.
 
 For a key that :mod:`cryptography` cannot hold (a token), the builder is first signed with a
 throw-away placeholder key of the same algorithm family, which yields the exact TBS bytes and
 signature AlgorithmIdentifier; the token then signs the TBS bytes and the structure is
-reassembled (:mod:`station.crypto.der`) and checked against the CA public key.
+reassembled (:mod:`station.ca.der`) and checked against the CA public key.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from station.crypto import crl_encoding, der
+from station.ca import crl_encoding, der
 from station.errors import StationError
 
 CAPublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
@@ -136,7 +136,7 @@ def sign_certificate(builder: x509.CertificateBuilder, signer: Signer) -> x509.C
 
 def sign_crl_der(builder: x509.CertificateRevocationListBuilder, signer: Signer, revoked: bytes = b"") -> bytes:
     """A signed CRL, DER. ``revoked`` is a pre-encoded revokedCertificates list
-    (:mod:`station.crypto.crl_encoding`) spliced into the builder's entry-less TBSCertList."""
+    (:mod:`station.ca.crl_encoding`) spliced into the builder's entry-less TBSCertList."""
     algorithm = hash_for(signer.public_key())
     draft = builder.sign(_placeholder_for(signer.public_key()), algorithm)
     tbs = crl_encoding.splice_revoked(draft.tbs_certlist_bytes, revoked) if revoked else draft.tbs_certlist_bytes

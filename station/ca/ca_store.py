@@ -21,9 +21,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from station.crypto.ca import CAError, IssuingCA, check_ca_certificate, self_signed_ca_certificate
-from station.crypto.pkcs11_signer import Pkcs11Signer, generate_on_token, parse_key_uri, uri_pin, without_pin
-from station.crypto.signer import CAPrivateKey, PrivateKeySigner, Signer, encrypt_pkcs8, load_encrypted_pkcs8
+from station.ca.ca import CAError, IssuingCA, check_ca_certificate, self_signed_ca_certificate
+from station.ca.pkcs11_signer import Pkcs11Signer, generate_on_token, parse_key_uri, uri_pin, without_pin
+from station.ca.signer import CAPrivateKey, PrivateKeySigner, Signer, encrypt_pkcs8, load_encrypted_pkcs8
 from station.home import StationHome, write_private
 from station.secret_store import SecretStore, new_passphrase
 

@@ -1,6 +1,6 @@
 """The verdict on a PIV card, and the identity later steps bind to.
 
-:func:`evaluate_card` runs every static check (:mod:`station.crypto.card_checks`) and
+:func:`evaluate_card` runs every static check (:mod:`station.validation.card_checks`) and
 returns a :class:`Verdict`. The card layer then adds what needs the card itself: the PIN
 and the PKI-AUTH challenge (FIPS 201-3 §6.2.3.1), through :func:`check_challenge_signature`.
 """
@@ -21,11 +21,11 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from station.crypto.card_checks import CardChecker, CheckState
-from station.crypto.card_contents import CardContents
-from station.crypto.piv_objects import facial_image_data
-from station.crypto.trust import TrustProfile
-from station.crypto.validation import PathValidator
+from station.validation.card_checks import CardChecker, CheckState
+from station.validation.card_contents import CardContents
+from station.validation.piv_objects import facial_image_data
+from station.validation.trust import TrustProfile
+from station.validation.validation import PathValidator
 
 ACCEPT, REJECT = "accept", "reject"
 CHALLENGE_BYTES = 32

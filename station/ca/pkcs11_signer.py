@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
-from station.crypto.signer import CAPublicKey, SignerError
+from station.ca.signer import CAPublicKey, SignerError
 from station.devices.pkcs11.uri import Pkcs11Uri, UriError
 
 _TOKEN_ATTRS = {"token": "token_label", "serial": "token_serial"}  # what python-pkcs11's get_token selects by

@@ -1,6 +1,6 @@
-"""The issuing CA: a CA certificate plus a :class:`~station.crypto.signer.Signer`.
+"""The issuing CA: a CA certificate plus a :class:`~station.ca.signer.Signer`.
 
-It signs what the profile planned (:mod:`station.crypto.profile`), signs CRLs, and can make a
+It signs what the profile planned (:mod:`station.ca.profile`), signs CRLs, and can make a
 self-signed CA certificate for a new station. It never sees where its key is.
 """
 
@@ -13,9 +13,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtensionOID
 
-from station.crypto.crl_encoding import encode_revoked
-from station.crypto.profile import CertificatePlan
-from station.crypto.signer import Signer, sign_certificate, sign_crl_der
+from station.ca.crl_encoding import encode_revoked
+from station.ca.profile import CertificatePlan
+from station.ca.signer import Signer, sign_certificate, sign_crl_der
 from station.errors import StationError
 
 CA_VALIDITY_DAYS = 10 * 365
@@ -127,7 +127,7 @@ class IssuingCA:
             .add_extension(x509.CRLNumber(number), critical=False)
         )
         # the entries are encoded by the station: cryptography's per-entry builders are the
-        # slow part of a 100,000-entry CRL (see station.crypto.crl_encoding)
+        # slow part of a 100,000-entry CRL (see station.ca.crl_encoding)
         revoked_der = encode_revoked([(r.serial, r.revoked_at, r.reason) for r in revoked])
         return sign_crl_der(builder, self.signer, revoked_der)
 
