@@ -22,6 +22,7 @@ from station.issuance.pkiauth import LastTryRefused, pki_auth, read_public_objec
 from station.ca.profile import Aal, CsrProof, TargetKind
 from station.validation.trust import TrustProfile
 from station.validation.validation import PathValidator
+from station.devices.errors import PinIncorrect
 from station.devices.piv.chuid import Chuid
 from station.devices.piv.constants import Slot
 from station.devices.piv.fascn import FascN, FascnError
@@ -413,7 +414,7 @@ class IssuanceEngine:
         except StationError as exc:
             # The transport secret no longer works: after a crash the new PIN may already be set.
             # Only this recovery path tries a PIN that might be wrong (a normal issuance spends no try).
-            if exc.code != "pin-incorrect" or not target.activation_secret_set(pin):
+            if not isinstance(exc, PinIncorrect) or not target.activation_secret_set(pin):
                 raise self._stop(req, "activation.transport_secret",
                                  "the token refuses its transport PIN and the new PIN does not unlock it",
                                  "re-initialize the token (or give its current PIN in the target URI)") from None

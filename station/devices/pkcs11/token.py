@@ -26,6 +26,7 @@ from pkcs11 import exceptions as p11exc
 from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature, encode_named_curve_parameters
 from pkcs11.util.rsa import encode_rsa_public_key
 
+from station.devices.errors import PinBlocked, PinIncorrect
 from station.devices.pkcs1 import digest_info
 from station.devices.pkcs11.uri import Pkcs11Uri
 from station.errors import StationError
@@ -41,21 +42,15 @@ class Pkcs11Error(StationError):
     hint = "check the token is plugged in and the pkcs11: URI names its module and label"
 
 
-class TokenPinIncorrect(Pkcs11Error):
-    code = "pin-incorrect"
-    hint = "type the token's PIN again carefully; when no try is left the PIN is locked"
+PIN_INCORRECT_HINT = "type the token's PIN again carefully; when no try is left the PIN is locked"
+PIN_LOCKED_HINT = "the token's PIN is locked; re-initialize the token with its SO PIN"
 
 
-class TokenPinLocked(Pkcs11Error):
-    code = "pin-blocked"
-    hint = "the token's PIN is locked; re-initialize the token with its SO PIN"
-
-
-def _translate(exc: Exception, what: str) -> Pkcs11Error:
+def _translate(exc: Exception, what: str) -> StationError:
     if isinstance(exc, p11exc.PinIncorrect):
-        return TokenPinIncorrect(f"{what}: the token refused the PIN")
+        return PinIncorrect(None, f"{what}: the token refused the PIN", hint=PIN_INCORRECT_HINT)
     if isinstance(exc, p11exc.PinLocked):
-        return TokenPinLocked(f"{what}: the token PIN is locked")
+        return PinBlocked(f"{what}: the token PIN is locked", hint=PIN_LOCKED_HINT)
     if isinstance(exc, (p11exc.PinLenRange, p11exc.PinInvalid)):
         return Pkcs11Error(f"{what}: the token does not accept a PIN of that form", code="pin-format")
     if isinstance(exc, (p11exc.NoSuchToken, p11exc.TokenNotPresent)):

@@ -15,7 +15,7 @@ from typing import Callable
 from cryptography import x509
 
 from station.devices.pkcs11 import Pkcs11Token, Pkcs11Uri
-from station.devices.pkcs11.token import TokenPinIncorrect
+from station.devices.errors import PinIncorrect
 from station.issuance.targets.base import DeviceDescription, Target, TargetError
 
 KEY_LABEL = "Derived PIV Authentication key"
@@ -92,7 +92,7 @@ class Pkcs11Target(Target):
         try:
             self.token.key_info(new_pin, self._key())
             return True
-        except TokenPinIncorrect:
+        except PinIncorrect:
             return False
 
     def sign_challenge(self, pin: str, challenge: bytes) -> bytes:
