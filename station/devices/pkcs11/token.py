@@ -7,6 +7,10 @@ Key pairs are generated inside the token, private keys sensitive and never extra
 digitalSignature). Signing hashes on the host: ECDSA with
 ``CKM_ECDSA`` over a SHA-256/384 digest (SoftHSM 2.6 lacks ``CKM_ECDSA_SHA256``), RSA with
 ``CKM_RSA_PKCS`` over a DigestInfo. The CSR is built here and signed on the token.
+
+This module is the station's only caller of python-pkcs11: the issuance targets use
+:class:`Pkcs11Token` directly, and the CA's key (:mod:`station.ca.pkcs11_signer`) is a thin
+signer over it.
 """
 
 from __future__ import annotations
@@ -86,9 +90,14 @@ class Pkcs11Token:
         self.uri = uri if isinstance(uri, Pkcs11Uri) else Pkcs11Uri.parse(uri)
         module = self.uri.module_path  # checked once: the property looks at the file
         lib = library(module)
+        # the token by the URI's token= (label) and serial= path attributes, else the only one
+        select = {name: value for name, value in (("token_label", self.uri.token),
+                                                  ("token_serial", self.uri.path.get("serial"))) if value}
+        if "token_serial" in select:
+            select["token_serial"] = select["token_serial"].encode()
         for attempt in (1, 2):
             try:
-                self.token = lib.get_token(token_label=self.uri.token) if self.uri.token else lib.get_token()
+                self.token = lib.get_token(**select)
                 break
             except p11exc.MultipleTokensReturned:
                 raise Pkcs11Error("several tokens match; name one with token=<label>") from None
@@ -134,7 +143,10 @@ class Pkcs11Token:
         """Close the held session, which logs the token out."""
         held = _HELD.pop(self._login_key, None)
         if held is not None:
-            held[1].close()
+            try:
+                held[1].close()
+            except p11exc.PKCS11Error:
+                pass  # gone already (token removed): nothing stays logged in
 
     # --- keys ----------------------------------------------------------------------------------
     def generate_key(self, pin: str, algorithm: str, label: str, key_id: bytes | None = None) -> tuple[bytes, object]:
@@ -164,6 +176,26 @@ class Pkcs11Token:
                 raise _translate(exc, "generating the key pair on the token") from None
         return key_id, load_der_public_key(der)
 
+    def find_key(self, pin: str, *, key_id: bytes | None = None, label: str | None = None) -> bytes:
+        """The CKA_ID of the private key named by ``key_id`` and/or ``label`` (an RFC 7512
+        URI's ``id`` and ``object``)."""
+        with self._open(pin) as session:
+            try:
+                return bytes(self._private_key(session, key_id, label=label)[Attribute.ID])
+            except p11exc.PKCS11Error as exc:
+                raise _translate(exc, "looking for the key on the token") from None
+
+    def holds_key(self, pin: str, *, key_id: bytes | None = None, label: str | None = None) -> bool:
+        """Whether a private or public key object with this CKA_ID and/or label exists."""
+        named = {**({Attribute.ID: key_id} if key_id is not None else {}),
+                 **({Attribute.LABEL: label} if label is not None else {})}
+        with self._open(pin) as session:
+            try:
+                return any(True for kind in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY)
+                           for _ in session.get_objects({Attribute.CLASS: kind, **named}))
+            except p11exc.PKCS11Error as exc:
+                raise _translate(exc, "looking for keys on the token") from None
+
     def has_private_key(self, pin: str, key_id: bytes) -> bool:
         with self._open(pin) as session:
             return any(True for _ in session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.ID: key_id}))
@@ -183,18 +215,21 @@ class Pkcs11Token:
                            bool(key[Attribute.LOCAL]), bool(key[Attribute.NEVER_EXTRACTABLE]))
 
     @staticmethod
-    def _private_key(session, key_id: bytes):
+    def _private_key(session, key_id: bytes | None, *, label: str | None = None):
         try:
-            return session.get_key(ObjectClass.PRIVATE_KEY, id=key_id)
+            return session.get_key(ObjectClass.PRIVATE_KEY, id=key_id, label=label)
         except p11exc.NoSuchKey:
-            raise Pkcs11Error(f"no private key with ID {key_id.hex()} on the token", code="no-key") from None
+            named = f"ID {key_id.hex()}" if key_id is not None else f"label {label!r}"
+            raise Pkcs11Error(f"no private key with {named} on the token", code="no-key") from None
+        except p11exc.MultipleObjectsReturned:
+            raise Pkcs11Error("several private keys match; name one with id= in the URI", code="no-key") from None
 
     def sign(self, pin: str, key_id: bytes, message: bytes, hash_name: str = "sha256") -> bytes:
         """Sign on the token; ECDSA signatures come back DER-encoded (X9.62)."""
         digest = hashlib.new(hash_name, message).digest()
         with self._open(pin) as session:
-            key = self._private_key(session, key_id)
             try:
+                key = self._private_key(session, key_id)
                 if key.key_type == KeyType.EC:
                     return encode_ecdsa_signature(key.sign(digest, mechanism=Mechanism.ECDSA))
                 return key.sign(digest_info(hash_name, digest), mechanism=Mechanism.RSA_PKCS)
