@@ -156,7 +156,7 @@ MUTANTS: tuple[Mutant, ...] = (
     M("audit event links to the one before it (prev_hash)", "station/audit/verify.py",
       " or event.prev_hash != verified[expected - 1]:", ":", ("tests/ca/test_audit.py",)),
     M("checkpoint signatures verify", "station/audit/verify.py",
-      "key.verify(cp.signature, chain.checkpoint_message(cp.seq, cp.head_hash, cp.signed_at), ec.ECDSA(hashes.SHA256()))",
+      "verify_signature(key, cp.signature, chain.checkpoint_message(cp.seq, cp.head_hash, cp.signed_at), hashes.SHA256())",
       "pass", ("tests/ca/test_audit.py",)),
     M("no secret enters an audit event", "station/audit/chain.py",
       "if words & _FORBIDDEN_WORDS or joined in _FORBIDDEN_WORDS or \"privatekey\" in joined:", "if False:",

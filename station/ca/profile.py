@@ -28,10 +28,11 @@ from typing import Any, Protocol
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
 from station.errors import StationError
+from station.signatures import verify_signature
 
 ID_FPKI_COMMON_DERIVED_PIV_AUTH = ObjectIdentifier("2.16.840.1.101.3.2.1.3.40")
 ID_FPKI_COMMON_DERIVED_PIV_AUTH_HARDWARE = ObjectIdentifier("2.16.840.1.101.3.2.1.3.41")
@@ -207,10 +208,7 @@ class SignedChallengeProof:
             raise UnsupportedKey(f"unreadable public key: {exc}") from exc
         key = check_subject_key(key)
         try:
-            if isinstance(key, ec.EllipticCurvePublicKey):
-                key.verify(self.signature, self.challenge, ec.ECDSA(hashes.SHA256()))
-            else:
-                key.verify(self.signature, self.challenge, padding.PKCS1v15(), hashes.SHA256())
+            verify_signature(key, self.signature, self.challenge, hashes.SHA256())
         except InvalidSignature as exc:
             raise BadProofOfPossession("the signature over the challenge does not verify") from exc
         return key

@@ -19,10 +19,11 @@ from typing import Protocol, runtime_checkable
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from station.ca import crl_encoding, der
 from station.errors import StationError
+from station.signatures import sign_data, verify_signature
 
 CAPublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 CAPrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -64,9 +65,7 @@ class PrivateKeySigner:
         return self.key.public_key()
 
     def sign(self, data: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
-        if isinstance(self.key, ec.EllipticCurvePrivateKey):
-            return self.key.sign(data, ec.ECDSA(algorithm))
-        return self.key.sign(data, padding.PKCS1v15(), algorithm)
+        return sign_data(self.key, data, algorithm)
 
     def describe(self) -> str:
         return self.label
@@ -102,13 +101,6 @@ def _placeholder(kind: str) -> CAPrivateKey:
 
 def _placeholder_for(public_key: CAPublicKey) -> CAPrivateKey:
     return _placeholder("ec" if isinstance(public_key, ec.EllipticCurvePublicKey) else "rsa")
-
-
-def verify_signature(public_key: CAPublicKey, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm) -> None:
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        public_key.verify(signature, data, ec.ECDSA(algorithm))
-    else:
-        public_key.verify(signature, data, padding.PKCS1v15(), algorithm)
 
 
 def _external(tbs: bytes, placeholder_der: bytes, signer: Signer, algorithm: hashes.HashAlgorithm) -> bytes:
