@@ -8,14 +8,16 @@
   ``audit/audit-key.p8``, passphrase ``audit-key-passphrase``; its public key sits beside it.
 
 No private key is ever written in the clear, and no passphrase or PIN goes into station.toml.
+This module asks nobody: a token PIN or a key file's passphrase that is needed and not given
+comes from the provider the caller passes in (:data:`PinProvider`, :data:`PassphraseProvider`;
+the command line's read the environment, then ask on the terminal).
 """
 
 from __future__ import annotations
 
-import getpass
 import os
-import sys
 from pathlib import Path
+from typing import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -37,6 +39,11 @@ CA_TOKEN_PIN = "ca-token-pin"
 AUDIT_KEY_PASSPHRASE = "audit-key-passphrase"
 
 KEY_ALGORITHMS = ("P-256", "P-384", "RSA-2048", "RSA-3072")
+
+PinProvider = Callable[[], "str | None"]
+"""The CA token's PIN when the URI carries none; None when nobody can give it."""
+PassphraseProvider = Callable[[Path], "str | None"]
+"""The passphrase of an encrypted key file being imported; None when nobody can give it."""
 
 
 class CAExists(CAError):
@@ -65,13 +72,13 @@ def load_file_key(home: StationHome, relative: str, store: SecretStore, secret_n
     return load_encrypted_pkcs8(path.read_bytes(), store.get(secret_name), str(path))
 
 
-def token_pin(uri: str) -> str:
-    """The token PIN for init/import: from the URI, $STATION_PKCS11_PIN, or a prompt."""
-    pin = uri_pin(parse_key_uri(uri)) or os.environ.get("STATION_PKCS11_PIN")
+def token_pin(uri: str, ask_pin: PinProvider | None = None) -> str:
+    """The token PIN for init/import: from the URI, else from ``ask_pin``."""
+    pin = uri_pin(parse_key_uri(uri))
     if pin:
         return pin
-    if sys.stdin.isatty():
-        return getpass.getpass("PKCS#11 token PIN: ")
+    if ask_pin is not None and (pin := ask_pin()) is not None:
+        return pin
     raise CAError(
         "no PIN for the PKCS#11 token",
         code="ca.pkcs11_pin",
@@ -92,7 +99,8 @@ def _write_cert(home: StationHome, certs: list[x509.Certificate]) -> None:
 
 
 def create_ca(
-    home: StationHome, store: SecretStore, *, subject: x509.Name, key: str = "file", algorithm: str = "P-256"
+    home: StationHome, store: SecretStore, *, subject: x509.Name, key: str = "file", algorithm: str = "P-256",
+    ask_pin: PinProvider | None = None,
 ) -> tuple[IssuingCA, str]:
     """A new self-signed issuing CA. Returns the CA and the key reference for [ca] key."""
     _refuse_existing(home)
@@ -102,7 +110,7 @@ def create_ca(
         signer: Signer = PrivateKeySigner(private, f"file key {home.path(CA_KEY)}")
         key_ref = f"file:{CA_KEY}"
     elif key.startswith("pkcs11:"):
-        pin = token_pin(key)
+        pin = token_pin(key, ask_pin)
         generate_on_token(key, pin, algorithm=algorithm)
         key_ref = without_pin(key)
         store.put(CA_TOKEN_PIN, pin)
@@ -129,12 +137,13 @@ def _read_certs(path: Path) -> list[x509.Certificate]:
         raise CAError(f"cannot read certificates from {path}: {exc}", code="ca.bad_certificate") from exc
 
 
-def import_ca(home: StationHome, store: SecretStore, *, cert_path: Path, key_uri: str) -> tuple[IssuingCA, str]:
+def import_ca(home: StationHome, store: SecretStore, *, cert_path: Path, key_uri: str, ask_pin: PinProvider | None = None,
+              ask_passphrase: PassphraseProvider | None = None) -> tuple[IssuingCA, str]:
     """An existing CA: its certificate (then its chain, PEM) and its key (pkcs11: URI or key file)."""
     _refuse_existing(home)
     certs = _read_certs(cert_path)
     if key_uri.startswith("pkcs11:"):
-        pin = token_pin(key_uri)
+        pin = token_pin(key_uri, ask_pin)
         key_ref = without_pin(key_uri)
         token_signer = Pkcs11Signer(key_ref, pin)
         try:
@@ -147,9 +156,7 @@ def import_ca(home: StationHome, store: SecretStore, *, cert_path: Path, key_uri
     else:
         path = Path(key_uri.removeprefix("file:"))
         data = _read(path, "CA key")
-        passphrase = os.environ.get("STATION_IMPORT_KEY_PASSPHRASE")
-        if b"ENCRYPTED" in data and passphrase is None and sys.stdin.isatty():
-            passphrase = getpass.getpass(f"passphrase of {path}: ")
+        passphrase = ask_passphrase(path) if b"ENCRYPTED" in data and ask_passphrase is not None else None
         try:
             private = serialization.load_pem_private_key(data, passphrase.encode() if passphrase else None)
         except (TypeError, ValueError) as exc:

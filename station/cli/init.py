@@ -59,6 +59,7 @@ def _admin_secret(args: argparse.Namespace) -> tuple[str | None, bytes | None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from station.cli._prompt import ca_token_pin, import_key_passphrase
     from station.validation.trust import TrustProfile
 
     TrustProfile.load(args.profile)  # whole, anchors too: a broken profile shows now, not at the first card
@@ -85,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
             admin_piv_cert=admin_cert,
             allow_operator_passwords=args.allow_operator_passwords,
         ),
+        ask_pin=ca_token_pin,
+        ask_passphrase=import_key_passphrase,
     )
     key = config["ca"]["key"]
     print(f"station {config['station_id']} initialised in {home.root}")
