@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from enum import Enum
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -22,7 +23,19 @@ CA_VALIDITY_DAYS = 10 * 365
 
 
 class CAError(StationError):
-    code = "ca"
+    class Code(str, Enum):
+        CA = "ca"
+        BAD_CERTIFICATE = "ca.bad_certificate"
+        KEY_MISMATCH = "ca.key_mismatch"
+        KEY_TYPE = "ca.key_type"
+        KEY_REF = "ca.key_ref"
+        KEY_DECRYPT = "ca.key_decrypt"
+        UNREADABLE = "ca.unreadable"
+        NOT_CONFIGURED = "ca.not_configured"
+        PKCS11_PIN = "ca.pkcs11_pin"
+        INIT_IMPORT = "init.import"
+
+    code = Code.CA.value
     hint = "check the CA certificate and key given to `station init` (docs/ca-records.md)"
 
 
@@ -76,14 +89,15 @@ def check_ca_certificate(cert: x509.Certificate, signer: Signer) -> None:
         ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
         cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
     except x509.ExtensionNotFound as exc:
-        raise CAError(f"the CA certificate lacks {exc.oid._name}", code="ca.bad_certificate") from exc
+        raise CAError(f"the CA certificate lacks {exc.oid._name}", code=CAError.Code.BAD_CERTIFICATE) from exc
     if not bc.ca or not ku.key_cert_sign or not ku.crl_sign:
-        raise CAError("the certificate is not a CA certificate allowed to sign certificates and CRLs", code="ca.bad_certificate")
+        raise CAError("the certificate is not a CA certificate allowed to sign certificates and CRLs",
+                      code=CAError.Code.BAD_CERTIFICATE)
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if cert.public_key().public_bytes(*spki) != signer.public_key().public_bytes(*spki):
         raise CAError(
             "the CA certificate does not match the CA key",
-            code="ca.key_mismatch",
+            code=CAError.Code.KEY_MISMATCH,
             hint="give the certificate that belongs to the key (--import-ca CERT --import-key URI)",
         )
 

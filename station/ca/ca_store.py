@@ -58,7 +58,8 @@ def generate_private_key(algorithm: str) -> CAPrivateKey:
         return ec.generate_private_key(ec.SECP384R1())
     if algorithm in ("RSA-2048", "RSA-3072"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(algorithm[4:]))
-    raise CAError(f"unsupported key algorithm {algorithm}", code="ca.key_type", hint=f"choose one of {', '.join(KEY_ALGORITHMS)}")
+    raise CAError(f"unsupported key algorithm {algorithm}", code=CAError.Code.KEY_TYPE,
+                  hint=f"choose one of {', '.join(KEY_ALGORITHMS)}")
 
 
 def store_file_key(home: StationHome, relative: str, key: CAPrivateKey, store: SecretStore, secret_name: str) -> None:
@@ -81,7 +82,7 @@ def token_pin(uri: str, ask_pin: PinProvider | None = None) -> str:
         return pin
     raise CAError(
         "no PIN for the PKCS#11 token",
-        code="ca.pkcs11_pin",
+        code=CAError.Code.PKCS11_PIN,
         hint="set STATION_PKCS11_PIN, or run init from a terminal to be asked",
     )
 
@@ -116,7 +117,7 @@ def create_ca(
         store.put(CA_TOKEN_PIN, pin)
         signer = Pkcs11Signer(key_ref, pin)
     else:
-        raise CAError(f"--ca-key must be 'file' or a pkcs11: URI, not {key!r}", code="ca.key_ref")
+        raise CAError(f"--ca-key must be 'file' or a pkcs11: URI, not {key!r}", code=CAError.Code.KEY_REF)
     cert = self_signed_ca_certificate(subject, signer)
     _write_cert(home, [cert])
     return IssuingCA(cert, signer), key_ref
@@ -126,7 +127,7 @@ def _read(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise CAError(f"cannot read the {what} {path}: {exc.strerror}", code="ca.unreadable") from exc
+        raise CAError(f"cannot read the {what} {path}: {exc.strerror}", code=CAError.Code.UNREADABLE) from exc
 
 
 def _read_certs(path: Path) -> list[x509.Certificate]:
@@ -134,7 +135,7 @@ def _read_certs(path: Path) -> list[x509.Certificate]:
     try:
         return x509.load_pem_x509_certificates(data) if b"-----BEGIN" in data else [x509.load_der_x509_certificate(data)]
     except ValueError as exc:
-        raise CAError(f"cannot read certificates from {path}: {exc}", code="ca.bad_certificate") from exc
+        raise CAError(f"cannot read certificates from {path}: {exc}", code=CAError.Code.BAD_CERTIFICATE) from exc
 
 
 def import_ca(home: StationHome, store: SecretStore, *, cert_path: Path, key_uri: str, ask_pin: PinProvider | None = None,
@@ -162,7 +163,7 @@ def import_ca(home: StationHome, store: SecretStore, *, cert_path: Path, key_uri
         except (TypeError, ValueError) as exc:
             raise CAError(
                 f"cannot read the CA key {path}: {exc}",
-                code="ca.key_decrypt",
+                code=CAError.Code.KEY_DECRYPT,
                 hint="for an encrypted key set STATION_IMPORT_KEY_PASSPHRASE or run from a terminal",
             ) from exc
         signer = PrivateKeySigner(private, f"file key {home.path(CA_KEY)}")  # type: ignore[arg-type]
@@ -176,7 +177,7 @@ def import_ca(home: StationHome, store: SecretStore, *, cert_path: Path, key_uri
 def load_ca(home: StationHome, config: dict, store: SecretStore) -> IssuingCA:
     section = config.get("ca") or {}
     if "key" not in section:
-        raise CAError("the configuration names no CA key", code="ca.not_configured", hint="run `station init`")
+        raise CAError("the configuration names no CA key", code=CAError.Code.NOT_CONFIGURED, hint="run `station init`")
     key_ref: str = section["key"]
     if key_ref.startswith("pkcs11:"):
         signer: Signer = Pkcs11Signer(key_ref, store.get(CA_TOKEN_PIN))

@@ -28,10 +28,10 @@ HINT = "check the CA key's pkcs11: URI, its token and its PIN in the keyring"
 def _ca_error(exc: StationError, what: str, *, pin_hint: str | None = None) -> SignerError:
     """A failure of the token layer, as the CA tells it."""
     if isinstance(exc, PinIncorrect):
-        return SignerError("the token refused the PIN", code="ca.pkcs11_pin", hint=pin_hint or HINT)
+        return SignerError("the token refused the PIN", code=SignerError.Code.PKCS11_PIN, hint=pin_hint or HINT)
     if isinstance(exc, UriError):
-        return SignerError(str(exc), code="ca.pkcs11_uri", hint=exc.hint)
-    return SignerError(f"{what}: {exc}", code="ca.pkcs11", hint=HINT)
+        return SignerError(str(exc), code=SignerError.Code.PKCS11_URI, hint=exc.hint)
+    return SignerError(f"{what}: {exc}", code=SignerError.Code.PKCS11, hint=HINT)
 
 
 _TOKEN_ERRORS = (Pkcs11Error, UriError, PinIncorrect, PinBlocked)
@@ -42,10 +42,11 @@ def parse_key_uri(text: str) -> Pkcs11Uri:
     try:
         uri = Pkcs11Uri.parse(text)
     except UriError as exc:
-        raise SignerError(str(exc), code="ca.pkcs11_uri", hint=exc.hint) from exc
+        raise SignerError(str(exc), code=SignerError.Code.PKCS11_URI, hint=exc.hint) from exc
     if uri.object is None and "id" not in uri.path:
         raise SignerError(
-            f"the PKCS#11 URI names no key: {uri}", code="ca.pkcs11_uri", hint="add object=<label> or id=<bytes> to the URI"
+            f"the PKCS#11 URI names no key: {uri}", code=SignerError.Code.PKCS11_URI,
+            hint="add object=<label> or id=<bytes> to the URI",
         )
     return uri
 
@@ -57,7 +58,7 @@ def uri_pin(uri: Pkcs11Uri) -> str | None:
     try:
         return uri.pin()
     except UriError as exc:
-        raise SignerError(str(exc), code="ca.pkcs11_pin", hint=exc.hint) from exc
+        raise SignerError(str(exc), code=SignerError.Code.PKCS11_PIN, hint=exc.hint) from exc
 
 
 def without_pin(text: str) -> str:
@@ -69,10 +70,11 @@ def without_pin(text: str) -> str:
 def _token(uri: Pkcs11Uri, pin: str | None) -> Pkcs11Token:
     if not uri.query.get("module-path"):
         raise SignerError(
-            "no PKCS#11 module for the CA key", code="ca.pkcs11_module", hint="add ?module-path=/path/to/module.so to the URI"
+            "no PKCS#11 module for the CA key", code=SignerError.Code.PKCS11_MODULE,
+            hint="add ?module-path=/path/to/module.so to the URI",
         )
     if pin is None:
-        raise SignerError("no PIN for the CA key's token", code="ca.pkcs11_pin", hint=HINT)
+        raise SignerError("no PIN for the CA key's token", code=SignerError.Code.PKCS11_PIN, hint=HINT)
     try:
         return Pkcs11Token(uri)
     except _TOKEN_ERRORS as exc:
@@ -131,7 +133,7 @@ def generate_on_token(uri: str, pin: str | None, *, algorithm: str = "P-256") ->
     parsed = parse_key_uri(uri)
     pin = pin if pin is not None else uri_pin(parsed)
     if algorithm not in ALGORITHMS:
-        raise SignerError(f"unsupported CA key algorithm {algorithm}", code="ca.key_type")
+        raise SignerError(f"unsupported CA key algorithm {algorithm}", code=SignerError.Code.KEY_TYPE)
     token = _token(parsed, pin)
     label = parsed.object
     key_id = parsed.key_id or (label.encode() if label else None)
@@ -139,7 +141,7 @@ def generate_on_token(uri: str, pin: str | None, *, algorithm: str = "P-256") ->
         if token.holds_key(pin, **({"label": label} if label else {"key_id": key_id})):
             raise SignerError(
                 f"the token already holds a key named by {without_pin(uri)}",
-                code="ca.exists",
+                code=SignerError.Code.EXISTS,
                 hint="name another object, or import the existing key with --import-ca/--import-key",
             )
         token.generate_key(pin, algorithm, label, key_id)

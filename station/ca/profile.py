@@ -48,7 +48,12 @@ SubjectPublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
 
 class ProfileError(StationError):
-    code = "profile"
+    class Code(str, enum.Enum):
+        PROFILE = "profile"
+        CONFIG = "profile.config"
+        SUBJECT = "profile.subject"
+
+    code = Code.PROFILE.value
     hint = "check the [profile] settings in station.toml (docs/ca-records.md)"
 
 
@@ -119,13 +124,13 @@ class ProfileSettings:
     def __post_init__(self) -> None:
         if not 1 <= self.max_validity_days <= MAX_VALIDITY_DAYS:
             raise ProfileError(
-                f"max_validity_days must be between 1 and {MAX_VALIDITY_DAYS}", code="profile.config"
+                f"max_validity_days must be between 1 and {MAX_VALIDITY_DAYS}", code=ProfileError.Code.CONFIG
             )
         for name in ("ca_issuers_url", "crl_url", "ocsp_url"):
             url = getattr(self, name)
             if url is not None and not url.startswith("http://"):
                 raise ProfileError(
-                    f"profile {name} must be an http:// URL (FPKI profile), got {url!r}", code="profile.config"
+                    f"profile {name} must be an http:// URL (FPKI profile), got {url!r}", code=ProfileError.Code.CONFIG
                 )
 
     @classmethod
@@ -270,7 +275,7 @@ def plan_certificate(
         raise AssuranceMismatch(f"AAL3 cannot be issued to a {target.value} key")
     subject_key = check_subject_key(subject_key)
     if len(piv_auth.subject) == 0:
-        raise ProfileError("the PIV Authentication certificate has an empty subject", code="profile.subject")
+        raise ProfileError("the PIV Authentication certificate has an empty subject", code=ProfileError.Code.SUBJECT)
     now = now or dt.datetime.now(dt.timezone.utc)
     not_before, not_after = validity_window(now, settings, piv_auth, issuer)
     serial = x509.random_serial_number()

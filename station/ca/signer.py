@@ -14,6 +14,7 @@ reassembled (:mod:`station.ca.der`) and checked against the CA public key.
 from __future__ import annotations
 
 import functools
+from enum import Enum
 from typing import Protocol, runtime_checkable
 
 from cryptography import x509
@@ -30,7 +31,18 @@ CAPrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 class SignerError(StationError):
-    code = "ca.signer"
+    class Code(str, Enum):
+        SIGNER = "ca.signer"
+        KEY_TYPE = "ca.key_type"
+        KEY_DECRYPT = "ca.key_decrypt"
+        BAD_TOKEN_SIGNATURE = "ca.bad_token_signature"
+        PKCS11 = "ca.pkcs11"
+        PKCS11_PIN = "ca.pkcs11_pin"
+        PKCS11_URI = "ca.pkcs11_uri"
+        PKCS11_MODULE = "ca.pkcs11_module"
+        EXISTS = "ca.exists"
+
+    code = Code.SIGNER.value
     hint = "check the CA key named in station.toml and its keyring entry"
 
 
@@ -57,7 +69,7 @@ class PrivateKeySigner:
 
     def __init__(self, key: CAPrivateKey, label: str = "file key"):
         if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
-            raise SignerError("the CA key must be an EC or RSA key", code="ca.key_type")
+            raise SignerError("the CA key must be an EC or RSA key", code=SignerError.Code.KEY_TYPE)
         self.key = key
         self.label = label
 
@@ -77,7 +89,7 @@ def load_encrypted_pkcs8(data: bytes, passphrase: str, label: str) -> PrivateKey
     except (ValueError, TypeError) as exc:
         raise SignerError(
             f"cannot decrypt {label}: {exc}",
-            code="ca.key_decrypt",
+            code=SignerError.Code.KEY_DECRYPT,
             hint="the keyring entry does not belong to this key file",
         ) from exc
     return PrivateKeySigner(key, label)  # type: ignore[arg-type]
@@ -111,7 +123,7 @@ def _external(tbs: bytes, placeholder_der: bytes, signer: Signer, algorithm: has
     except InvalidSignature as exc:
         raise SignerError(
             f"{signer.describe()} returned a signature that does not verify",
-            code="ca.bad_token_signature",
+            code=SignerError.Code.BAD_TOKEN_SIGNATURE,
             hint="check that the token key matches the CA certificate",
         ) from exc
     return der.signed_structure(tbs, algorithm_identifier, signature)

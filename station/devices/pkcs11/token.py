@@ -20,6 +20,7 @@ import hmac
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
+from enum import Enum
 
 import pkcs11
 from asn1crypto import csr as asn1csr, keys as asn1keys, x509 as asn1x509
@@ -42,7 +43,14 @@ _HELD: dict[tuple[str, str, str], tuple[bytes, object]] = {}  # (module, label, 
 
 
 class Pkcs11Error(StationError):
-    code = "pkcs11"
+    class Code(str, Enum):
+        PKCS11 = "pkcs11"
+        MODULE = "pkcs11.module"
+        NO_TOKEN = "no-token"
+        NO_KEY = "no-key"
+        PIN_FORMAT = "pin-format"
+
+    code = Code.PKCS11.value
     hint = "check the token is plugged in and the pkcs11: URI names its module and label"
 
 
@@ -56,9 +64,9 @@ def _translate(exc: Exception, what: str) -> StationError:
     if isinstance(exc, p11exc.PinLocked):
         return PinBlocked(f"{what}: the token PIN is locked", hint=PIN_LOCKED_HINT)
     if isinstance(exc, (p11exc.PinLenRange, p11exc.PinInvalid)):
-        return Pkcs11Error(f"{what}: the token does not accept a PIN of that form", code="pin-format")
+        return Pkcs11Error(f"{what}: the token does not accept a PIN of that form", code=Pkcs11Error.Code.PIN_FORMAT)
     if isinstance(exc, (p11exc.NoSuchToken, p11exc.TokenNotPresent)):
-        return Pkcs11Error(f"{what}: the token is not present", code="no-token", hint="insert the token")
+        return Pkcs11Error(f"{what}: the token is not present", code=Pkcs11Error.Code.NO_TOKEN, hint="insert the token")
     return Pkcs11Error(f"{what} failed: {type(exc).__name__}")
 
 
@@ -68,7 +76,7 @@ def library(module_path: str) -> pkcs11.lib:
         try:
             _LIBS[module_path] = pkcs11.lib(module_path)
         except p11exc.PKCS11Error:
-            raise Pkcs11Error(f"{module_path} is not a PKCS#11 module", code="pkcs11.module",
+            raise Pkcs11Error(f"{module_path} is not a PKCS#11 module", code=Pkcs11Error.Code.MODULE,
                               hint="set module-path= to the token's PKCS#11 library, e.g. opensc-pkcs11.so") from None
     return _LIBS[module_path]
 
@@ -220,9 +228,9 @@ class Pkcs11Token:
             return session.get_key(ObjectClass.PRIVATE_KEY, id=key_id, label=label)
         except p11exc.NoSuchKey:
             named = f"ID {key_id.hex()}" if key_id is not None else f"label {label!r}"
-            raise Pkcs11Error(f"no private key with {named} on the token", code="no-key") from None
+            raise Pkcs11Error(f"no private key with {named} on the token", code=Pkcs11Error.Code.NO_KEY) from None
         except p11exc.MultipleObjectsReturned:
-            raise Pkcs11Error("several private keys match; name one with id= in the URI", code="no-key") from None
+            raise Pkcs11Error("several private keys match; name one with id= in the URI", code=Pkcs11Error.Code.NO_KEY) from None
 
     def sign(self, pin: str, key_id: bytes, message: bytes, hash_name: str = "sha256") -> bytes:
         """Sign on the token; ECDSA signatures come back DER-encoded (X9.62)."""
@@ -289,7 +297,7 @@ class Pkcs11Token:
         """The public key stored with ``key_id`` (a public object: no login needed)."""
         key = self.find_public_key(key_id)
         if key is None:
-            raise Pkcs11Error(f"no public key with ID {key_id.hex()} on the token", code="no-key")
+            raise Pkcs11Error(f"no public key with ID {key_id.hex()} on the token", code=Pkcs11Error.Code.NO_KEY)
         return key
 
     def find_public_key(self, key_id: bytes):
