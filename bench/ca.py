@@ -41,10 +41,10 @@ sys.path.insert(0, str(REPO))
 
 from bench.results import RESULTS, record  # noqa: E402
 from station.audit.log import AuditLog  # noqa: E402
-from station.crypto.ca import IssuingCA, Revocation, self_signed_ca_certificate  # noqa: E402
-from station.crypto.pkcs11_signer import Pkcs11Signer, generate_on_token  # noqa: E402
-from station.crypto.profile import CsrProof, ProfileSettings, plan_certificate  # noqa: E402
-from station.crypto.signer import PrivateKeySigner  # noqa: E402
+from station.ca.ca import IssuingCA, Revocation, self_signed_ca_certificate  # noqa: E402
+from station.ca.pkcs11_signer import Pkcs11Signer, generate_on_token  # noqa: E402
+from station.ca.profile import CsrProof, ProfileSettings, plan_certificate  # noqa: E402
+from station.ca.signer import PrivateKeySigner  # noqa: E402
 
 SOFTHSM = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"
 ENGINE = "/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so"

@@ -131,7 +131,7 @@ def cancelled_run(station, profile, cache, reader, step: str, after: float) -> t
 
 
 def main() -> None:
-    from station.crypto.trust import TrustProfile
+    from station.validation.trust import TrustProfile
     from station.service.station import Station
 
     work = Path(tempfile.mkdtemp(prefix="bench-cancel-"))

@@ -18,8 +18,8 @@ import warnings
 from pathlib import Path
 
 from bench.results import median_ms, record, table
-from station.crypto.pkiauth import pki_auth
-from station.crypto.trust import TrustProfile
+from station.issuance.pkiauth import pki_auth
+from station.validation.trust import TrustProfile
 from station.devices import pcsc
 from station.devices.piv import PivSession
 from station.devices.virtual import load_card_image

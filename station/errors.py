@@ -9,7 +9,7 @@ contain a PIN, a password or key material.
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import Enum, IntEnum
 
 
 class Exit(IntEnum):
@@ -32,16 +32,21 @@ def sentence(text: str, *, capital: bool = False) -> str:
 
 
 class StationError(Exception):
-    """An expected failure with a reason code and a hint for the operator."""
+    """An expected failure with a reason code and a hint for the operator.
+
+    A class raised with several codes owns them as a nested ``class Code(str, Enum)`` (values
+    are the code strings that tests, audit events and the README know); a raise site passes a
+    member of it. ``code`` itself is always the plain string, so comparisons and JSON output
+    do not depend on the enum."""
 
     code: str = "error"
     hint: str = ""
     exit_code: int = Exit.ERROR
 
-    def __init__(self, message: str, *, code: str | None = None, hint: str | None = None):
+    def __init__(self, message: str, *, code: str | Enum | None = None, hint: str | None = None):
         super().__init__(message)
         if code is not None:
-            self.code = code
+            self.code = str(code.value) if isinstance(code, Enum) else code
         if hint is not None:
             self.hint = hint
 
@@ -55,6 +60,14 @@ class SystemFailure(StationError):
     """The machine failed under the station (disk full, database busy): nothing the person
     typed was wrong, and trying again once the cause is gone is safe."""
 
-    code = "system"
+    class Code(str, Enum):
+        SYSTEM = "system"
+        DISK_FULL = "system.disk_full"
+        OS = "system.os"
+        PATH = "system.path"
+        DATABASE_LOCKED = "records.locked"
+        DATABASE_UNAVAILABLE = "records.unavailable"
+
+    code = Code.SYSTEM.value
     hint = "fix the cause and run the command again"
     exit_code = Exit.SYSTEM

@@ -15,6 +15,7 @@ import re
 import sys
 import tomllib
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,12 @@ CONFIG_NAME = "station.toml"
 
 
 class HomeError(StationError):
-    code = "home"
+    class Code(str, Enum):
+        HOME = "home"
+        BAD_CONFIG = "home.bad_config"
+        PERMISSIONS = "home.permissions"
+
+    code = Code.HOME.value
     hint = "check the station home (--home, $STATION_HOME) and its station.toml"
 
 
@@ -107,7 +113,7 @@ class StationHome:
             except tomllib.TOMLDecodeError as exc:
                 raise HomeError(
                     f"{self.config_path} is not valid TOML: {exc}",
-                    code="home.bad_config",
+                    code=HomeError.Code.BAD_CONFIG,
                     hint="fix the file by hand or restore it from a backup",
                 ) from exc
 
@@ -123,7 +129,7 @@ def make_private_dir(path: Path) -> None:
         if path.stat().st_mode & 0o777 != 0o700:
             os.chmod(path, 0o700)
     except OSError as exc:
-        raise HomeError(f"cannot make {path} a private folder: {exc.strerror}", code="home.permissions",
+        raise HomeError(f"cannot make {path} a private folder: {exc.strerror}", code=HomeError.Code.PERMISSIONS,
                         hint="give a --home folder you own") from None
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
@@ -30,7 +31,11 @@ DATABASE_PASSWORD = "database-password"  # a PostgreSQL password given in --db a
 
 
 class NoKeyringBackend(StationError):
-    code = "keyring.unavailable"
+    class Code(str, Enum):
+        UNAVAILABLE = "keyring.unavailable"
+        DEMO_ONLY = "keyring.demo_only"
+
+    code = Code.UNAVAILABLE.value
     hint = (
         "run the station inside a desktop session with a Secret Service keyring "
         "(GNOME Keyring or KWallet; headless: `dbus-run-session -- sh -c 'echo -n PASSWORD | "
@@ -184,7 +189,7 @@ def open_secret_store(station_id: str, home_root: Path, *, kind: str, demo: bool
         if not demo:
             raise NoKeyringBackend(
                 "the configuration names the plain-file demo keyring but demo is not true",
-                code="keyring.demo_only",
+                code=NoKeyringBackend.Code.DEMO_ONLY,
                 hint="a plain-file keyring is for demonstration stations only; re-initialise with a real keyring",
             )
         return DemoFileStore(home_root / DEMO_KEYRING_FILE)

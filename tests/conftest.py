@@ -82,7 +82,7 @@ def icam_profile_path(mirror, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def icam_profile(icam_profile_path):
-    from station.crypto.trust import TrustProfile
+    from station.validation.trust import TrustProfile
 
     return TrustProfile.load(icam_profile_path)
 

@@ -44,6 +44,7 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass, field
+from enum import Enum
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -90,7 +91,11 @@ SIGN_IN_FIELDS = ("auth_method", "auth_reference_sha256", "card_fascn", "card_uu
 class RecordNotBacked(StationError):
     """A row says what no audited event says: the station does not act on it."""
 
-    code = "audit.unbacked"
+    class Code(str, Enum):
+        UNBACKED = "audit.unbacked"
+        REVOCATION_UNBACKED = "revocation.unbacked"
+
+    code = Code.UNBACKED.value
     hint = "the records were changed behind the station's back: run `station audit verify` and restore them"
 
 

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+from enum import Enum
 from typing import Any
 
 from station.errors import StationError
@@ -29,7 +30,11 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 
 class SensitiveDataInEvent(StationError):
-    code = "audit.sensitive"
+    class Code(str, Enum):
+        SENSITIVE = "audit.sensitive"
+        BAD_VALUE = "audit.bad_value"
+
+    code = Code.SENSITIVE.value
     hint = "audit events record what happened, never a PIN, password or key: drop that field"
 
 
@@ -69,4 +74,5 @@ def check_no_secrets(value: Any, path: str = "details") -> None:
         if "PRIVATE KEY-----" in value:
             raise SensitiveDataInEvent(f"audit event field {path} holds a private key")
     elif value is not None and not isinstance(value, (int, float, bool)):
-        raise SensitiveDataInEvent(f"audit event field {path} has a {type(value).__name__}; use plain JSON values", code="audit.bad_value")
+        raise SensitiveDataInEvent(f"audit event field {path} has a {type(value).__name__}; use plain JSON values",
+                                   code=SensitiveDataInEvent.Code.BAD_VALUE)

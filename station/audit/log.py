@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,7 +27,7 @@ from sqlalchemy import bindparam, event, func, select
 from sqlalchemy.orm import Session
 
 from station.audit import chain
-from station.crypto.signer import PrivateKeySigner
+from station.ca.signer import PrivateKeySigner
 from station.errors import StationError
 from station.home import write_private
 from station.records.models import AuditCheckpoint, AuditEvent, AuditHead, AuditKey
@@ -43,7 +44,12 @@ _MOVE_HEAD = _HEAD_TABLE.update().where(_HEAD_TABLE.c.id == 1).values(seq=bindpa
 
 
 class AuditError(StationError):
-    code = "audit"
+    class Code(str, Enum):
+        AUDIT = "audit"
+        NO_KEY = "audit.no_key"
+        KEY_UNREGISTERED = "audit.key_unregistered"
+
+    code = Code.AUDIT.value
     hint = "run `station audit verify` to see what is wrong with the audit trail"
 
 
@@ -133,7 +139,7 @@ class AuditLog:
     def register_key(self, session: Session, actor: str = SYSTEM_ACTOR) -> str:
         """Record this station's audit public key (once) and the fact as an event."""
         if self.signer is None:
-            raise AuditError("no audit key loaded", code="audit.no_key")
+            raise AuditError("no audit key loaded", code=AuditError.Code.NO_KEY)
         public = self.signer.public_key()
         fingerprint = key_fingerprint(public)
         if session.get(AuditKey, fingerprint) is None:
@@ -153,13 +159,13 @@ class AuditLog:
     def checkpoint(self, session: Session) -> AuditCheckpoint | None:
         """Sign the current head (in this transaction). None when the chain is empty."""
         if self.signer is None:
-            raise AuditError("no audit key loaded", code="audit.no_key")
+            raise AuditError("no audit key loaded", code=AuditError.Code.NO_KEY)
         head = session.connection().execute(_HEAD).one()
         if head.seq == 0:
             return None
         fingerprint = key_fingerprint(self.signer.public_key())
         if session.get(AuditKey, fingerprint) is None:
-            raise AuditError("this station's audit key is not registered in the records", code="audit.key_unregistered")
+            raise AuditError("this station's audit key is not registered in the records", code=AuditError.Code.KEY_UNREGISTERED)
         done = session.execute(
             select(AuditCheckpoint).where(AuditCheckpoint.seq == head.seq, AuditCheckpoint.key_fingerprint == fingerprint)
         ).scalars().first()

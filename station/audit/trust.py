@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from enum import Enum
 
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
@@ -32,7 +33,13 @@ _FINGERPRINT = re.compile(r"[0-9a-f]{16,64}")
 
 
 class TrustError(StationError):
-    code = "audit.trust"
+    class Code(str, Enum):
+        TRUST = "audit.trust"
+        FINGERPRINT = "audit.trust.fingerprint"
+        UNKNOWN = "audit.trust.unknown"
+        UNREGISTERED = "audit.trust.unregistered"
+
+    code = Code.TRUST.value
     hint = "pin only the fingerprint `station audit verify` names, of a key registered in this station's audit trail"
 
 
@@ -58,7 +65,7 @@ def pin_key(station, fingerprint: str, *, actor: str) -> str:  # noqa: ANN001
     digits): pinned in this home and recorded as ``audit.key_trusted``. Returns the fingerprint."""
     wanted = fingerprint.strip().lower().replace(":", "")
     if not _FINGERPRINT.fullmatch(wanted):
-        raise TrustError(f"not an audit key fingerprint: {fingerprint!r}", code="audit.trust.fingerprint",
+        raise TrustError(f"not an audit key fingerprint: {fingerprint!r}", code=TrustError.Code.FINGERPRINT,
                          hint="give the key's SHA-256 (at least 16 hex digits) as `station audit verify` names it")
     pinned = {fp: key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
               for fp, key in pinned_keys(station.home).items()}
@@ -66,14 +73,14 @@ def pin_key(station, fingerprint: str, *, actor: str) -> str:  # noqa: ANN001
         rows = session.execute(select(AuditKey).where(AuditKey.fingerprint.startswith(wanted))).scalars().all()
         if len(rows) != 1:
             raise TrustError(f"{'no' if not rows else 'more than one'} registered audit key starts with {wanted}",
-                             code="audit.trust.unknown", hint="give the full fingerprint of a key in the records")
+                             code=TrustError.Code.UNKNOWN, hint="give the full fingerprint of a key in the records")
         row = rows[0]
         key = serialization.load_pem_public_key(row.public_key_pem.encode())
         registered = session.execute(select(AuditEvent.seq).where(
             AuditEvent.action == "audit.key_registered", AuditEvent.object_id == row.fingerprint)).first()
         if key_fingerprint(key) != row.fingerprint or registered is None:
             raise TrustError(f"audit key {row.fingerprint[:16]}… in the records is not one a station registered",
-                             code="audit.trust.unregistered", hint="run `station audit verify`; do not trust this key")
+                             code=TrustError.Code.UNREGISTERED, hint="run `station audit verify`; do not trust this key")
         station.audit.append(session, actor=actor, action="audit.key_trusted", object_type="audit_key",
                              object_id=row.fingerprint, details={"key_sha256": row.fingerprint, "station_id": row.station_id})
         pinned[row.fingerprint] = row.public_key_pem

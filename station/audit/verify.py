@@ -27,6 +27,7 @@ from station.audit import chain
 from station.audit.backing import check_records
 from station.audit.log import key_fingerprint
 from station.records.models import AuditCheckpoint, AuditEvent, AuditHead
+from station.signatures import UnsupportedKeyType, verify_signature
 
 
 @dataclass(frozen=True)
@@ -141,8 +142,8 @@ def verify_chain(session: Session, own_key: ec.EllipticCurvePublicKey | None, an
                                                    "pins it with `station audit trust-key`)"))
             continue
         try:
-            key.verify(cp.signature, chain.checkpoint_message(cp.seq, cp.head_hash, cp.signed_at), ec.ECDSA(hashes.SHA256()))  # type: ignore[attr-defined]
-        except InvalidSignature:
+            verify_signature(key, cp.signature, chain.checkpoint_message(cp.seq, cp.head_hash, cp.signed_at), hashes.SHA256())
+        except (InvalidSignature, UnsupportedKeyType):
             report.findings.append(Finding(cp.seq, f"checkpoint {cp.id} has a bad signature (checkpoint forged or edited)"))
             continue
         if cp.seq > last_seq:

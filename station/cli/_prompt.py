@@ -9,7 +9,9 @@ card or token, and names the option.
 from __future__ import annotations
 
 import getpass
+import os
 import sys
+from pathlib import Path
 
 from station.errors import StationError
 from station.secret_input import read_line
@@ -33,3 +35,21 @@ def ask_secret(what: str, *, from_stdin: bool, note: str = "") -> str:
         return read_line(what=what) or ""
     require_terminal(what, from_stdin=False)
     return getpass.getpass(f"{what}{note}: ")
+
+
+def ca_token_pin() -> str | None:
+    """The CA token's PIN for ``station init`` when its URI carries none: $STATION_PKCS11_PIN,
+    else typed without echo on a terminal, else None (init then says how to give it)."""
+    pin = os.environ.get("STATION_PKCS11_PIN")
+    if pin:
+        return pin
+    return getpass.getpass("PKCS#11 token PIN: ") if sys.stdin.isatty() else None
+
+
+def import_key_passphrase(path: Path) -> str | None:
+    """The passphrase of an encrypted CA key file to import: $STATION_IMPORT_KEY_PASSPHRASE,
+    else typed without echo on a terminal, else None."""
+    passphrase = os.environ.get("STATION_IMPORT_KEY_PASSPHRASE")
+    if passphrase is not None:
+        return passphrase
+    return getpass.getpass(f"passphrase of {path}: ") if sys.stdin.isatty() else None

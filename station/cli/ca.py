@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from station.cli._station_args import add_station_args
-from station.crypto import ca_store
+from station.ca import ca_store
 from station.home import StationHome
 
 

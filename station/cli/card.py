@@ -71,8 +71,8 @@ class CliPinEntry:
 
 
 def cmd_verify(args) -> int:
-    from station.crypto.pkiauth import not_piv_verdict, pki_auth
-    from station.crypto.trust import TrustProfile
+    from station.issuance.pkiauth import not_piv_verdict, pki_auth
+    from station.validation.trust import TrustProfile
     from station.home import StationHome
 
     def undecided(exc: StationError) -> int:

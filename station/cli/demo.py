@@ -95,8 +95,8 @@ def cmd_demo(args) -> int:
 
 
 def _pki_auth_demo(pcscd: IsolatedPcscd, icam: Path) -> int:
-    from station.crypto.pkiauth import pki_auth
-    from station.crypto.trust import TrustProfile
+    from station.issuance.pkiauth import pki_auth
+    from station.validation.trust import TrustProfile
     from station.devices import pcsc
     from station.devices.piv import PivSession
     from station.devices.virtual import load_card_image

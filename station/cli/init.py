@@ -8,9 +8,9 @@ import argparse
 from pathlib import Path
 
 from station.cli import positive_int
-from station.crypto.ca_store import KEY_ALGORITHMS
-from station.crypto.pkcs11_signer import without_pin
-from station.crypto.profile import MAX_VALIDITY_DAYS
+from station.ca.ca_store import KEY_ALGORITHMS
+from station.ca.pkcs11_signer import without_pin
+from station.ca.profile import MAX_VALIDITY_DAYS
 from station.home import StationHome
 from station.service.setup import AdminPasswordNotAllowed, InitOptions, initialize
 
@@ -59,7 +59,8 @@ def _admin_secret(args: argparse.Namespace) -> tuple[str | None, bytes | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from station.crypto.trust import TrustProfile
+    from station.cli._prompt import ca_token_pin, import_key_passphrase
+    from station.validation.trust import TrustProfile
 
     TrustProfile.load(args.profile)  # whole, anchors too: a broken profile shows now, not at the first card
     home = StationHome.locate(args.home)
@@ -85,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
             admin_piv_cert=admin_cert,
             allow_operator_passwords=args.allow_operator_passwords,
         ),
+        ask_pin=ca_token_pin,
+        ask_passphrase=import_key_passphrase,
     )
     key = config["ca"]["key"]
     print(f"station {config['station_id']} initialised in {home.root}")

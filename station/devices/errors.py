@@ -96,22 +96,35 @@ class SecurityStatusNotSatisfied(ApduError):
     hint = "verify the PIN (or authenticate the management key) first"
 
 
-class PinBlocked(ApduError):
-    """6983: authentication method blocked (PIN or PUK retry counter at zero)."""
-
-    code = "pin-blocked"
-    hint = "the PIN is blocked; the card issuer must reset it"
-
-
-class PinIncorrect(ApduError):
-    """63Cx: verification failed, x tries left."""
+class PinIncorrect(StationError):
+    """A wrong PIN, whatever the device (yubikit's ``InvalidPinError``): a PIV card's 63Cx
+    (``sw`` set, x tries left) or a PKCS#11 token's CKR_PIN_INCORRECT (``sw`` None; the
+    token does not say how many tries are left: ``retries_left`` None)."""
 
     code = "pin-incorrect"
     hint = "type the PIN again carefully; when no try is left the PIN is blocked"
 
-    def __init__(self, sw: int, retries_left: int):
+    def __init__(self, retries_left: int | None, message: str | None = None, *, sw: int | None = None,
+                 hint: str | None = None):
         self.retries_left = retries_left
-        super().__init__(sw, f"wrong PIN, {retries_left} tries left")
+        self.sw = sw
+        if message is None:
+            message = "wrong PIN" if retries_left is None else f"wrong PIN, {retries_left} tries left"
+        super().__init__(message, hint=hint)
+
+
+class PinBlocked(StationError):
+    """No PIN try left, whatever the device: a PIV card's 6983 (authentication method
+    blocked: PIN or PUK retry counter at zero; ``sw`` set) or a PKCS#11 token's
+    CKR_PIN_LOCKED (``sw`` None)."""
+
+    code = "pin-blocked"
+    hint = "the PIN is blocked; the card issuer must reset it"
+
+    def __init__(self, message: str | None = None, *, sw: int | None = None, hint: str | None = None):
+        self.sw = sw
+        super().__init__(message or (f"card returned status {sw:04X}" if sw is not None else "the PIN is blocked"),
+                         hint=hint)
 
 
 class ConditionsNotSatisfied(ApduError):
@@ -160,7 +173,6 @@ class ClassNotSupported(ApduError):
 _SW_CLASSES: dict[int, type[ApduError]] = {
     0x6700: WrongLength,
     0x6982: SecurityStatusNotSatisfied,
-    0x6983: PinBlocked,
     0x6984: DataInvalid,
     0x6985: ConditionsNotSatisfied,
     0x6A80: DataInvalid,
@@ -175,8 +187,10 @@ _SW_CLASSES: dict[int, type[ApduError]] = {
 }
 
 
-def error_for_sw(sw: int) -> ApduError:
+def error_for_sw(sw: int) -> ApduError | PinIncorrect | PinBlocked:
     """The exception for an error status word (not 9000, 61xx or 6Cxx)."""
     if sw & 0xFFF0 == 0x63C0:
-        return PinIncorrect(sw, sw & 0x0F)
+        return PinIncorrect(sw & 0x0F, sw=sw)
+    if sw == 0x6983:
+        return PinBlocked(sw=sw)
     return _SW_CLASSES.get(sw, ApduError)(sw)

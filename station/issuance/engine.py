@@ -20,10 +20,11 @@ from pathlib import Path
 from cryptography import x509
 
 from station.cancel import Cancelled, check
-from station.crypto.pkiauth import LastTryRefused, pki_auth, read_public_objects
-from station.crypto.profile import CsrProof
-from station.crypto.trust import TrustProfile
-from station.crypto.validation import PathValidator
+from station.issuance.pkiauth import LastTryRefused, pki_auth, read_public_objects
+from station.ca.profile import CsrProof
+from station.validation.trust import TrustProfile
+from station.validation.validation import PathValidator
+from station.devices.errors import PinIncorrect
 from station.devices.piv.chuid import Chuid
 from station.devices.piv.constants import Slot
 from station.devices.piv.fascn import FascN, FascnError
@@ -477,7 +478,7 @@ class IssuanceEngine:
         except StationError as exc:
             # The transport secret no longer works: after a crash the new PIN may already be set.
             # Only this recovery path tries a PIN that might be wrong (a normal issuance spends no try).
-            if exc.code != "pin-incorrect" or not target.activation_secret_set(pin):
+            if not isinstance(exc, PinIncorrect) or not target.activation_secret_set(pin):
                 raise self._stop(req, "activation.transport_secret",
                                  "the token refuses its transport PIN and the new PIN does not unlock it",
                                  "re-initialize the token (or give its current PIN in the target URI)") from None

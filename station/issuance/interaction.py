@@ -24,7 +24,7 @@ class ApprovalDecision:
 
 class Interaction(Protocol):
     def request_pin(self, *, pin_kind: str, tries_left: int | None) -> str:
-        """The applicant's PIV card PIN (same call as ``station.crypto.pkiauth.PinEntry``)."""
+        """The applicant's PIV card PIN (same call as ``station.issuance.pkiauth.PinEntry``)."""
 
     def request_new_pin(self) -> tuple[str, str]:
         """The applicant's new credential PIN, typed twice."""

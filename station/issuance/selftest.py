@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from station.issuance.targets.base import Target
+from station.signatures import verify_signature
 
 
 @dataclass
@@ -30,20 +30,13 @@ class SelfTestResult:
         return "pass" if self.passed else "fail"
 
 
-def _verify(public_key, signature: bytes, message: bytes, hash_algorithm=hashes.SHA256()) -> None:
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        public_key.verify(signature, message, ec.ECDSA(hash_algorithm))
-    else:
-        public_key.verify(signature, message, padding.PKCS1v15(), hash_algorithm)
-
-
 def run(target: Target, pin: str, certificate: x509.Certificate, ca_certificate: x509.Certificate,
         policy_oid: str, *, now: dt.datetime | None = None) -> SelfTestResult:
     now = now or dt.datetime.now(dt.timezone.utc)
     checks: dict[str, bool] = {}
     challenge = os.urandom(32)
     try:
-        _verify(certificate.public_key(), target.sign_challenge(pin, challenge), challenge)
+        verify_signature(certificate.public_key(), target.sign_challenge(pin, challenge), challenge, hashes.SHA256())
         checks["signature"] = True
     except InvalidSignature:
         checks["signature"] = False

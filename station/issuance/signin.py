@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from station.crypto.pkiauth import pki_auth
+from station.issuance.pkiauth import pki_auth
 from station.errors import Exit, StationError
 from station.service import operators
 from station.service.operators import OperatorLogin

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Iterator
 
@@ -31,7 +32,12 @@ SQLITE_BUSY_TIMEOUT_S = 10.0
 
 
 class DatabaseError(StationError):
-    code = "records.database"
+    class Code(str, Enum):
+        DATABASE = "records.database"
+        URL = "records.url"
+        PERMISSIONS = "records.permissions"
+
+    code = Code.DATABASE.value
     hint = "check --db or [database] url in station.toml"
 
 
@@ -40,15 +46,15 @@ def unavailable(exc: OperationalError) -> StationError:
     server's own words, never the URL: it may carry a password)."""
     words = " ".join(str(exc.orig or exc).split())
     if "locked" in words or "busy" in words:
-        return SystemFailure("the database is locked by another station command", code="records.locked",
+        return SystemFailure("the database is locked by another station command", code=SystemFailure.Code.DATABASE_LOCKED,
                              hint="wait until it ends (or stop it) and run this command again")
     if "unable to open" in words:
-        return DatabaseError(f"cannot open the database file: {words}", code="records.url",
+        return DatabaseError(f"cannot open the database file: {words}", code=DatabaseError.Code.URL,
                              hint="check that the folder of the sqlite:/// path exists and is writable")
     if "full" in words or "disk I/O" in words:
-        return SystemFailure(f"the disk holding the database is full or failing: {words}", code="system.disk_full",
+        return SystemFailure(f"the disk holding the database is full or failing: {words}", code=SystemFailure.Code.DISK_FULL,
                              hint="free some space (df shows it), check the disk and run the command again")
-    return SystemFailure(f"the database failed: {words}", code="records.unavailable",
+    return SystemFailure(f"the database failed: {words}", code=SystemFailure.Code.DATABASE_UNAVAILABLE,
                          hint="check that the database (file or server) is reachable, and --db or [database] url")
 
 
@@ -56,14 +62,14 @@ def normalise_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise DatabaseError("the database URL cannot be read", code="records.url",
+        raise DatabaseError("the database URL cannot be read", code=DatabaseError.Code.URL,
                             hint="use sqlite:///PATH or postgresql://user@host/db") from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     elif parsed.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
         raise DatabaseError(
             f"unsupported database {parsed.drivername!r}",
-            code="records.url",
+            code=DatabaseError.Code.URL,
             hint="use sqlite:///PATH or postgresql://user@host/db",
         )
     return parsed.render_as_string(hide_password=False)
@@ -114,7 +120,7 @@ def _private_sqlite_files(url: str) -> None:
             if side.exists():
                 os.chmod(side, 0o600)
     except OSError as exc:
-        raise DatabaseError(f"cannot make the database {path} private: {exc.strerror}", code="records.permissions",
+        raise DatabaseError(f"cannot make the database {path} private: {exc.strerror}", code=DatabaseError.Code.PERMISSIONS,
                             hint="run the station as the owner of its database file") from None
 
 

@@ -9,7 +9,7 @@ from station.audit.export import export_jsonl
 from station.audit.log import read_anchor
 from station.audit.trust import pinned_keys
 from station.audit.verify import verify_chain
-from station.crypto import ca_store
+from station.ca import ca_store
 from station.service.station import Station
 
 

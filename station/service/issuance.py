@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from station.audit.backing import AuditedRequest, backed_request
-from station.crypto.profile import AssuranceMismatch, ProofOfPossession, plan_certificate
+from station.ca.profile import AssuranceMismatch, ProofOfPossession, plan_certificate
 from station.terms import Aal, TargetKind
 from station.errors import StationError
 from station.records.models import (
@@ -242,8 +242,8 @@ def issue_certificate(
 ) -> IssuedCredential:
     """Issue (once) the Derived PIV Authentication certificate of an approved request.
 
-    ``proof`` is a :class:`~station.crypto.profile.CsrProof` or
-    :class:`~station.crypto.profile.SignedChallengeProof`; only its verified public key is used.
+    ``proof`` is a :class:`~station.ca.profile.CsrProof` or
+    :class:`~station.ca.profile.SignedChallengeProof`; only its verified public key is used.
     ``applicant_piv_auth_cert``, ``aal`` and ``target_kind``, when given, must match the request.
     The credential row, the request's new state and the audit event commit together. The
     issuance engine certifies an ``authenticated`` request into ``key_generated``

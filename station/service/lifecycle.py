@@ -4,7 +4,7 @@ of the PIV card.
 * Common Policy §3.2.3.1 (a SHOULD): seven days after issuance the CA checks again the
   revocation status of the PIV Authentication certificate used at issuance, and revokes the
   derived credential if that certificate was revoked. :func:`due_for_piv_auth_recheck` lists
-  what to check; the check itself is path validation (``station.crypto.validation``);
+  what to check; the check itself is path validation (``station.validation.validation``);
   :func:`record_piv_auth_status` records the answer.
 * FIPS 201-3 §2.10.2: when the PIV card is terminated, the derived credentials of that PIV
   identity account are invalidated: :func:`revoke_for_applicant`.

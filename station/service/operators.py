@@ -46,8 +46,8 @@ def piv_auth_card(data: bytes, profile, *, cache_dir: Path | None, source: str =
     """``data`` (PEM or DER) checked as a PIV Authentication certificate under ``profile``
     (a TrustProfile): an end-entity key for digitalSignature, asserting one of the profile's
     PIV Authentication policies, with a valid path to its anchors."""
-    from station.crypto.piv_objects import cert_identifiers
-    from station.crypto.validation import PathValidator
+    from station.validation.piv_objects import cert_identifiers
+    from station.validation.validation import PathValidator
 
     try:
         cert = x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data else x509.load_der_x509_certificate(data)

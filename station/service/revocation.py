@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, select
 
 from station.audit.backing import AuditedCredential, RecordNotBacked, audited_status, replay_credentials, row_name
-from station.crypto.ca import Revocation
+from station.ca.ca import Revocation
 from station.errors import StationError
 from station.home import write_private
 from station.records.models import Credential, CredentialStatus, CrlIssue, serial_hex, utcnow

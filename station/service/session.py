@@ -34,7 +34,7 @@ from station.service.station import Station
 def _profile(station: Station, path: str, revocation: str | None):
     """The trust profile in ``path`` (``revocation`` overriding its mode), loaded once while
     the station is open (a desktop session issues many times)."""
-    from station.crypto.trust import TrustProfile
+    from station.validation.trust import TrustProfile
 
     key = (str(path), revocation)
     if key not in station._trust_profiles:

@@ -12,9 +12,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from station.audit.log import SYSTEM_ACTOR, AuditLog
-from station.crypto import ca_store
-from station.crypto.ca import CAError
-from station.crypto.profile import MAX_VALIDITY_DAYS, ProfileSettings
+from station.ca import ca_store
+from station.ca.ca import CAError
+from station.ca.profile import MAX_VALIDITY_DAYS, ProfileSettings
 from station.errors import StationError
 from station.home import StationHome
 from station.records.database import open_database, split_password
@@ -72,7 +72,7 @@ def _check_options(home: StationHome, opts: InitOptions) -> None:
 
 def _admin_card(home: StationHome, opts: InitOptions):
     """The first administrator's PIV card, checked under this station's trust profile."""
-    from station.crypto.trust import TrustProfile
+    from station.validation.trust import TrustProfile
     from station.service.operators import piv_auth_card
 
     home.crl_dir.mkdir(parents=True, exist_ok=True)
@@ -80,8 +80,11 @@ def _admin_card(home: StationHome, opts: InitOptions):
                          source="the administrator's certificate")
 
 
-def initialize(home: StationHome, opts: InitOptions) -> dict:
-    """Create everything; returns the configuration written. Refuses to overwrite a CA."""
+def initialize(home: StationHome, opts: InitOptions, *, ask_pin: ca_store.PinProvider | None = None,
+               ask_passphrase: ca_store.PassphraseProvider | None = None) -> dict:
+    """Create everything; returns the configuration written. Refuses to overwrite a CA.
+    ``ask_pin`` gives the CA token's PIN when the URI carries none, ``ask_passphrase`` an
+    imported key file's passphrase (the caller's providers: this layer asks nobody)."""
     _check_options(home, opts)
     station_id = str(uuid.uuid4())
     store_kind = choose_store_kind(demo=opts.demo)  # fails before anything is written
@@ -108,13 +111,15 @@ def initialize(home: StationHome, opts: InitOptions) -> dict:
     ca = None
     try:
         if opts.import_ca is not None:
-            ca, key_ref = ca_store.import_ca(home, store, cert_path=opts.import_ca, key_uri=opts.import_key or "")
+            ca, key_ref = ca_store.import_ca(home, store, cert_path=opts.import_ca, key_uri=opts.import_key or "",
+                                             ask_pin=ask_pin, ask_passphrase=ask_passphrase)
             how = "ca.imported"
         else:
             subject = x509.Name.from_rfc4514_string(
                 opts.ca_subject or f"CN=Derived PIV Station CA {station_id[:8]},OU=Derived PIV Station,O=U.S. Government,C=US"
             )
-            ca, key_ref = ca_store.create_ca(home, store, subject=subject, key=opts.ca_key, algorithm=opts.key_algorithm)
+            ca, key_ref = ca_store.create_ca(home, store, subject=subject, key=opts.ca_key, algorithm=opts.key_algorithm,
+                                             ask_pin=ask_pin)
             how = "ca.created"
         ca_store.create_audit_key(home, store)
         config = {

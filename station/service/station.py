@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from station.audit.log import AuditLog
-from station.crypto import ca_store
-from station.crypto.ca import IssuingCA
-from station.crypto.profile import ProfileSettings
+from station.ca import ca_store
+from station.ca.ca import IssuingCA
+from station.ca.profile import ProfileSettings
 from station.home import HomeError, StationHome
 from station.records.database import Database, open_database, with_password
 from station.secret_store import DATABASE_PASSWORD, SecretStore, open_secret_store

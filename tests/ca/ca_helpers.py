@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
-from station.crypto.profile import CsrProof
+from station.ca.profile import CsrProof
 from station.records.models import Operator
 from station.terms import AuthMethod, Role
 from station.service import issuance, operators

@@ -17,7 +17,7 @@ from station.audit.log import AuditLog, read_anchor
 from station.audit.trust import pinned_keys
 from station.audit.verify import verify_chain
 from station.cli import main
-from station.crypto import ca_store
+from station.ca import ca_store
 from station.records.models import AuditCheckpoint, AuditEvent
 
 N_EXTRA = 9  # init writes events 1-2; these make 3..11, checkpoints every 3 events
@@ -351,7 +351,7 @@ def test_cli_trust_key_pins_a_registered_key_only(trail, capsys, tmp_path, monke
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from station.audit.log import key_fingerprint
-    from station.crypto.signer import PrivateKeySigner
+    from station.ca.signer import PrivateKeySigner
     from station.issuance.signin import hash_password
     from station.terms import AuthMethod, Role
     from station.service.operators import add_operator

@@ -10,9 +10,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from station.crypto.ca import IssuingCA, Revocation, self_signed_ca_certificate
-from station.crypto.crl_encoding import encode_revoked, splice_revoked
-from station.crypto.signer import PrivateKeySigner
+from station.ca.ca import IssuingCA, Revocation, self_signed_ca_certificate
+from station.ca.crl_encoding import encode_revoked, splice_revoked
+from station.ca.signer import PrivateKeySigner
 
 NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CRL CA")])
 REASONS = [r for r in x509.ReasonFlags if r is not x509.ReasonFlags.remove_from_crl]

@@ -8,8 +8,8 @@ import tomllib
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from station.crypto.crl_encoding import encode_serial, encode_time
-from station.crypto.der import read_tlv, sequence_elements, tlv
+from station.ca.crl_encoding import encode_serial, encode_time
+from station.ca.der import read_tlv, sequence_elements, tlv
 from station.home import dumps_toml
 
 scalars = st.one_of(st.text(), st.integers(min_value=-(2**63), max_value=2**63 - 1), st.booleans(), st.lists(st.text(), max_size=4))

@@ -21,8 +21,8 @@ from cryptography.x509.oid import NameOID
 
 from .ca_helpers import TOKEN_LABEL, TOKEN_PIN, issue
 from station.cli import main
-from station.crypto.ca import self_signed_ca_certificate
-from station.crypto.pkcs11_signer import Pkcs11Signer, generate_on_token
+from station.ca.ca import self_signed_ca_certificate
+from station.ca.pkcs11_signer import Pkcs11Signer, generate_on_token
 from station.home import StationHome
 from station.secret_store import SERVICE, NoKeyringBackend
 from station.service import revocation
@@ -316,3 +316,26 @@ def test_init_administrator_with_a_piv_card(tmp_path, secret_service, icam_profi
     err = capsys.readouterr().err
     assert "not a" in err and "PIV Authentication certificate" in err and len(err.strip().splitlines()) == 1
     assert not (other / "station.toml").exists()
+
+
+def test_ca_store_asks_nobody_the_caller_provides_the_secrets(softhsm):
+    """ca_store takes a token PIN from the URI, else from the caller's provider; it never
+    prompts (the command line's providers read the environment, then the terminal)."""
+    import ast
+
+    from station.ca import ca_store
+    from station.ca.ca import CAError
+
+    source = ast.parse((REPO / "station" / "ca" / "ca_store.py").read_text())
+    imported = {a.name for n in ast.walk(source) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(source) if isinstance(n, ast.ImportFrom)}
+    called = {n.func.id for n in ast.walk(source) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert "getpass" not in imported and "sys" not in imported and "input" not in called
+    bare = softhsm(with_pin=False)
+    with pytest.raises(CAError) as err:
+        ca_store.token_pin(bare)
+    assert err.value.code == "ca.pkcs11_pin"
+    with pytest.raises(CAError):
+        ca_store.token_pin(bare, lambda: None)  # the provider has nobody to ask
+    assert ca_store.token_pin(bare, lambda: "from-provider") == "from-provider"
+    assert ca_store.token_pin(softhsm(), lambda: "from-provider") == TOKEN_PIN  # the URI's PIN comes first

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from .ca_helpers import APPROVER, REGISTRAR, approved_request, csr, ensure_operators, issue, new_key
 from station.audit.chain import SensitiveDataInEvent
 from station.audit.verify import verify_chain
-from station.crypto import ca_store
-from station.crypto.profile import CsrProof
+from station.ca import ca_store
+from station.ca.profile import CsrProof
 from station.records.models import AuditEvent, Credential, IssuanceRequest
 from station.terms import RequestState
 from station.service import issuance

@@ -7,7 +7,7 @@ from cryptography import x509
 from station.audit.log import key_fingerprint
 from station.audit.trust import pin_key, pinned_keys
 from station.audit.verify import verify_chain
-from station.crypto import ca_store
+from station.ca import ca_store
 from station.home import StationHome
 from station.service import revocation
 from station.service.setup import InitOptions, initialize

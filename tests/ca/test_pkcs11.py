@@ -9,9 +9,10 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from .ca_helpers import new_key
-from station.crypto.ca import IssuingCA, Revocation, self_signed_ca_certificate
-from station.crypto.pkcs11_signer import Pkcs11Error, Pkcs11Signer, generate_on_token, parse_key_uri, uri_pin, without_pin
-from station.crypto.profile import ProfileSettings, plan_certificate
+from station.ca.ca import IssuingCA, Revocation, self_signed_ca_certificate
+from station.ca.pkcs11_signer import Pkcs11Signer, generate_on_token, parse_key_uri, uri_pin, without_pin
+from station.ca.profile import ProfileSettings, plan_certificate
+from station.ca.signer import SignerError
 
 NAME = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "US"), x509.NameAttribute(NameOID.COMMON_NAME, "HSM CA")])
 SETTINGS = ProfileSettings(ca_issuers_url="http://pki.test/ca.p7c", crl_url="http://pki.test/ca.crl")
@@ -30,7 +31,7 @@ def test_uri_parsing():
 
 @pytest.mark.parametrize("bad", ["file:/x", "pkcs11:token=T", "pkcs11:token"])
 def test_bad_uris_refused(bad):
-    with pytest.raises(Pkcs11Error):
+    with pytest.raises(SignerError):
         parse_key_uri(bad)
 
 
@@ -58,7 +59,7 @@ def test_token_ca_signs_certificates_and_crls(softhsm, pki, algorithm, hash_name
 def test_generate_refuses_an_existing_label(softhsm):
     uri = softhsm()
     generate_on_token(uri, None)
-    with pytest.raises(Pkcs11Error) as err:
+    with pytest.raises(SignerError) as err:
         generate_on_token(uri, None)
     assert err.value.code == "ca.exists"
 
@@ -66,16 +67,17 @@ def test_generate_refuses_an_existing_label(softhsm):
 def test_wrong_pin_and_missing_key_are_typed_errors(softhsm):
     uri = softhsm()
     generate_on_token(uri, None)
-    with pytest.raises(Pkcs11Error) as err:
+    with pytest.raises(SignerError) as err:
         Pkcs11Signer(without_pin(uri), "000000")
     assert err.value.code == "ca.pkcs11_pin"
-    with pytest.raises(Pkcs11Error):
+    with pytest.raises(SignerError) as err:
         Pkcs11Signer(softhsm("no-such-key"), None)
+    assert err.value.code == "ca.pkcs11" and "no-such-key" in str(err.value)
 
 
 def test_signer_output_is_checked(softhsm):
     """A token key that does not match the certificate's key is caught when signing."""
-    from station.crypto.signer import SignerError, sign_certificate
+    from station.ca.signer import sign_certificate
 
     uri_a, uri_b = softhsm(), softhsm()
     generate_on_token(uri_a, None)

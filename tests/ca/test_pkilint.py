@@ -18,9 +18,9 @@ from pkilint.pkix import certificate, extension, name
 from pkilint.validation import ValidationFindingSeverity
 
 from .ca_helpers import new_key
-from station.crypto.ca import IssuingCA, self_signed_ca_certificate
-from station.crypto.profile import ProfileSettings, plan_certificate
-from station.crypto.signer import PrivateKeySigner
+from station.ca.ca import IssuingCA, self_signed_ca_certificate
+from station.ca.profile import ProfileSettings, plan_certificate
+from station.ca.signer import PrivateKeySigner
 
 SETTINGS = ProfileSettings(ca_issuers_url="http://pki.test/ca.p7c", crl_url="http://pki.test/ca.crl", ocsp_url="http://ocsp.pki.test")
 ALLOWED = "pkix.invalid_uri_syntax"

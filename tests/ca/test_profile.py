@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from .ca_helpers import new_key, now
-from station.crypto.ca import IssuingCA, self_signed_ca_certificate
-from station.crypto.profile import (
+from station.ca.ca import IssuingCA, self_signed_ca_certificate
+from station.ca.profile import (
     ID_PKINIT_KP_CLIENT_AUTH,
     MS_SMART_CARD_LOGON,
     AssuranceMismatch,
@@ -23,7 +23,7 @@ from station.crypto.profile import (
     ValidityError,
     plan_certificate,
 )
-from station.crypto.signer import PrivateKeySigner
+from station.ca.signer import PrivateKeySigner
 
 SETTINGS = ProfileSettings(ca_issuers_url="http://pki.test/ca.p7c", crl_url="http://pki.test/ca.crl", ocsp_url="http://ocsp.pki.test")
 CA_NAME = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "US"), x509.NameAttribute(NameOID.COMMON_NAME, "Test Derived CA")])

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from .ca_helpers import csr, new_key
-from station.crypto.ca import IssuingCA, self_signed_ca_certificate
-from station.crypto.profile import (
+from station.ca.ca import IssuingCA, self_signed_ca_certificate
+from station.ca.profile import (
     BadProofOfPossession,
     CsrProof,
     MalformedRequest,
@@ -23,7 +23,7 @@ from station.crypto.profile import (
     UnsupportedKey,
     plan_certificate,
 )
-from station.crypto.signer import PrivateKeySigner
+from station.ca.signer import PrivateKeySigner
 
 SETTINGS = ProfileSettings(ca_issuers_url="http://pki.test/ca.p7c", crl_url="http://pki.test/ca.crl")
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from station.devices.pkcs11.token import TokenPinIncorrect
+from station.devices.errors import PinIncorrect
 from station.issuance import selftest
 from station.issuance.targets import TargetError, open_target
 from tests.conftest import SOFTHSM_MODULE, init_softhsm_token
@@ -65,7 +65,7 @@ def test_full_target_sequence_and_self_test(target_uri):
     other = LocalCa()
     bad = selftest.run(target, NEW_PIN, cert, other.cert, "2.16.840.1.101.3.2.1.3.41")
     assert not bad.passed and bad.checks == {"signature": True, "chain": False, "validity": True, "policy": False}
-    with pytest.raises(TokenPinIncorrect):
+    with pytest.raises(PinIncorrect):
         selftest.run(target, "Wr0ngPin", cert, ca.cert, AAL2)
 
 

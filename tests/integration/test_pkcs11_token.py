@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.x509.oid import NameOID
 
 from station.devices.pkcs11 import Pkcs11Error, Pkcs11Token, Pkcs11Uri, UriError
-from station.devices.pkcs11.token import TokenPinIncorrect
+from station.devices.errors import PinIncorrect
 from tests.conftest import SOFTHSM_MODULE, init_softhsm_token
 from tests.unit.certs import self_signed_for
 
@@ -62,15 +62,17 @@ def test_new_pin_replaces_transport_pin(token):
     tok, _ = token
     key_id, public_key = tok.generate_key(TRANSPORT_PIN, "P-256", "k")
     tok.change_pin(TRANSPORT_PIN, "Xy7Kq2")
-    with pytest.raises(TokenPinIncorrect) as info:
+    with pytest.raises(PinIncorrect) as info:
         tok.sign(TRANSPORT_PIN, key_id, b"x")
     assert TRANSPORT_PIN not in str(info.value)
+    # the same wrong-PIN error as a PIV card's, with its code; a token does not say the tries left
+    assert info.value.code == "pin-incorrect" and info.value.retries_left is None and info.value.sw is None
     verify(public_key, tok.sign("Xy7Kq2", key_id, b"self-test"), b"self-test")
 
 
 def test_wrong_transport_pin_and_missing_token(token, softhsm_conf):
     tok, _ = token
-    with pytest.raises(TokenPinIncorrect):
+    with pytest.raises(PinIncorrect):
         tok.generate_key("00000000", "P-256", "k")
     with pytest.raises(Pkcs11Error) as info:
         Pkcs11Token(f"pkcs11:token=absent?module-path={SOFTHSM_MODULE}")

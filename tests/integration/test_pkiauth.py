@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from station.crypto.pkiauth import LastTryRefused, pki_auth
+from station.issuance.pkiauth import LastTryRefused, pki_auth
 from station.devices import errors, pcsc
 from station.devices.piv import PivSession
 from station.devices.virtual import VirtualConnection, load_card_image

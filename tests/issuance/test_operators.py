@@ -188,7 +188,7 @@ def test_administrator_signs_in_with_own_piv_card(home, insert_card, pcscd):  # 
 def test_operator_card_identity_keeps_them_from_being_served(home, icam_profile, crl_cache, softhsm_conf):  # noqa: F811
     """An operator enrolled with the FASC-N and card UUID of the golden card (as its Card
     Authentication certificate carries them) under another certificate: still not served."""
-    from station.crypto.piv_objects import cert_identifiers
+    from station.validation.piv_objects import cert_identifiers
 
     ids = cert_identifiers(x509.load_pem_x509_certificate(CARD_AUTH.read_bytes()))
     station = Station.open(StationHome(home))

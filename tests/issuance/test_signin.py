@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from station.crypto.verdict import Identity, Verdict
+from station.validation.verdict import Identity, Verdict
 from station.issuance.signin import SignInRefused, hash_password, sign_in, sign_in_with_password, sign_in_with_piv
 from station.terms import AuthMethod, Role
 from station.service.operators import add_operator

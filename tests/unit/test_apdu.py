@@ -75,9 +75,9 @@ def test_6cxx_resends_with_exact_le():
 @pytest.mark.parametrize("sw, exc, attrs", [
     (0x6A82, errors.FileNotFound, {}),
     (0x6982, errors.SecurityStatusNotSatisfied, {}),
-    (0x63C0, errors.PinIncorrect, {"retries_left": 0}),
+    (0x63C0, errors.PinIncorrect, {"retries_left": 0, "sw": 0x63C0, "code": "pin-incorrect"}),
     (0x63C3, errors.PinIncorrect, {"retries_left": 3}),
-    (0x6983, errors.PinBlocked, {"code": "pin-blocked"}),
+    (0x6983, errors.PinBlocked, {"code": "pin-blocked", "sw": 0x6983}),
     (0x6A88, errors.ReferenceNotFound, {}),
     (0x6D00, errors.InstructionNotSupported, {}),
     (0x6F00, errors.ApduError, {"sw": 0x6F00}),

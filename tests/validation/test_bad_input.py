@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from station.crypto.card_contents import CardContents
-from station.crypto.verdict import evaluate_card
+from station.validation.card_contents import CardContents
+from station.validation.verdict import evaluate_card
 
 from station.devices.piv.chuid import Chuid
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from station.crypto.verdict import Identity, Verdict, check_challenge_signature
+from station.validation.verdict import Identity, Verdict, check_challenge_signature
 
 
 def self_signed(key) -> bytes:

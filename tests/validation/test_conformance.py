@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from station.crypto.card_contents import CardContents
-from station.crypto.verdict import check_challenge_signature, evaluate_card
+from station.validation.card_contents import CardContents
+from station.validation.verdict import check_challenge_signature, evaluate_card
 
 from tests.expected import expected, shows_its_finding, stands_for, table
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from asn1crypto import crl as asn1_crl
 
-from station.crypto.card_contents import CardContents
-from station.crypto.fetch import CachedCRLFetcher
-from station.crypto.trust import TrustProfile
-from station.crypto.verdict import evaluate_card
+from station.validation.card_contents import CardContents
+from station.validation.fetch import CachedCRLFetcher
+from station.validation.trust import TrustProfile
+from station.validation.verdict import evaluate_card
 
 from .icam import ICAM
 

@@ -16,10 +16,10 @@ from dataclasses import replace
 
 import pytest
 
-from station.crypto.card_contents import CardContents
-from station.crypto.fetch import HttpClient
-from station.crypto.trust import TrustProfile, TrustProfileError
-from station.crypto.verdict import evaluate_card
+from station.validation.card_contents import CardContents
+from station.validation.fetch import HttpClient
+from station.validation.trust import TrustProfile, TrustProfileError
+from station.validation.verdict import evaluate_card
 
 from .icam import CARDS, ICAM
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from station.crypto.card_contents import CardContents, certificate_der
-from station.crypto.trust import TrustProfile
-from station.crypto.validation import PathValidator
+from station.validation.card_contents import CardContents, certificate_der
+from station.validation.trust import TrustProfile
+from station.validation.validation import PathValidator
 
 from .icam import CARDS, ICAM
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 from asn1crypto import ocsp
 
-from station.crypto.trust import TrustProfile
+from station.validation.trust import TrustProfile
 
 from .icam import ICAM, REPO
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from station.crypto.trust import TrustProfile, TrustProfileError
+from station.validation.trust import TrustProfile, TrustProfileError
 from .icam import ICAM
 
 ANCHOR = ICAM / "pki" / "roots" / "00_ICAM_Test_Card_Root_CA.crt"

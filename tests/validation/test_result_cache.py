@@ -8,7 +8,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from station.crypto.validation import RESULTS, PathValidator
+from station.validation.validation import RESULTS, PathValidator
 from tests.conftest import GOLDEN, ICAM
 
 

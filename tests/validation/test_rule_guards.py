@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import shutil
 
-from station.crypto.card_contents import CardContents
-from station.crypto.trust import TrustProfile
-from station.crypto.verdict import evaluate_card
+from station.validation.card_contents import CardContents
+from station.validation.trust import TrustProfile
+from station.validation.verdict import evaluate_card
 from station.sim.pki_mirror import PkiMirror
 
 from tests.conftest import GOLDEN, ICAM

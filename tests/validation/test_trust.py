@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from station.crypto.trust import TrustProfile, TrustProfileError
+from station.validation.trust import TrustProfile, TrustProfileError
 
 from .icam import ICAM, REPO
 

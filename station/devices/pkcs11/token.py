@@ -7,6 +7,10 @@ Key pairs are generated inside the token, private keys sensitive and never extra
 digitalSignature). Signing hashes on the host: ECDSA with
 ``CKM_ECDSA`` over a SHA-256/384 digest (SoftHSM 2.6 lacks ``CKM_ECDSA_SHA256``), RSA with
 ``CKM_RSA_PKCS`` over a DigestInfo. The CSR is built here and signed on the token.
+
+This module is the station's only caller of python-pkcs11: the issuance targets use
+:class:`Pkcs11Token` directly, and the CA's key (:mod:`station.ca.pkcs11_signer`) is a thin
+signer over it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import hmac
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
+from enum import Enum
 
 import pkcs11
 from asn1crypto import csr as asn1csr, keys as asn1keys, x509 as asn1x509
@@ -26,6 +31,7 @@ from pkcs11 import exceptions as p11exc
 from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature, encode_named_curve_parameters
 from pkcs11.util.rsa import encode_rsa_public_key
 
+from station.devices.errors import PinBlocked, PinIncorrect
 from station.devices.pkcs1 import digest_info
 from station.devices.pkcs11.uri import Pkcs11Uri
 from station.errors import StationError
@@ -37,29 +43,30 @@ _HELD: dict[tuple[str, str, str], tuple[bytes, object]] = {}  # (module, label, 
 
 
 class Pkcs11Error(StationError):
-    code = "pkcs11"
+    class Code(str, Enum):
+        PKCS11 = "pkcs11"
+        MODULE = "pkcs11.module"
+        NO_TOKEN = "no-token"
+        NO_KEY = "no-key"
+        PIN_FORMAT = "pin-format"
+
+    code = Code.PKCS11.value
     hint = "check the token is plugged in and the pkcs11: URI names its module and label"
 
 
-class TokenPinIncorrect(Pkcs11Error):
-    code = "pin-incorrect"
-    hint = "type the token's PIN again carefully; when no try is left the PIN is locked"
+PIN_INCORRECT_HINT = "type the token's PIN again carefully; when no try is left the PIN is locked"
+PIN_LOCKED_HINT = "the token's PIN is locked; re-initialize the token with its SO PIN"
 
 
-class TokenPinLocked(Pkcs11Error):
-    code = "pin-blocked"
-    hint = "the token's PIN is locked; re-initialize the token with its SO PIN"
-
-
-def _translate(exc: Exception, what: str) -> Pkcs11Error:
+def _translate(exc: Exception, what: str) -> StationError:
     if isinstance(exc, p11exc.PinIncorrect):
-        return TokenPinIncorrect(f"{what}: the token refused the PIN")
+        return PinIncorrect(None, f"{what}: the token refused the PIN", hint=PIN_INCORRECT_HINT)
     if isinstance(exc, p11exc.PinLocked):
-        return TokenPinLocked(f"{what}: the token PIN is locked")
+        return PinBlocked(f"{what}: the token PIN is locked", hint=PIN_LOCKED_HINT)
     if isinstance(exc, (p11exc.PinLenRange, p11exc.PinInvalid)):
-        return Pkcs11Error(f"{what}: the token does not accept a PIN of that form", code="pin-format")
+        return Pkcs11Error(f"{what}: the token does not accept a PIN of that form", code=Pkcs11Error.Code.PIN_FORMAT)
     if isinstance(exc, (p11exc.NoSuchToken, p11exc.TokenNotPresent)):
-        return Pkcs11Error(f"{what}: the token is not present", code="no-token", hint="insert the token")
+        return Pkcs11Error(f"{what}: the token is not present", code=Pkcs11Error.Code.NO_TOKEN, hint="insert the token")
     return Pkcs11Error(f"{what} failed: {type(exc).__name__}")
 
 
@@ -69,7 +76,7 @@ def library(module_path: str) -> pkcs11.lib:
         try:
             _LIBS[module_path] = pkcs11.lib(module_path)
         except p11exc.PKCS11Error:
-            raise Pkcs11Error(f"{module_path} is not a PKCS#11 module", code="pkcs11.module",
+            raise Pkcs11Error(f"{module_path} is not a PKCS#11 module", code=Pkcs11Error.Code.MODULE,
                               hint="set module-path= to the token's PKCS#11 library, e.g. opensc-pkcs11.so") from None
     return _LIBS[module_path]
 
@@ -91,9 +98,14 @@ class Pkcs11Token:
         self.uri = uri if isinstance(uri, Pkcs11Uri) else Pkcs11Uri.parse(uri)
         module = self.uri.module_path  # checked once: the property looks at the file
         lib = library(module)
+        # the token by the URI's token= (label) and serial= path attributes, else the only one
+        select = {name: value for name, value in (("token_label", self.uri.token),
+                                                  ("token_serial", self.uri.path.get("serial"))) if value}
+        if "token_serial" in select:
+            select["token_serial"] = select["token_serial"].encode()
         for attempt in (1, 2):
             try:
-                self.token = lib.get_token(token_label=self.uri.token) if self.uri.token else lib.get_token()
+                self.token = lib.get_token(**select)
                 break
             except p11exc.MultipleTokensReturned:
                 raise Pkcs11Error("several tokens match; name one with token=<label>") from None
@@ -139,7 +151,10 @@ class Pkcs11Token:
         """Close the held session, which logs the token out."""
         held = _HELD.pop(self._login_key, None)
         if held is not None:
-            held[1].close()
+            try:
+                held[1].close()
+            except p11exc.PKCS11Error:
+                pass  # gone already (token removed): nothing stays logged in
 
     # --- keys ----------------------------------------------------------------------------------
     def generate_key(self, pin: str, algorithm: str, label: str, key_id: bytes | None = None) -> tuple[bytes, object]:
@@ -169,6 +184,26 @@ class Pkcs11Token:
                 raise _translate(exc, "generating the key pair on the token") from None
         return key_id, load_der_public_key(der)
 
+    def find_key(self, pin: str, *, key_id: bytes | None = None, label: str | None = None) -> bytes:
+        """The CKA_ID of the private key named by ``key_id`` and/or ``label`` (an RFC 7512
+        URI's ``id`` and ``object``)."""
+        with self._open(pin) as session:
+            try:
+                return bytes(self._private_key(session, key_id, label=label)[Attribute.ID])
+            except p11exc.PKCS11Error as exc:
+                raise _translate(exc, "looking for the key on the token") from None
+
+    def holds_key(self, pin: str, *, key_id: bytes | None = None, label: str | None = None) -> bool:
+        """Whether a private or public key object with this CKA_ID and/or label exists."""
+        named = {**({Attribute.ID: key_id} if key_id is not None else {}),
+                 **({Attribute.LABEL: label} if label is not None else {})}
+        with self._open(pin) as session:
+            try:
+                return any(True for kind in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY)
+                           for _ in session.get_objects({Attribute.CLASS: kind, **named}))
+            except p11exc.PKCS11Error as exc:
+                raise _translate(exc, "looking for keys on the token") from None
+
     def has_private_key(self, pin: str, key_id: bytes) -> bool:
         with self._open(pin) as session:
             return any(True for _ in session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.ID: key_id}))
@@ -188,18 +223,21 @@ class Pkcs11Token:
                            bool(key[Attribute.LOCAL]), bool(key[Attribute.NEVER_EXTRACTABLE]))
 
     @staticmethod
-    def _private_key(session, key_id: bytes):
+    def _private_key(session, key_id: bytes | None, *, label: str | None = None):
         try:
-            return session.get_key(ObjectClass.PRIVATE_KEY, id=key_id)
+            return session.get_key(ObjectClass.PRIVATE_KEY, id=key_id, label=label)
         except p11exc.NoSuchKey:
-            raise Pkcs11Error(f"no private key with ID {key_id.hex()} on the token", code="no-key") from None
+            named = f"ID {key_id.hex()}" if key_id is not None else f"label {label!r}"
+            raise Pkcs11Error(f"no private key with {named} on the token", code=Pkcs11Error.Code.NO_KEY) from None
+        except p11exc.MultipleObjectsReturned:
+            raise Pkcs11Error("several private keys match; name one with id= in the URI", code=Pkcs11Error.Code.NO_KEY) from None
 
     def sign(self, pin: str, key_id: bytes, message: bytes, hash_name: str = "sha256") -> bytes:
         """Sign on the token; ECDSA signatures come back DER-encoded (X9.62)."""
         digest = hashlib.new(hash_name, message).digest()
         with self._open(pin) as session:
-            key = self._private_key(session, key_id)
             try:
+                key = self._private_key(session, key_id)
                 if key.key_type == KeyType.EC:
                     return encode_ecdsa_signature(key.sign(digest, mechanism=Mechanism.ECDSA))
                 return key.sign(digest_info(hash_name, digest), mechanism=Mechanism.RSA_PKCS)
@@ -259,7 +297,7 @@ class Pkcs11Token:
         """The public key stored with ``key_id`` (a public object: no login needed)."""
         key = self.find_public_key(key_id)
         if key is None:
-            raise Pkcs11Error(f"no public key with ID {key_id.hex()} on the token", code="no-key")
+            raise Pkcs11Error(f"no public key with ID {key_id.hex()} on the token", code=Pkcs11Error.Code.NO_KEY)
         return key
 
     def find_public_key(self, key_id: bytes):

@@ -151,8 +151,8 @@ class Target(abc.ABC):
 
     @abc.abstractmethod
     def set_activation_secret(self, new_pin: str) -> None:
-        """Replace the transport secret; a refused transport secret raises an error whose
-        ``code`` is ``pin-incorrect`` (the engine then checks whether ``new_pin`` is set)."""
+        """Replace the transport secret; a refused transport secret raises
+        :class:`~station.devices.errors.PinIncorrect` (the engine then checks whether ``new_pin`` is set)."""
 
     @abc.abstractmethod
     def activation_secret_set(self, new_pin: str) -> bool:

@@ -16,7 +16,7 @@ from cryptography import x509
 from pkcs11 import Attribute, ObjectClass
 
 from station.devices.pkcs11 import Pkcs11Token, Pkcs11Uri
-from station.devices.pkcs11.token import TokenPinIncorrect, TokenPinLocked
+from station.devices.errors import PinBlocked, PinIncorrect
 from station.issuance.targets.base import DeviceDescription, DeviceIdentity, DeviceMustBeReset, Target, TargetError
 
 KEY_LABEL = "Derived PIV Authentication key"
@@ -108,7 +108,7 @@ class Pkcs11Target(Target):
         try:
             self.token.key_info(new_pin, self._key())
             return True
-        except TokenPinIncorrect:
+        except PinIncorrect:
             return False
 
     def sign_challenge(self, pin: str, challenge: bytes) -> bytes:
@@ -127,7 +127,7 @@ class Pkcs11Target(Target):
             with self.token._open(pin) as session:  # the certificate is a public object with the key's CKA_ID
                 for cert in list(session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: self.key_id})):
                     cert.destroy()
-        except (TokenPinIncorrect, TokenPinLocked):
+        except (PinIncorrect, PinBlocked):
             raise DeviceMustBeReset("the token no longer takes its transport PIN (the applicant's PIN is set): "
                                     "the key made for the request stays on it: the device must be reset") from None
         self.public_key = None

@@ -8,22 +8,24 @@
   ``audit/audit-key.p8``, passphrase ``audit-key-passphrase``; its public key sits beside it.
 
 No private key is ever written in the clear, and no passphrase or PIN goes into station.toml.
+This module asks nobody: a token PIN or a key file's passphrase that is needed and not given
+comes from the provider the caller passes in (:data:`PinProvider`, :data:`PassphraseProvider`;
+the command line's read the environment, then ask on the terminal).
 """
 
 from __future__ import annotations
 
-import getpass
 import os
-import sys
 from pathlib import Path
+from typing import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from station.crypto.ca import CAError, IssuingCA, check_ca_certificate, self_signed_ca_certificate
-from station.crypto.pkcs11_signer import Pkcs11Signer, generate_on_token, parse_key_uri, uri_pin, without_pin
-from station.crypto.signer import CAPrivateKey, PrivateKeySigner, Signer, encrypt_pkcs8, load_encrypted_pkcs8
+from station.ca.ca import CAError, IssuingCA, check_ca_certificate, self_signed_ca_certificate
+from station.ca.pkcs11_signer import Pkcs11Signer, generate_on_token, parse_key_uri, uri_pin, without_pin
+from station.ca.signer import CAPrivateKey, PrivateKeySigner, Signer, encrypt_pkcs8, load_encrypted_pkcs8
 from station.home import StationHome, write_private
 from station.secret_store import SecretStore, new_passphrase
 
@@ -38,6 +40,11 @@ AUDIT_KEY_PASSPHRASE = "audit-key-passphrase"
 
 KEY_ALGORITHMS = ("P-256", "P-384", "RSA-2048", "RSA-3072")
 
+PinProvider = Callable[[], "str | None"]
+"""The CA token's PIN when the URI carries none; None when nobody can give it."""
+PassphraseProvider = Callable[[Path], "str | None"]
+"""The passphrase of an encrypted key file being imported; None when nobody can give it."""
+
 
 class CAExists(CAError):
     code = "ca.exists"
@@ -51,7 +58,8 @@ def generate_private_key(algorithm: str) -> CAPrivateKey:
         return ec.generate_private_key(ec.SECP384R1())
     if algorithm in ("RSA-2048", "RSA-3072"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(algorithm[4:]))
-    raise CAError(f"unsupported key algorithm {algorithm}", code="ca.key_type", hint=f"choose one of {', '.join(KEY_ALGORITHMS)}")
+    raise CAError(f"unsupported key algorithm {algorithm}", code=CAError.Code.KEY_TYPE,
+                  hint=f"choose one of {', '.join(KEY_ALGORITHMS)}")
 
 
 def store_file_key(home: StationHome, relative: str, key: CAPrivateKey, store: SecretStore, secret_name: str) -> None:
@@ -65,16 +73,16 @@ def load_file_key(home: StationHome, relative: str, store: SecretStore, secret_n
     return load_encrypted_pkcs8(path.read_bytes(), store.get(secret_name), str(path))
 
 
-def token_pin(uri: str) -> str:
-    """The token PIN for init/import: from the URI, $STATION_PKCS11_PIN, or a prompt."""
-    pin = uri_pin(parse_key_uri(uri)) or os.environ.get("STATION_PKCS11_PIN")
+def token_pin(uri: str, ask_pin: PinProvider | None = None) -> str:
+    """The token PIN for init/import: from the URI, else from ``ask_pin``."""
+    pin = uri_pin(parse_key_uri(uri))
     if pin:
         return pin
-    if sys.stdin.isatty():
-        return getpass.getpass("PKCS#11 token PIN: ")
+    if ask_pin is not None and (pin := ask_pin()) is not None:
+        return pin
     raise CAError(
         "no PIN for the PKCS#11 token",
-        code="ca.pkcs11_pin",
+        code=CAError.Code.PKCS11_PIN,
         hint="set STATION_PKCS11_PIN, or run init from a terminal to be asked",
     )
 
@@ -92,7 +100,8 @@ def _write_cert(home: StationHome, certs: list[x509.Certificate]) -> None:
 
 
 def create_ca(
-    home: StationHome, store: SecretStore, *, subject: x509.Name, key: str = "file", algorithm: str = "P-256"
+    home: StationHome, store: SecretStore, *, subject: x509.Name, key: str = "file", algorithm: str = "P-256",
+    ask_pin: PinProvider | None = None,
 ) -> tuple[IssuingCA, str]:
     """A new self-signed issuing CA. Returns the CA and the key reference for [ca] key."""
     _refuse_existing(home)
@@ -102,13 +111,13 @@ def create_ca(
         signer: Signer = PrivateKeySigner(private, f"file key {home.path(CA_KEY)}")
         key_ref = f"file:{CA_KEY}"
     elif key.startswith("pkcs11:"):
-        pin = token_pin(key)
+        pin = token_pin(key, ask_pin)
         generate_on_token(key, pin, algorithm=algorithm)
         key_ref = without_pin(key)
         store.put(CA_TOKEN_PIN, pin)
         signer = Pkcs11Signer(key_ref, pin)
     else:
-        raise CAError(f"--ca-key must be 'file' or a pkcs11: URI, not {key!r}", code="ca.key_ref")
+        raise CAError(f"--ca-key must be 'file' or a pkcs11: URI, not {key!r}", code=CAError.Code.KEY_REF)
     cert = self_signed_ca_certificate(subject, signer)
     _write_cert(home, [cert])
     return IssuingCA(cert, signer), key_ref
@@ -118,7 +127,7 @@ def _read(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise CAError(f"cannot read the {what} {path}: {exc.strerror}", code="ca.unreadable") from exc
+        raise CAError(f"cannot read the {what} {path}: {exc.strerror}", code=CAError.Code.UNREADABLE) from exc
 
 
 def _read_certs(path: Path) -> list[x509.Certificate]:
@@ -126,15 +135,16 @@ def _read_certs(path: Path) -> list[x509.Certificate]:
     try:
         return x509.load_pem_x509_certificates(data) if b"-----BEGIN" in data else [x509.load_der_x509_certificate(data)]
     except ValueError as exc:
-        raise CAError(f"cannot read certificates from {path}: {exc}", code="ca.bad_certificate") from exc
+        raise CAError(f"cannot read certificates from {path}: {exc}", code=CAError.Code.BAD_CERTIFICATE) from exc
 
 
-def import_ca(home: StationHome, store: SecretStore, *, cert_path: Path, key_uri: str) -> tuple[IssuingCA, str]:
+def import_ca(home: StationHome, store: SecretStore, *, cert_path: Path, key_uri: str, ask_pin: PinProvider | None = None,
+              ask_passphrase: PassphraseProvider | None = None) -> tuple[IssuingCA, str]:
     """An existing CA: its certificate (then its chain, PEM) and its key (pkcs11: URI or key file)."""
     _refuse_existing(home)
     certs = _read_certs(cert_path)
     if key_uri.startswith("pkcs11:"):
-        pin = token_pin(key_uri)
+        pin = token_pin(key_uri, ask_pin)
         key_ref = without_pin(key_uri)
         token_signer = Pkcs11Signer(key_ref, pin)
         try:
@@ -147,15 +157,13 @@ def import_ca(home: StationHome, store: SecretStore, *, cert_path: Path, key_uri
     else:
         path = Path(key_uri.removeprefix("file:"))
         data = _read(path, "CA key")
-        passphrase = os.environ.get("STATION_IMPORT_KEY_PASSPHRASE")
-        if b"ENCRYPTED" in data and passphrase is None and sys.stdin.isatty():
-            passphrase = getpass.getpass(f"passphrase of {path}: ")
+        passphrase = ask_passphrase(path) if b"ENCRYPTED" in data and ask_passphrase is not None else None
         try:
             private = serialization.load_pem_private_key(data, passphrase.encode() if passphrase else None)
         except (TypeError, ValueError) as exc:
             raise CAError(
                 f"cannot read the CA key {path}: {exc}",
-                code="ca.key_decrypt",
+                code=CAError.Code.KEY_DECRYPT,
                 hint="for an encrypted key set STATION_IMPORT_KEY_PASSPHRASE or run from a terminal",
             ) from exc
         signer = PrivateKeySigner(private, f"file key {home.path(CA_KEY)}")  # type: ignore[arg-type]
@@ -169,7 +177,7 @@ def import_ca(home: StationHome, store: SecretStore, *, cert_path: Path, key_uri
 def load_ca(home: StationHome, config: dict, store: SecretStore) -> IssuingCA:
     section = config.get("ca") or {}
     if "key" not in section:
-        raise CAError("the configuration names no CA key", code="ca.not_configured", hint="run `station init`")
+        raise CAError("the configuration names no CA key", code=CAError.Code.NOT_CONFIGURED, hint="run `station init`")
     key_ref: str = section["key"]
     if key_ref.startswith("pkcs11:"):
         signer: Signer = Pkcs11Signer(key_ref, store.get(CA_TOKEN_PIN))

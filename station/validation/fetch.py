@@ -46,7 +46,7 @@ from pyhanko_certvalidator.fetchers.common_utils import (
 )
 from pyhanko_certvalidator.util import get_ocsp_urls, get_relevant_crl_dps, issuer_serial
 
-from station.crypto.trust import TrustProfile
+from station.validation.trust import TrustProfile
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
-"""The issuing CA: a CA certificate plus a :class:`~station.crypto.signer.Signer`.
+"""The issuing CA: a CA certificate plus a :class:`~station.ca.signer.Signer`.
 
-It signs what the profile planned (:mod:`station.crypto.profile`), signs CRLs, and can make a
+It signs what the profile planned (:mod:`station.ca.profile`), signs CRLs, and can make a
 self-signed CA certificate for a new station. It never sees where its key is.
 """
 
@@ -8,21 +8,34 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from enum import Enum
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtensionOID
 
-from station.crypto.crl_encoding import encode_revoked
-from station.crypto.profile import CertificatePlan
-from station.crypto.signer import Signer, sign_certificate, sign_crl_der
+from station.ca.crl_encoding import encode_revoked
+from station.ca.profile import CertificatePlan
+from station.ca.signer import Signer, sign_certificate, sign_crl_der
 from station.errors import StationError
 
 CA_VALIDITY_DAYS = 10 * 365
 
 
 class CAError(StationError):
-    code = "ca"
+    class Code(str, Enum):
+        CA = "ca"
+        BAD_CERTIFICATE = "ca.bad_certificate"
+        KEY_MISMATCH = "ca.key_mismatch"
+        KEY_TYPE = "ca.key_type"
+        KEY_REF = "ca.key_ref"
+        KEY_DECRYPT = "ca.key_decrypt"
+        UNREADABLE = "ca.unreadable"
+        NOT_CONFIGURED = "ca.not_configured"
+        PKCS11_PIN = "ca.pkcs11_pin"
+        INIT_IMPORT = "init.import"
+
+    code = Code.CA.value
     hint = "check the CA certificate and key given to `station init` (docs/ca-records.md)"
 
 
@@ -76,14 +89,15 @@ def check_ca_certificate(cert: x509.Certificate, signer: Signer) -> None:
         ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
         cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
     except x509.ExtensionNotFound as exc:
-        raise CAError(f"the CA certificate lacks {exc.oid._name}", code="ca.bad_certificate") from exc
+        raise CAError(f"the CA certificate lacks {exc.oid._name}", code=CAError.Code.BAD_CERTIFICATE) from exc
     if not bc.ca or not ku.key_cert_sign or not ku.crl_sign:
-        raise CAError("the certificate is not a CA certificate allowed to sign certificates and CRLs", code="ca.bad_certificate")
+        raise CAError("the certificate is not a CA certificate allowed to sign certificates and CRLs",
+                      code=CAError.Code.BAD_CERTIFICATE)
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if cert.public_key().public_bytes(*spki) != signer.public_key().public_bytes(*spki):
         raise CAError(
             "the CA certificate does not match the CA key",
-            code="ca.key_mismatch",
+            code=CAError.Code.KEY_MISMATCH,
             hint="give the certificate that belongs to the key (--import-ca CERT --import-key URI)",
         )
 
@@ -127,7 +141,7 @@ class IssuingCA:
             .add_extension(x509.CRLNumber(number), critical=False)
         )
         # the entries are encoded by the station: cryptography's per-entry builders are the
-        # slow part of a 100,000-entry CRL (see station.crypto.crl_encoding)
+        # slow part of a 100,000-entry CRL (see station.ca.crl_encoding)
         revoked_der = encode_revoked([(r.serial, r.revoked_at, r.reason) for r in revoked])
         return sign_crl_der(builder, self.signer, revoked_der)
 

@@ -1,6 +1,6 @@
 """The verdict on a PIV card, and the identity later steps bind to.
 
-:func:`evaluate_card` runs every static check (:mod:`station.crypto.card_checks`) and
+:func:`evaluate_card` runs every static check (:mod:`station.validation.card_checks`) and
 returns a :class:`Verdict`. The card layer then adds what needs the card itself: the PIN
 and the PKI-AUTH challenge (FIPS 201-3 §6.2.3.1), through :func:`check_challenge_signature`.
 """
@@ -19,13 +19,13 @@ from typing import Callable
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from station.crypto.card_checks import CardChecker, CheckState
-from station.crypto.card_contents import CardContents
-from station.crypto.piv_objects import facial_image_data
-from station.crypto.trust import TrustProfile
-from station.crypto.validation import PathValidator
+from station.signatures import UnsupportedKeyType, verify_signature
+from station.validation.card_checks import CardChecker, CheckState
+from station.validation.card_contents import CardContents
+from station.validation.piv_objects import facial_image_data
+from station.validation.trust import TrustProfile
+from station.validation.validation import PathValidator
 
 ACCEPT, REJECT = "accept", "reject"
 CHALLENGE_BYTES = 32
@@ -150,13 +150,10 @@ def check_challenge_signature(
         return verdict
     signature = sign(challenge)
     try:
-        if isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, challenge, padding.PKCS1v15(), hashes.SHA256())
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, challenge, ec.ECDSA(hashes.SHA256()))
-        else:
-            verdict.add_failure("cert-invalid", "PIV Authentication key is neither RSA nor EC")
-            return verdict
+        verify_signature(key, signature, challenge, hashes.SHA256())
+    except UnsupportedKeyType:
+        verdict.add_failure("cert-invalid", "PIV Authentication key is neither RSA nor EC")
+        return verdict
     except (InvalidSignature, ValueError):
         # Decisive when everything else passed; otherwise the earlier finding stays first.
         verdict.add_failure("key-mismatch", "the card's PIV Authentication key did not sign the challenge "

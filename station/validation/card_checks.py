@@ -25,9 +25,9 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 
-from station.crypto.card_contents import CardContents
-from station.crypto.cms import CmsError, SignedObject, verify_signed_data
-from station.crypto.piv_objects import (
+from station.validation.card_contents import CardContents
+from station.validation.cms import CmsError, SignedObject, verify_signed_data
+from station.validation.piv_objects import (
     CERTIFICATE_CONTAINERS,
     CONTAINER_OBJECTS,
     OID_BIOMETRIC_CONTENT,
@@ -47,10 +47,10 @@ from station.crypto.piv_objects import (
     parse_security_object,
     signed_attribute_octets,
 )
-from station.crypto.trust import TrustProfile
+from station.validation.trust import TrustProfile
 from station.devices.errors import TlvError
 from station.devices.tlv import parse_tlv
-from station.crypto.validation import PathValidator
+from station.validation.validation import PathValidator
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from station.errors import StationError
+from station.signatures import verify_signature
 
 # SP 800-78-4 §3.2: PIV data objects are signed with SHA-256 or SHA-384 (SHA-512 and
 # SHA-224 are accepted too); SHA-1 is not accepted.
@@ -128,15 +129,14 @@ def _verify_signature(signer_der: bytes, si, data: bytes, digest_name: str) -> N
     sig_name = algo.signature_algo
     signature = si["signature"].native
     try:
-        if sig_name == "rsassa_pkcs1v15" and isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, data, padding.PKCS1v15(), _HASHES[_signature_hash(algo, digest_name)]())
-        elif sig_name == "rsassa_pss" and isinstance(key, rsa.RSAPublicKey):
+        if sig_name == "rsassa_pss" and isinstance(key, rsa.RSAPublicKey):
             params = algo["parameters"]
             pss_hash = _HASHES[params["hash_algorithm"]["algorithm"].native]()
             salt = params["salt_length"].native
             key.verify(signature, data, padding.PSS(padding.MGF1(pss_hash), salt), pss_hash)
-        elif sig_name == "ecdsa" and isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, data, ec.ECDSA(_HASHES[_signature_hash(algo, digest_name)]()))
+        elif (sig_name == "rsassa_pkcs1v15" and isinstance(key, rsa.RSAPublicKey)) or (
+                sig_name == "ecdsa" and isinstance(key, ec.EllipticCurvePublicKey)):
+            verify_signature(key, signature, data, _HASHES[_signature_hash(algo, digest_name)]())
         else:
             raise CmsError(f"signature algorithm {sig_name} does not fit the signer's key")
     except InvalidSignature as exc:

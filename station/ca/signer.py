@@ -1,35 +1,48 @@
 """The Signer interface: the CA signs through it and does not care where its key lives.
 
 Two kinds exist: :class:`PrivateKeySigner` (a key decrypted in memory from an encrypted
-PKCS#8 file) and :class:`station.crypto.pkcs11_signer.Pkcs11Signer` (a key inside a PKCS#11
+PKCS#8 file) and :class:`station.ca.pkcs11_signer.Pkcs11Signer` (a key inside a PKCS#11
 token). :func:`sign_certificate` and :func:`sign_crl_der` turn a :mod:`cryptography` builder into
 a signed certificate or CRL with either.
 
 For a key that :mod:`cryptography` cannot hold (a token), the builder is first signed with a
 throw-away placeholder key of the same algorithm family, which yields the exact TBS bytes and
 signature AlgorithmIdentifier; the token then signs the TBS bytes and the structure is
-reassembled (:mod:`station.crypto.der`) and checked against the CA public key.
+reassembled (:mod:`station.ca.der`) and checked against the CA public key.
 """
 
 from __future__ import annotations
 
 import functools
+from enum import Enum
 from typing import Protocol, runtime_checkable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from station.crypto import crl_encoding, der
+from station.ca import crl_encoding, der
 from station.errors import StationError
+from station.signatures import sign_data, verify_signature
 
 CAPublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 CAPrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 class SignerError(StationError):
-    code = "ca.signer"
+    class Code(str, Enum):
+        SIGNER = "ca.signer"
+        KEY_TYPE = "ca.key_type"
+        KEY_DECRYPT = "ca.key_decrypt"
+        BAD_TOKEN_SIGNATURE = "ca.bad_token_signature"
+        PKCS11 = "ca.pkcs11"
+        PKCS11_PIN = "ca.pkcs11_pin"
+        PKCS11_URI = "ca.pkcs11_uri"
+        PKCS11_MODULE = "ca.pkcs11_module"
+        EXISTS = "ca.exists"
+
+    code = Code.SIGNER.value
     hint = "check the CA key named in station.toml and its keyring entry"
 
 
@@ -56,7 +69,7 @@ class PrivateKeySigner:
 
     def __init__(self, key: CAPrivateKey, label: str = "file key"):
         if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
-            raise SignerError("the CA key must be an EC or RSA key", code="ca.key_type")
+            raise SignerError("the CA key must be an EC or RSA key", code=SignerError.Code.KEY_TYPE)
         self.key = key
         self.label = label
 
@@ -64,9 +77,7 @@ class PrivateKeySigner:
         return self.key.public_key()
 
     def sign(self, data: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
-        if isinstance(self.key, ec.EllipticCurvePrivateKey):
-            return self.key.sign(data, ec.ECDSA(algorithm))
-        return self.key.sign(data, padding.PKCS1v15(), algorithm)
+        return sign_data(self.key, data, algorithm)
 
     def describe(self) -> str:
         return self.label
@@ -78,7 +89,7 @@ def load_encrypted_pkcs8(data: bytes, passphrase: str, label: str) -> PrivateKey
     except (ValueError, TypeError) as exc:
         raise SignerError(
             f"cannot decrypt {label}: {exc}",
-            code="ca.key_decrypt",
+            code=SignerError.Code.KEY_DECRYPT,
             hint="the keyring entry does not belong to this key file",
         ) from exc
     return PrivateKeySigner(key, label)  # type: ignore[arg-type]
@@ -104,13 +115,6 @@ def _placeholder_for(public_key: CAPublicKey) -> CAPrivateKey:
     return _placeholder("ec" if isinstance(public_key, ec.EllipticCurvePublicKey) else "rsa")
 
 
-def verify_signature(public_key: CAPublicKey, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm) -> None:
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        public_key.verify(signature, data, ec.ECDSA(algorithm))
-    else:
-        public_key.verify(signature, data, padding.PKCS1v15(), algorithm)
-
-
 def _external(tbs: bytes, placeholder_der: bytes, signer: Signer, algorithm: hashes.HashAlgorithm) -> bytes:
     algorithm_identifier = der.sequence_elements(placeholder_der)[1]
     signature = signer.sign(tbs, algorithm)
@@ -119,7 +123,7 @@ def _external(tbs: bytes, placeholder_der: bytes, signer: Signer, algorithm: has
     except InvalidSignature as exc:
         raise SignerError(
             f"{signer.describe()} returned a signature that does not verify",
-            code="ca.bad_token_signature",
+            code=SignerError.Code.BAD_TOKEN_SIGNATURE,
             hint="check that the token key matches the CA certificate",
         ) from exc
     return der.signed_structure(tbs, algorithm_identifier, signature)
@@ -136,7 +140,7 @@ def sign_certificate(builder: x509.CertificateBuilder, signer: Signer) -> x509.C
 
 def sign_crl_der(builder: x509.CertificateRevocationListBuilder, signer: Signer, revoked: bytes = b"") -> bytes:
     """A signed CRL, DER. ``revoked`` is a pre-encoded revokedCertificates list
-    (:mod:`station.crypto.crl_encoding`) spliced into the builder's entry-less TBSCertList."""
+    (:mod:`station.ca.crl_encoding`) spliced into the builder's entry-less TBSCertList."""
     algorithm = hash_for(signer.public_key())
     draft = builder.sign(_placeholder_for(signer.public_key()), algorithm)
     tbs = crl_encoding.splice_revoked(draft.tbs_certlist_bytes, revoked) if revoked else draft.tbs_certlist_bytes

@@ -20,6 +20,7 @@ proof of possession. Fields:
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -27,10 +28,11 @@ from typing import Any, Protocol
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
 from station.errors import StationError
+from station.signatures import verify_signature
 from station.terms import Aal, TargetKind
 
 ID_PKINIT_KP_CLIENT_AUTH = ObjectIdentifier("1.3.6.1.5.2.3.4")
@@ -45,7 +47,12 @@ SubjectPublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
 
 class ProfileError(StationError):
-    code = "profile"
+    class Code(str, enum.Enum):
+        PROFILE = "profile"
+        CONFIG = "profile.config"
+        SUBJECT = "profile.subject"
+
+    code = Code.PROFILE.value
     hint = "check the [profile] settings in station.toml (docs/ca-records.md)"
 
 
@@ -86,13 +93,13 @@ class ProfileSettings:
     def __post_init__(self) -> None:
         if not 1 <= self.max_validity_days <= MAX_VALIDITY_DAYS:
             raise ProfileError(
-                f"max_validity_days must be between 1 and {MAX_VALIDITY_DAYS}", code="profile.config"
+                f"max_validity_days must be between 1 and {MAX_VALIDITY_DAYS}", code=ProfileError.Code.CONFIG
             )
         for name in ("ca_issuers_url", "crl_url", "ocsp_url"):
             url = getattr(self, name)
             if url is not None and not url.startswith("http://"):
                 raise ProfileError(
-                    f"profile {name} must be an http:// URL (FPKI profile), got {url!r}", code="profile.config"
+                    f"profile {name} must be an http:// URL (FPKI profile), got {url!r}", code=ProfileError.Code.CONFIG
                 )
 
     @classmethod
@@ -175,10 +182,7 @@ class SignedChallengeProof:
             raise UnsupportedKey(f"unreadable public key: {exc}") from exc
         key = check_subject_key(key)
         try:
-            if isinstance(key, ec.EllipticCurvePublicKey):
-                key.verify(self.signature, self.challenge, ec.ECDSA(hashes.SHA256()))
-            else:
-                key.verify(self.signature, self.challenge, padding.PKCS1v15(), hashes.SHA256())
+            verify_signature(key, self.signature, self.challenge, hashes.SHA256())
         except InvalidSignature as exc:
             raise BadProofOfPossession("the signature over the challenge does not verify") from exc
         return key
@@ -240,7 +244,7 @@ def plan_certificate(
         raise AssuranceMismatch(f"AAL3 cannot be issued to a {target.value} key")
     subject_key = check_subject_key(subject_key)
     if len(piv_auth.subject) == 0:
-        raise ProfileError("the PIV Authentication certificate has an empty subject", code="profile.subject")
+        raise ProfileError("the PIV Authentication certificate has an empty subject", code=ProfileError.Code.SUBJECT)
     now = now or dt.datetime.now(dt.timezone.utc)
     not_before, not_after = validity_window(now, settings, piv_auth, issuer)
     serial = x509.random_serial_number()

@@ -37,8 +37,8 @@ from pyhanko_certvalidator.policy_decl import (
     RevocationCheckingRule,
 )
 
-from station.crypto.fetch import DiskCache, make_fetchers
-from station.crypto.trust import TrustProfile
+from station.validation.fetch import DiskCache, make_fetchers
+from station.validation.trust import TrustProfile
 
 log = logging.getLogger(__name__)
 

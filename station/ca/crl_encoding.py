@@ -18,7 +18,7 @@ import datetime as dt
 
 from cryptography import x509
 
-from station.crypto.der import encode_length, read_tlv, sequence_elements, tlv
+from station.ca.der import encode_length, read_tlv, sequence_elements, tlv
 
 _REASON_CODES = {
     x509.ReasonFlags.unspecified: 0,

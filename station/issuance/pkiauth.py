@@ -3,7 +3,7 @@
 Order: read the public objects; show the PIN tries left and ask for the PIN (through a
 :class:`PinEntry` callback, in the manner of python-fido2's ``UserInteraction``); VERIFY; read
 the PIN-protected objects (facial image, fingerprints, printed information); run every static
-check (:func:`station.crypto.verdict.evaluate_card`); have key 9A sign a fresh random challenge
+check (:func:`station.validation.verdict.evaluate_card`); have key 9A sign a fresh random challenge
 and verify it with the PIV Authentication certificate's key.
 
 Refusals and outcomes:
@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from station.cancel import check
-from station.crypto.card_contents import CardContents
-from station.crypto.fetch import cancelled_by
-from station.crypto.trust import TrustProfile
-from station.crypto.verdict import REJECT, Identity, Verdict, check_challenge_signature, evaluate_card
+from station.validation.card_contents import CardContents
+from station.validation.fetch import cancelled_by
+from station.validation.trust import TrustProfile
+from station.validation.verdict import REJECT, Identity, Verdict, check_challenge_signature, evaluate_card
 from station.devices.connection import Interface
 from station.devices.errors import ApduError, CardRemoved, InterfaceRestricted, NotPivCard, PinBlocked, PinIncorrect
 from station.devices.piv.constants import KeyRef, ObjectId, Slot

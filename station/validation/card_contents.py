@@ -2,7 +2,7 @@
 
 :class:`CardContents` is a plain record: the card layer fills it from a card read over
 PC/SC, tests fill it from a GSA ICAM card image folder with :meth:`from_image_dir`. Nothing
-here parses or judges; that is :mod:`station.crypto.card_checks`' job.
+here parses or judges; that is :mod:`station.validation.card_checks`' job.
 
 Data objects hold the value of the ``53`` container, exactly as returned by GET DATA; the
 Discovery Object is the full ``7E`` TLV; certificates are DER, already taken out of their

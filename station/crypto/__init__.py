@@ -1,1 +1,0 @@
-"""Certificates, keys and signatures: the issuing CA, the certificate profile, validation."""

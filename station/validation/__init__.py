@@ -1,0 +1,1 @@
+"""Validation of a PIV card: its objects, their signatures, its certificate paths (docs/validation.md)."""
