@@ -30,6 +30,7 @@ class PushTarget(Target):
         self._sent = threading.Event()
         self._phone: threading.Thread | None = None
         self.waits = 0  # how many times the station waited
+        self.waiting = threading.Event()  # set once the station waits for the request
 
     def describe(self) -> DeviceDescription:
         return DeviceDescription("phone", False, DeviceIdentity("phone", "test phone", "Test", "Push", self.serial),
@@ -44,6 +45,7 @@ class PushTarget(Target):
 
     def await_request(self, subject: x509.Name, *, deadline: float, cancel: threading.Event | None = None) -> bytes:
         self.waits += 1
+        self.waiting.set()
         if self._phone is None and self.delay is not None:
             self._phone = threading.Thread(target=self._make_and_send, args=(subject,), daemon=True)
             self._phone.start()
