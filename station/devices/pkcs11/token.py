@@ -216,6 +216,13 @@ class Pkcs11Token:
                 for key in list(session.get_objects({Attribute.CLASS: kind, Attribute.ID: key_id})):
                     key.destroy()
 
+    def destroy_credential(self, pin: str, key_id: bytes) -> None:
+        """Remove everything stored with ``key_id``: the key pair and its certificate."""
+        self.destroy_key_pair(pin, key_id)
+        with self._open(pin) as session:  # the certificate is a public object with the key's CKA_ID
+            for cert in list(session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: key_id})):
+                cert.destroy()
+
     def key_info(self, pin: str, key_id: bytes) -> KeyInfo:
         with self._open(pin) as session:
             key = self._private_key(session, key_id)

@@ -13,7 +13,6 @@ import os
 from typing import Callable
 
 from cryptography import x509
-from pkcs11 import Attribute, ObjectClass
 
 from station.devices.pkcs11 import Pkcs11Token, Pkcs11Uri
 from station.devices.errors import PinBlocked, PinIncorrect
@@ -123,10 +122,7 @@ class Pkcs11Target(Target):
             return  # nothing was planned, so nothing was made
         try:
             pin = self._transport_pin()
-            self.token.destroy_key_pair(pin, self.key_id)
-            with self.token._open(pin) as session:  # the certificate is a public object with the key's CKA_ID
-                for cert in list(session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: self.key_id})):
-                    cert.destroy()
+            self.token.destroy_credential(pin, self.key_id)
         except (PinIncorrect, PinBlocked):
             raise DeviceMustBeReset("the token no longer takes its transport PIN (the applicant's PIN is set): "
                                     "the key made for the request stays on it: the device must be reset") from None
