@@ -5,6 +5,28 @@ short machine-readable ``code`` (the reason codes of the card verdicts, or a rul
 ``hint`` telling the person at the station what to do. Every message has one shape,
 ``station: <what happened>. <what to do>.`` (:meth:`StationError.one_line`). Messages never
 contain a PIN, a password or key material.
+
+Codes (issue 10). Their string values are external: tests, audit events (a refusal's
+``rule``), the README and the CLI's JSON ``error`` field know them, so they never change.
+
+- Two styles, each for one thing. ``kebab-case`` codes are the reason codes of a card
+  verdict and of the card and device errors they come from (``pin-incorrect``, ``not-piv``,
+  ``cert-revoked``, ``weak-pin``: docs/validation.md, "Check order and reason codes"; they
+  are what ``station card check`` reports). ``dotted.names`` (``area.rule``:
+  ``issuance.state``, ``operator.unknown``, ``system.disk_full``) are everything else: the
+  station's own rules and failures.
+- A class owns its codes. A class raised with one code has it class-level; a class raised
+  with several lists them in a nested ``class Code(str, Enum)`` and every raise site passes a
+  member of the raised class's own ``Code`` (tests/unit/test_error_codes.py holds the whole
+  package to it: no raise site types a code string).
+- A code passed on is not retyped. An error raised *because of* another error (the issuance
+  engine's audited refusals, :class:`station.issuance.engine.IssuanceRefused`) takes that
+  error itself and carries its ``code`` unchanged, so the code stays the one its own class
+  owns; a refusal of a rejected card carries the verdict's decisive reason as the verdict
+  gives it (verdict reasons are data made in ``station.validation`` and PKI-AUTH, not an
+  enum). Every other refusal names one of its own class's members.
+- An error is recognised by its class (``except``/``isinstance``), never by comparing its
+  code string: the string is for people, the audit chain and JSON output.
 """
 
 from __future__ import annotations
@@ -56,6 +78,14 @@ class StationError(Exception):
         return f"{text} {sentence(self.hint, capital=True)}" if self.hint else text
 
 
+class BadPath(StationError):
+    """A path the person gave cannot be used (no such folder, no permission): their input was
+    wrong, not the machine (exit code 2, unlike :class:`SystemFailure`)."""
+
+    code = "system.path"
+    hint = "check the path (its folder must exist) and its permissions"
+
+
 class SystemFailure(StationError):
     """The machine failed under the station (disk full, database busy): nothing the person
     typed was wrong, and trying again once the cause is gone is safe."""
@@ -64,7 +94,6 @@ class SystemFailure(StationError):
         SYSTEM = "system"
         DISK_FULL = "system.disk_full"
         OS = "system.os"
-        PATH = "system.path"
         DATABASE_LOCKED = "records.locked"
         DATABASE_UNAVAILABLE = "records.unavailable"
 

@@ -109,8 +109,8 @@ MUTANTS: tuple[Mutant, ...] = (
     M("one PIV card is one operator", "station/service/operators.py",
       "if holder is not None:", "if False:", (OPERATORS_TESTS,)),
     M("active-credential limit per applicant", "station/issuance/engine.py",
-      'if active >= self.max_active:\n            raise self._refuse(registrar, "limits.active_credentials"',
-      'if False:\n            raise self._refuse(registrar, "limits.active_credentials"', ("tests/issuance/test_engine.py",)),
+      'if active >= self.max_active:\n            raise self._refuse(registrar, IssuanceRefused.Code.ACTIVE_CREDENTIALS',
+      'if False:\n            raise self._refuse(registrar, IssuanceRefused.Code.ACTIVE_CREDENTIALS', ("tests/issuance/test_engine.py",)),
     # --- the issuance workflow: the records are not the authority
     M("a step acts only on a request the audit chain backs", "station/audit/backing.py",
       "problem, replay = _disagreement(session, row)\n    if problem is not None:",

@@ -17,7 +17,7 @@ import os
 import sys
 
 from station import __version__, core_dumps
-from station.errors import Exit, StationError, SystemFailure
+from station.errors import BadPath, Exit, StationError, SystemFailure
 
 # Command-group modules and the commands each registers, in the order of --help.
 COMMANDS = {
@@ -86,12 +86,11 @@ def os_failure(exc: OSError) -> StationError:
     """The one-line error for an operating-system failure no command caught itself."""
     where = f" ({exc.filename})" if exc.filename else ""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return SystemFailure(f"no space left on the device{where}", code="system.disk_full",
+        return SystemFailure(f"no space left on the device{where}", code=SystemFailure.Code.DISK_FULL,
                              hint="free some space (or write elsewhere) and run the command again")
     if exc.errno in _PATH_ERRORS:
-        return StationError(f"cannot use {exc.filename or 'a file'}: {exc.strerror}", code="system.path",
-                            hint="check the path (its folder must exist) and its permissions")
-    return SystemFailure(f"the operating system failed{where}: {exc.strerror or exc}", code="system.os")
+        return BadPath(f"cannot use {exc.filename or 'a file'}: {exc.strerror}")
+    return SystemFailure(f"the operating system failed{where}: {exc.strerror or exc}", code=SystemFailure.Code.OS)
 
 
 def run() -> int:

@@ -55,7 +55,7 @@ def sign_in(args: argparse.Namespace, station: Station, role):
 
     if not args.operator:
         raise signin.SignInRefused("this command changes the station and needs a signed-in operator",
-                                   code="signin.no_operator",
+                                   code=signin.SignInRefused.Code.NO_OPERATOR,
                                    hint="name yourself with --operator ID and give your secret as the first line of standard input")
     secret = stdin_line(f"the secret of operator {args.operator!r}")
     if not args.operator_reader:

@@ -12,7 +12,7 @@ from station.ca.ca_store import KEY_ALGORITHMS
 from station.ca.pkcs11_signer import without_pin
 from station.ca.profile import MAX_VALIDITY_DAYS
 from station.home import StationHome
-from station.service.setup import AdminPasswordNotAllowed, InitOptions, initialize
+from station.service.setup import AdminPasswordNotAllowed, InitError, InitOptions, initialize
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,7 +44,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _admin_secret(args: argparse.Namespace) -> tuple[str | None, bytes | None]:
     """(argon2id hash of the administrator's password, or their certificate's bytes)."""
     from station.cli._station_args import stdin_line
-    from station.errors import StationError
     from station.issuance.signin import hash_password
 
     if args.admin_piv_cert is None:
@@ -54,8 +53,8 @@ def _admin_secret(args: argparse.Namespace) -> tuple[str | None, bytes | None]:
     try:
         return None, args.admin_piv_cert.read_bytes()
     except OSError as exc:
-        raise StationError(f"cannot read {args.admin_piv_cert}: {exc.strerror}", code="init.admin",
-                           hint="give the administrator's PIV Authentication certificate file") from None
+        raise InitError(f"cannot read {args.admin_piv_cert}: {exc.strerror}", code=InitError.Code.ADMIN,
+                        hint="give the administrator's PIV Authentication certificate file") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,6 +24,13 @@ from station.errors import Exit, StationError
 JSON_HELP = "print one JSON object instead of text"
 
 
+class NoCredentialOnDevice(StationError):
+    """The self-test's device holds no derived PIV Authentication certificate."""
+
+    code = "selftest.no_certificate"
+    hint = "name the token the credential was issued to with --target"
+
+
 class NotIssuedHere(StationError):
     """The self-test only vouches for credentials in this station's records."""
 
@@ -186,7 +193,7 @@ def cmd_requests_resume(args) -> int:
     from station.issuance.signin import SignInRefused
 
     if not args.operator:
-        return _fail(SignInRefused("resuming a request needs a signed-in registrar", code="signin.no_operator",
+        return _fail(SignInRefused("resuming a request needs a signed-in registrar", code=SignInRefused.Code.NO_OPERATOR,
                                    hint="name yourself with --operator ID and give your secret as the first line of standard input"),
                      args.json)
     ui = StdinInteraction(sys.stdin, registrar=args.operator, progress_to=sys.stderr, order=StdinInteraction.RESUME_ORDER)
@@ -249,8 +256,7 @@ def cmd_selftest(args) -> int:
             target = session.target
             cert = target.locate_credential()
             if cert is None:
-                raise StationError("the device holds no derived PIV Authentication certificate", code="selftest.no_certificate",
-                                   hint="name the token the credential was issued to with --target")
+                raise NoCredentialOnDevice("the device holds no derived PIV Authentication certificate")
             record = _issued_here(station, cert)
             pin = ask_secret("credential PIN", from_stdin=args.pin_stdin)
             result = selftest.run(target, pin, cert, station.ca.certificate, record.policy)

@@ -14,6 +14,13 @@ from station.service.session import crl_cache, operator_profile
 from station.errors import StationError
 
 
+class PasswordsNotAllowed(StationError):
+    """``operators add --password-stdin`` where the configuration allows no operator passwords."""
+
+    code = "signin.passwords_disabled"
+    hint = "enrol the operator's PIV card (--piv-cert), or set [operators] allow_passwords = true"
+
+
 def register(sub) -> None:
     ops = sub.add_parser("operators", help="station operators and their roles")
     ops_sub = ops.add_subparsers(dest="operators_command", metavar="ACTION")
@@ -42,7 +49,7 @@ def register(sub) -> None:
 def cmd_add(args) -> int:
     from station.issuance.signin import hash_password, passwords_allowed
     from station.terms import AuthMethod, Role
-    from station.service.operators import add_operator, piv_auth_card
+    from station.service.operators import OperatorError, add_operator, piv_auth_card
 
     station = open_station(args)
     try:
@@ -53,14 +60,13 @@ def cmd_add(args) -> int:
             try:
                 data = args.piv_cert.read_bytes()
             except OSError as exc:
-                raise StationError(f"cannot read {args.piv_cert}: {exc.strerror}", code="operator.piv_cert",
-                                   hint="give the operator's PIV Authentication certificate file") from None
+                raise OperatorError(f"cannot read {args.piv_cert}: {exc.strerror}", code=OperatorError.Code.PIV_CERT,
+                                    hint="give the operator's PIV Authentication certificate file") from None
             card = piv_auth_card(data, operator_profile(station), cache_dir=crl_cache(station), source=str(args.piv_cert))
             reference, fascn, card_uuid = card.sha256, card.fascn, card.card_uuid
         else:
             if not passwords_allowed(station.config):
-                raise StationError("the configuration does not allow operator passwords", code="signin.passwords_disabled",
-                                   hint="enrol the operator's PIV card (--piv-cert), or set [operators] allow_passwords = true")
+                raise PasswordsNotAllowed("the configuration does not allow operator passwords")
             method = AuthMethod.PASSWORD
             reference = hash_password(stdin_line(f"the password of the new operator {args.id!r}"))
         add_operator(station, args.id, display_name=args.name, roles=[Role(r) for r in args.role], auth_method=method,

@@ -15,6 +15,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 
 from cryptography import x509
@@ -46,7 +47,29 @@ _AUDIT_HINT = "run `station audit verify`; nothing goes on with this request unt
 
 
 class IssuanceRefused(StationError):
-    code = "issuance.refused"
+    """A step refused; every refusal is audited with its code as the ``rule``. The code is one
+    of the engine's own rules (``Code``), or the code of the error it passes on, or the
+    decisive reason of a rejected card's verdict (station/errors.py: a code passed on is not
+    retyped)."""
+
+    class Code(str, Enum):
+        REFUSED = "issuance.refused"
+        UNKNOWN_REQUEST = "issuance.unknown_request"
+        STATE = "issuance.state"
+        CARD_NEEDED = "issuance.card_needed"
+        DIFFERENT_CARD = "issuance.different_card"
+        OTHER_TARGET = "issuance.other_target"
+        SEPARATION_OF_DUTIES = "issuance.separation_of_duties"
+        APPROVAL_WITHDRAWN = "issuance.approval_withdrawn"
+        APPROVAL_UNSIGNED = "audit.approval_unsigned"
+        AAL3_NEEDS_HARDWARE = "assurance.aal3_needs_hardware"
+        PHOTO_NOT_CONFIRMED = "assurance.photo_not_confirmed"
+        APPLICANT_IS_OPERATOR = "separation.applicant_is_operator"
+        ACTIVE_CREDENTIALS = "limits.active_credentials"
+        TRANSPORT_SECRET = "activation.transport_secret"
+        NOT_PIV = "not-piv"  # the card verdict's reason for a card without a PIV Authentication certificate
+
+    code = Code.REFUSED.value
     hint = "see the reason code in docs/issuance.md; `station requests list` shows the request"
     exit_code = Exit.REFUSED
 
@@ -143,16 +166,20 @@ class IssuanceEngine:
                 exc.request_id = request_id
             raise
 
-    def _refuse(self, actor: str, rule: str, message: str, request_id: int | None = None, hint: str = "") -> IssuanceRefused:
-        requests.record_refusal(self.station, actor=actor, rule=rule, request_id=request_id)
-        return IssuanceRefused(message, code=rule, hint=hint)
+    def _refuse(self, actor: str, rule: IssuanceRefused.Code | StationError | str, message: str, request_id: int | None = None, hint: str = "") -> IssuanceRefused:
+        """An audited refusal. ``rule``: one of the engine's own (an :class:`IssuanceRefused.Code`),
+        the error this refusal passes on (its code is the refusal's), or the decisive reason
+        code of a rejected card's verdict."""
+        refused = IssuanceRefused(message, code=rule.code if isinstance(rule, StationError) else rule, hint=hint)
+        requests.record_refusal(self.station, actor=actor, rule=refused.code, request_id=request_id)
+        return refused
 
-    def _stop(self, req: _Request, rule: str, message: str, hint: str = "", *, ends: bool = False) -> IssuanceRefused:
+    def _stop(self, req: _Request, rule: IssuanceRefused.Code | StationError | str, message: str, hint: str = "", *, ends: bool = False) -> IssuanceRefused:
         """An audited refusal of ``req``; with ``ends`` the request cannot go on and ends
         ``failed`` (a certificate already issued is revoked), so nobody resumes it later."""
         refused = self._refuse(req.actor, rule, message, req.id, hint)
         if ends:
-            self.fail(req.id, req.actor, rule)
+            self.fail(req.id, req.actor, refused.code)
             req.state = RequestState.FAILED.value
         return refused
 
@@ -179,7 +206,7 @@ class IssuanceEngine:
         """The request with its applicant certificate and credential: one query."""
         row = requests.load(self.station, request_id)
         if row is None:
-            raise IssuanceRefused(f"no request {request_id}", code="issuance.unknown_request")
+            raise IssuanceRefused(f"no request {request_id}", code=IssuanceRefused.Code.UNKNOWN_REQUEST)
         cert = x509.load_der_x509_certificate(row.certificate_der) if row.certificate_der else None
         return _Request(request_id, row.state, actor, row.piv_auth_sha256, Aal(row.aal),
                         x509.load_der_x509_certificate(row.piv_auth_der).subject, row.target_state, cert, row.serial, row.policy)
@@ -193,9 +220,9 @@ class IssuanceEngine:
         device = target.describe().device if target is not None else None
         facts = requests.step_facts(self.station, req.id, req.actor)
         if facts.state != expected.value:
-            raise IssuanceRefused(f"request {req.id} is {facts.state}, not {expected.value}", code="issuance.state")
+            raise IssuanceRefused(f"request {req.id} is {facts.state}, not {expected.value}", code=IssuanceRefused.Code.STATE)
         if facts.unbacked is not None:  # the row says what the chain does not
-            obstacle = (facts.unbacked.code, str(facts.unbacked), facts.unbacked.hint, False)
+            obstacle = (facts.unbacked, str(facts.unbacked), facts.unbacked.hint, False)
         else:
             obstacle = self._obstacle(req, facts, device)
         if obstacle is not None:
@@ -205,22 +232,22 @@ class IssuanceEngine:
     def _obstacle(self, req: _Request, record: StepFacts, device: DeviceIdentity | None):
         """Why ``req`` may not take its next step, as (rule, message, hint, ends), or None."""
         if record.approver is None or not record.approver_signed_in:
-            return ("audit.approval_unsigned", f"request {req.id} has no approval by a signed-in supervisor in the audit chain",
+            return (IssuanceRefused.Code.APPROVAL_UNSIGNED, f"request {req.id} has no approval by a signed-in supervisor in the audit chain",
                     _AUDIT_HINT, False)
         if record.approver == req.actor:
-            return ("issuance.separation_of_duties", f"operator {req.actor!r} approved request {req.id} and cannot carry it out",
+            return (IssuanceRefused.Code.SEPARATION_OF_DUTIES, f"operator {req.actor!r} approved request {req.id} and cannot carry it out",
                     "another registrar goes on with it (FIPS 201-3 §2.1)", False)
         if (exc := record.actor_not_registrar) is not None:
-            return exc.code, str(exc), "a registrar who is enabled goes on with it", False
+            return exc, str(exc), "a registrar who is enabled goes on with it", False
         if (exc := record.approver_not_supervisor) is not None:
-            return "issuance.approval_withdrawn", f"the approver of request {req.id}: {exc}", "open a new request", True
+            return IssuanceRefused.Code.APPROVAL_WITHDRAWN, f"the approver of request {req.id}: {exc}", "open a new request", True
         opened_for = DeviceIdentity.parse(record.target_device) if record.target_device else None
         if device is not None and opened_for is not None and not device.same_device(opened_for):
-            return ("issuance.other_target", f"request {req.id} was opened for another device ({opened_for.name})",
+            return (IssuanceRefused.Code.OTHER_TARGET, f"request {req.id} was opened for another device ({opened_for.name})",
                     "go on with the device the request was opened for", False)
         active = record.active_credentials
         if active >= self.max_active:
-            return "limits.active_credentials", f"the applicant already holds {active} active derived credentials", "", True
+            return IssuanceRefused.Code.ACTIVE_CREDENTIALS, f"the applicant already holds {active} active derived credentials", "", True
         return None
 
     def _advance(self, req: _Request, expected: RequestState, new: RequestState, action: str,
@@ -229,7 +256,7 @@ class IssuanceEngine:
         written) when the request is no longer ``expected``."""
         state = requests.advance(self.station, req.id, expected, new, actor=req.actor, action=action, details=details, **columns)
         if state is not None:
-            raise IssuanceRefused(f"request {req.id} is {state}, not {expected.value}", code="issuance.state")
+            raise IssuanceRefused(f"request {req.id} is {state}, not {expected.value}", code=IssuanceRefused.Code.STATE)
         req.state = new.value
         for name, value in columns.items():
             setattr(req, name, value)
@@ -237,7 +264,7 @@ class IssuanceEngine:
     def state(self, request_id: int) -> str:
         state = requests.state_of(self.station, request_id)
         if state is None:
-            raise IssuanceRefused(f"no request {request_id}", code="issuance.unknown_request")
+            raise IssuanceRefused(f"no request {request_id}", code=IssuanceRefused.Code.UNKNOWN_REQUEST)
         return state
 
     def _applicant_is_operator(self, fingerprint: str, fascn: str | None, card_uuid: str | None,
@@ -266,14 +293,14 @@ class IssuanceEngine:
         aal = Aal(aal)
         device = target.describe()
         if aal is Aal.AAL3 and not device.hardware:
-            raise self._refuse(registrar, "assurance.aal3_needs_hardware",
+            raise self._refuse(registrar, IssuanceRefused.Code.AAL3_NEEDS_HARDWARE,
                                f"AAL3 needs a hardware token; {device.device.name} is not configured as hardware",
                                hint="issue at AAL2, or use a token whose PKCS#11 module the configuration lists as hardware")
         self._tell(Step.REQUEST, "reading the applicant's PIV card", "reading the card")
         contents = read_public_objects(card, objects=("chuid",), slots=(Slot.AUTHENTICATION,))  # who: the rest at PKI-AUTH
         cert_der = contents.certificates.get(str(Slot.AUTHENTICATION))
         if cert_der is None:
-            raise self._refuse(registrar, "not-piv", "the card holds no PIV Authentication certificate")
+            raise self._refuse(registrar, IssuanceRefused.Code.NOT_PIV, "the card holds no PIV Authentication certificate")
         self._check("before validating the applicant's certificate")
         self._tell(Step.REQUEST, "checking the applicant's certificate and its revocation", "checking the certificate")
         result = PathValidator(self.profile, cache_dir=self.crl_cache).validate(cert_der, policies=self.profile.piv_auth_policies)
@@ -287,7 +314,7 @@ class IssuanceEngine:
         cardholder_uuid = str(chuid.cardholder_uuid) if chuid and chuid.cardholder_uuid else None
         operator = self._applicant_is_operator(fingerprint, fascn, card_uuid, cardholder_uuid)
         if operator is not None:
-            raise self._refuse(registrar, "separation.applicant_is_operator",
+            raise self._refuse(registrar, IssuanceRefused.Code.APPLICANT_IS_OPERATOR,
                                f"the applicant's card belongs to operator {operator!r}", hint="another registrar must serve this person")
         # the applicant as the records know them (by this certificate, else cardholder UUID or
         # FASC-N: a person with a new card is still the same applicant for the limit)
@@ -296,7 +323,7 @@ class IssuanceEngine:
         )
         active = requests.active_credentials(self.station, applicant_id)
         if active >= self.max_active:
-            raise self._refuse(registrar, "limits.active_credentials", f"the applicant already holds {active} active derived credentials")
+            raise self._refuse(registrar, IssuanceRefused.Code.ACTIVE_CREDENTIALS, f"the applicant already holds {active} active derived credentials")
         kind = TargetKind.of_device(hardware=device.hardware, smart_card=device.smart_card)
         self._check("before the request is recorded")
         request_id = issuance.open_request(self.station, pac_id, aal=aal, target_kind=kind, registrar=signed.identity,
@@ -314,7 +341,7 @@ class IssuanceEngine:
         try:
             issuance.approve_request(self.station, request_id, approver=signed.identity)
         except StationError as exc:  # e.g. the registrar approving their own request
-            raise self._refuse(signed.identity, exc.code, str(exc), request_id, exc.hint) from None
+            raise self._refuse(signed.identity, exc, str(exc), request_id, exc.hint) from None
         self._tell(Step.APPROVAL, f"approved by {signed.identity}", request_id=request_id, state=RequestState.APPROVED)
 
     # --- steps 3 to 7 one at a time, each by a freshly signed-in registrar -----------------------------------
@@ -355,7 +382,7 @@ class IssuanceEngine:
         confirmed) ends the request: it is not left approved for anyone to try again."""
         if card is None:
             raise IssuanceRefused("PKI-AUTH needs the applicant's PIV card in a reader",
-                                  code="issuance.card_needed", hint="name the applicant's reader")
+                                  code=IssuanceRefused.Code.CARD_NEEDED, hint="name the applicant's reader")
         self._expect(req, RequestState.APPROVED)  # PKI-AUTH follows approval
         self._devices(card)
         self._check("before PKI-AUTH")
@@ -363,13 +390,13 @@ class IssuanceEngine:
             verdict = pki_auth(card, self.profile, self.ui, cache_dir=self.crl_cache, cancel=self.cancel_token,
                                progress=lambda event: self.ui.progress(replace(event, request_id=req.id)))
         except LastTryRefused as exc:
-            raise self._stop(req, exc.code, str(exc), exc.hint, ends=True) from None
+            raise self._stop(req, exc, str(exc), exc.hint, ends=True) from None
         if not verdict.accepted:
             raise self._stop(req, verdict.reasons[0], f"PKI-AUTH of the applicant's card: {verdict.details[0]}", ends=True)
         if (verdict.identity.sha256_fingerprint or "").lower() != req.piv_auth_sha256.lower():
-            raise self._stop(req, "issuance.different_card", "this is not the card the request was opened with", ends=True)
+            raise self._stop(req, IssuanceRefused.Code.DIFFERENT_CARD, "this is not the card the request was opened with", ends=True)
         if req.aal is Aal.AAL3 and not self.ui.confirm_photo(verdict.identity.facial_image, verdict.identity.subject_dn or ""):
-            raise self._stop(req, "assurance.photo_not_confirmed",
+            raise self._stop(req, IssuanceRefused.Code.PHOTO_NOT_CONFIRMED,
                              "AAL3 needs the registrar to confirm that the card's facial image shows the applicant", ends=True)
         self._check("before PKI-AUTH is recorded")
         self._advance(req, RequestState.APPROVED, RequestState.AUTHENTICATED, "request.applicant_authenticated",
@@ -386,7 +413,7 @@ class IssuanceEngine:
             try:
                 check_new_pin(pin, confirmation)
             except StationError as exc:
-                raise self._stop(req, exc.code, str(exc), exc.hint) from None
+                raise self._stop(req, exc, str(exc), exc.hint) from None
             req.new_pin = pin
         return req.new_pin
 
@@ -443,13 +470,13 @@ class IssuanceEngine:
         try:
             return target.await_request(req.subject, deadline=time.monotonic() + self.request_wait, cancel=self.cancel_token)
         except RequestNotReceived as exc:
-            self._refuse(req.actor, exc.code, str(exc), req.id)
+            self._refuse(req.actor, exc, str(exc), req.id)
             raise
 
     @staticmethod
     def _certificate(req: _Request) -> x509.Certificate:
         if req.certificate is None:
-            raise IssuanceRefused(f"request {req.id} has no certificate", code="issuance.state")
+            raise IssuanceRefused(f"request {req.id} has no certificate", code=IssuanceRefused.Code.STATE)
         return req.certificate
 
     # --- 5. delivery -----------------------------------------------------------------------------------
@@ -479,7 +506,7 @@ class IssuanceEngine:
             # The transport secret no longer works: after a crash the new PIN may already be set.
             # Only this recovery path tries a PIN that might be wrong (a normal issuance spends no try).
             if not isinstance(exc, PinIncorrect) or not target.activation_secret_set(pin):
-                raise self._stop(req, "activation.transport_secret",
+                raise self._stop(req, IssuanceRefused.Code.TRANSPORT_SECRET,
                                  "the token refuses its transport PIN and the new PIN does not unlock it",
                                  "re-initialize the token (or give its current PIN in the target URI)") from None
         del pin
@@ -513,7 +540,7 @@ class IssuanceEngine:
         """Cancel or fail; a certificate already issued is revoked in the same transaction."""
         def revokes(state: str, credential: EndingCredential | None) -> bool:
             if RequestState(state) in FINAL:
-                raise IssuanceRefused(f"request {request_id} is already {state}", code="issuance.state")
+                raise IssuanceRefused(f"request {request_id} is already {state}", code=IssuanceRefused.Code.STATE)
             return credential is not None and (credential.audited is None or credential.audited.active)  # not the row's word alone
 
         requests.end(self.station, request_id, new, actor=actor, action=action, reason=reason, revokes=revokes)
@@ -533,12 +560,12 @@ class IssuanceEngine:
         facts = requests.device_facts(self.station, request_id)
         state, recorded, opened_for = RequestState(facts.state), json.loads(facts.target_state or "{}"), facts.target_device
         if state is RequestState.ISSUED:
-            raise IssuanceRefused(f"request {request_id} is already issued", code="issuance.state",
+            raise IssuanceRefused(f"request {request_id} is already issued", code=IssuanceRefused.Code.STATE,
                                   hint="revoke the credential instead (station credentials revoke)")
         device = target.describe().device
         if opened_for and not device.same_device(DeviceIdentity.parse(opened_for)):
             raise IssuanceRefused(f"request {request_id} was opened for another device ({DeviceIdentity.parse(opened_for).name})",
-                                  code="issuance.other_target", hint="name the device the request was opened for")
+                                  code=IssuanceRefused.Code.OTHER_TARGET, hint="name the device the request was opened for")
         reset_needed = None
         if state is RequestState.ACTIVATED:  # the transport secret is gone: no PIN try is spent finding that out
             reset_needed = DeviceMustBeReset("the applicant's PIN is set on the device, so the key made for the request "

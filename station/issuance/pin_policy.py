@@ -8,6 +8,7 @@ never the PIN.
 from __future__ import annotations
 
 import string
+from enum import Enum
 
 from station.errors import StationError
 
@@ -22,7 +23,11 @@ COMMON = {
 
 
 class WeakPin(StationError):
-    code = "weak-pin"
+    class Code(str, Enum):
+        WEAK_PIN = "weak-pin"
+        PIN_MISMATCH = "pin-mismatch"
+
+    code = Code.WEAK_PIN.value
     hint = "choose 6 to 8 letters or digits that are not a common value, a repeat or a sequence"
 
 
@@ -35,7 +40,7 @@ def _is_sequence(pin: str) -> bool:
 def check_new_pin(pin: str, confirmation: str) -> None:
     """Raise :class:`WeakPin` naming the broken rule; return quietly when the PIN is fine."""
     if pin != confirmation:
-        raise WeakPin("the two PIN entries differ", code="pin-mismatch", hint="type the same PIN twice")
+        raise WeakPin("the two PIN entries differ", code=WeakPin.Code.PIN_MISMATCH, hint="type the same PIN twice")
     if not MIN_LENGTH <= len(pin) <= MAX_LENGTH:
         raise WeakPin(f"the PIN must be {MIN_LENGTH} to {MAX_LENGTH} characters long")
     if not set(pin) <= ALPHABET:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -27,7 +28,20 @@ _HASHER = PasswordHasher()  # argon2id, RFC 9106 "second recommended" parameters
 
 
 class SignInRefused(StationError):
-    code = "signin"
+    class Code(str, Enum):
+        SIGNIN = "signin"
+        WEAK_PASSWORD = "signin.weak_password"
+        PASSWORDS_DISABLED = "signin.passwords_disabled"
+        UNKNOWN_OPERATOR = "signin.unknown_operator"
+        WRONG_PASSWORD = "signin.wrong_password"
+        WRONG_METHOD = "signin.wrong_method"
+        CARD_REJECTED = "signin.card_rejected"
+        WRONG_CARD = "signin.wrong_card"
+        NO_OPERATOR = "signin.no_operator"
+        CARD_ENROLLED = "separation.card_enrolled"
+        ROLE = "separation.role"
+
+    code = Code.SIGNIN.value
     hint = "the operator signs in again with their own PIV card or password"
     exit_code = Exit.REFUSED
 
@@ -44,7 +58,7 @@ class SignedIn:
 
 def hash_password(secret: str) -> str:
     if len(secret) < 12:
-        raise SignInRefused("an operator password must be at least 12 characters", code="signin.weak_password",
+        raise SignInRefused("an operator password must be at least 12 characters", code=SignInRefused.Code.WEAK_PASSWORD,
                             hint="choose a longer passphrase (SP 800-63B §5.1.1.2)")
     return _HASHER.hash(secret)
 
@@ -57,15 +71,15 @@ def _signed_in(login: OperatorLogin, method: AuthMethod, piv_sha256: str | None 
     return SignedIn(login.id, login.identity, login.roles, method.value, dt.datetime.now(dt.timezone.utc), piv_sha256)
 
 
-def _refuse(station, identity: str, why: str, code: str) -> SignInRefused:
-    operators.record_sign_in_refused(station, identity, code)
+def _refuse(station, identity: str, why: str, code: SignInRefused.Code) -> SignInRefused:
+    operators.record_sign_in_refused(station, identity, code.value)
     return SignInRefused(f"sign-in of {identity!r} refused: {why}", code=code)
 
 
 def sign_in_with_password(station, identity: str, secret: str) -> SignedIn:
     """The argon2id check (~0.1 s by design) runs outside any transaction: it holds no lock."""
     if not passwords_allowed(station.config):
-        raise _refuse(station, identity, "the configuration does not allow passwords", "signin.passwords_disabled")
+        raise _refuse(station, identity, "the configuration does not allow passwords", SignInRefused.Code.PASSWORDS_DISABLED)
     op = operators.active_operator(station, identity)
     method, reference = (op.auth_method, op.auth_reference) if op is not None else ("unknown", None)
     if method == AuthMethod.PASSWORD.value and reference:
@@ -80,10 +94,10 @@ def sign_in_with_password(station, identity: str, secret: str) -> SignedIn:
                 return _signed_in(login, AuthMethod.PASSWORD)
             method = "unknown"
     if method == "unknown":
-        raise _refuse(station, identity, "no such active operator", "signin.unknown_operator")
+        raise _refuse(station, identity, "no such active operator", SignInRefused.Code.UNKNOWN_OPERATOR)
     if method == "mismatch":
-        raise _refuse(station, identity, "wrong password", "signin.wrong_password")
-    raise _refuse(station, identity, f"this operator signs in with {method}, not a password", "signin.wrong_method")
+        raise _refuse(station, identity, "wrong password", SignInRefused.Code.WRONG_PASSWORD)
+    raise _refuse(station, identity, f"this operator signs in with {method}, not a password", SignInRefused.Code.WRONG_METHOD)
 
 
 def sign_in_with_piv(station, identity: str, verdict) -> SignedIn:
@@ -91,7 +105,7 @@ def sign_in_with_piv(station, identity: str, verdict) -> SignedIn:
     cardholder UUID is recorded with the operator; a cardholder who is already another
     operator is refused (one person, one operator)."""
     if not verdict.accepted:
-        raise _refuse(station, identity, f"the card was rejected ({', '.join(verdict.reasons)})", "signin.card_rejected")
+        raise _refuse(station, identity, f"the card was rejected ({', '.join(verdict.reasons)})", SignInRefused.Code.CARD_REJECTED)
     fingerprint = (verdict.identity.sha256_fingerprint or "").lower()
     holder = (verdict.identity.cardholder_uuid or "").lower() or None
     other = None
@@ -107,10 +121,10 @@ def sign_in_with_piv(station, identity: str, verdict) -> SignedIn:
                 return _signed_in(login, AuthMethod.PIV, fingerprint)
             op = None  # disabled or re-enrolled meanwhile
     if other is not None:
-        raise _refuse(station, identity, f"this card's holder is already operator {other!r}", "separation.card_enrolled")
+        raise _refuse(station, identity, f"this card's holder is already operator {other!r}", SignInRefused.Code.CARD_ENROLLED)
     if op is None:
-        raise _refuse(station, identity, "no such active operator", "signin.unknown_operator")
-    raise _refuse(station, identity, "this is not the operator's registered PIV card", "signin.wrong_card")
+        raise _refuse(station, identity, "no such active operator", SignInRefused.Code.UNKNOWN_OPERATOR)
+    raise _refuse(station, identity, "this is not the operator's registered PIV card", SignInRefused.Code.WRONG_CARD)
 
 
 def sign_in(station, identity: str, secret: Callable[[], str], role: Role, *, card=None, profile=None,
@@ -128,5 +142,5 @@ def sign_in(station, identity: str, secret: Callable[[], str], role: Role, *, ca
     else:
         signed = sign_in_with_password(station, identity, secret())
     if role.value not in signed.roles:
-        raise _refuse(station, identity, f"the operator does not hold the {role.value} role", "separation.role")
+        raise _refuse(station, identity, f"the operator does not hold the {role.value} role", SignInRefused.Code.ROLE)
     return signed

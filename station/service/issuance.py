@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
+from enum import Enum
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -38,7 +39,17 @@ IDENTITY_PROOFING_MAX_AGE = dt.timedelta(days=90)  # Common Policy §4.2.3
 
 
 class IssuanceError(StationError):
-    code = "issuance"
+    class Code(str, Enum):
+        ISSUANCE = "issuance"
+        UNKNOWN_PIV_AUTH = "issuance.unknown_piv_auth"
+        UNKNOWN_REQUEST = "issuance.unknown_request"
+        SEPARATION_OF_DUTIES = "issuance.separation_of_duties"
+        STATE = "issuance.state"
+        ALREADY_ISSUED = "issuance.already_issued"
+        MISMATCH = "issuance.mismatch"
+        STALE = "issuance.stale"
+
+    code = Code.ISSUANCE.value
     hint = "check the request with `station requests list`"
 
 
@@ -139,7 +150,7 @@ def open_request(
         op = operator_with_role(session, registrar, Role.REGISTRAR)
         pac = session.get(PivAuthCertificate, piv_auth_certificate_id)
         if pac is None:
-            raise IssuanceError(f"no PIV Authentication certificate record {piv_auth_certificate_id}", code="issuance.unknown_piv_auth")
+            raise IssuanceError(f"no PIV Authentication certificate record {piv_auth_certificate_id}", code=IssuanceError.Code.UNKNOWN_PIV_AUTH)
         req = IssuanceRequest(
             applicant_id=pac.applicant_id,
             piv_auth_certificate_id=pac.id,
@@ -183,7 +194,7 @@ def locked_request(session: Session, request_id: int) -> IssuanceRequest:
     transactions are exclusive anyway)."""
     req = session.execute(select(IssuanceRequest).where(IssuanceRequest.id == request_id).with_for_update()).scalar_one_or_none()
     if req is None:
-        raise IssuanceError(f"no request {request_id}", code="issuance.unknown_request")
+        raise IssuanceError(f"no request {request_id}", code=IssuanceError.Code.UNKNOWN_REQUEST)
     return req
 
 
@@ -198,11 +209,11 @@ def decide_request(station: Station, request_id: int, *, approver: str, approve:
         if same_person(op, req.registrar):  # the same operator, or another record of the same PIV card
             raise IssuanceError(
                 "the registrar of a request cannot approve it",
-                code="issuance.separation_of_duties",
+                code=IssuanceError.Code.SEPARATION_OF_DUTIES,
                 hint="a second official must approve (FIPS 201-3 §2.1)",
             )
         if req.state != RequestState.REQUESTED.value:
-            raise IssuanceError(f"request {request_id} is {req.state}, not awaiting a decision", code="issuance.state")
+            raise IssuanceError(f"request {request_id} is {req.state}, not awaiting a decision", code=IssuanceError.Code.STATE)
         req.state = (RequestState.APPROVED if approve else RequestState.REJECTED).value
         req.approver_id = op.id
         req.decided_at = utcnow()
@@ -221,7 +232,7 @@ def _existing(req: IssuanceRequest, key_sha256: str) -> IssuedCredential:
     if cred.public_key_sha256 != key_sha256:
         raise IssuanceError(
             f"request {req.id} was already issued certificate {cred.serial} for another key",
-            code="issuance.already_issued",
+            code=IssuanceError.Code.ALREADY_ISSUED,
             hint="open a new request for a new key",
         )
     return IssuedCredential(cred.id, cred.serial, x509.load_der_x509_certificate(cred.certificate), True, cred.policy)
@@ -258,19 +269,19 @@ def issue_certificate(
             return _existing(req, key_sha)
         if req.state != from_state.value:
             raise IssuanceError(f"request {request_id} is {req.state}; only a request that is {from_state.value} is certified",
-                                code="issuance.state")
+                                code=IssuanceError.Code.STATE)
         piv_auth = x509.load_der_x509_certificate(req.piv_auth_certificate.der)
         if applicant_piv_auth_cert is not None and fingerprint(applicant_piv_auth_cert) != req.piv_auth_certificate.fingerprint:
-            raise IssuanceError("the PIV Authentication certificate is not the one of this request", code="issuance.mismatch")
+            raise IssuanceError("the PIV Authentication certificate is not the one of this request", code=IssuanceError.Code.MISMATCH)
         if (aal is not None and Aal(aal).value != req.aal) or (
             target_kind is not None and TargetKind(target_kind).value != req.target_kind
         ):
-            raise IssuanceError("AAL or target kind differ from the approved request", code="issuance.mismatch")
+            raise IssuanceError("AAL or target kind differ from the approved request", code=IssuanceError.Code.MISMATCH)
         now = utcnow()
         if now - req.created_at > IDENTITY_PROOFING_MAX_AGE:
             raise IssuanceError(
                 "the identity check of this request is older than 90 days",
-                code="issuance.stale",
+                code=IssuanceError.Code.STALE,
                 hint="the applicant authenticates with the PIV card again (new request)",
             )
         plan = plan_certificate(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from cryptography import x509
@@ -26,7 +27,20 @@ from station.service.station import Station
 
 
 class OperatorError(StationError):
-    code = "operator"
+    class Code(str, Enum):
+        OPERATOR = "operator"
+        PIV_CERT = "operator.piv_cert"
+        NO_ROLE = "operator.no_role"
+        SEPARATION_ADMINISTRATOR_ISSUES = "separation.administrator_issues"
+        SEPARATION_AUDITOR_READ_ONLY = "separation.auditor_read_only"
+        EXISTS = "operator.exists"
+        SEPARATION_CARD_ENROLLED = "separation.card_enrolled"
+        UNKNOWN = "operator.unknown"
+        ROLE = "operator.role"
+        DISABLED = "operator.disabled"
+        LAST_ADMINISTRATOR = "operator.last_administrator"
+
+    code = Code.OPERATOR.value
     hint = "check the operator with `station operators list`"
 
 
@@ -52,16 +66,16 @@ def piv_auth_card(data: bytes, profile, *, cache_dir: Path | None, source: str =
     try:
         cert = x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data else x509.load_der_x509_certificate(data)
     except ValueError:
-        raise OperatorError(f"{source} is not a certificate", code="operator.piv_cert", hint="give the PEM or DER file") from None
+        raise OperatorError(f"{source} is not a certificate", code=OperatorError.Code.PIV_CERT, hint="give the PEM or DER file") from None
     usage, constraints = (_extension(cert, kind) for kind in (x509.KeyUsage, x509.BasicConstraints))
     if usage is None or not usage.digital_signature or (constraints is not None and constraints.ca):
         raise OperatorError(f"{source} is not a PIV Authentication certificate (an end-entity key for digitalSignature)",
-                            code="operator.piv_cert", hint="give the operator's PIV Authentication certificate (key 9A)")
+                            code=OperatorError.Code.PIV_CERT, hint="give the operator's PIV Authentication certificate (key 9A)")
     result = PathValidator(profile, cache_dir=cache_dir).validate(cert.public_bytes(Encoding.DER),
                                                                   policies=profile.piv_auth_policies)
     if not result.ok:
         raise OperatorError(f"{source} is not a valid PIV Authentication certificate under the operator trust profile"
-                            f" ({result.reason}: {result.detail})", code="operator.piv_cert",
+                            f" ({result.reason}: {result.detail})", code=OperatorError.Code.PIV_CERT,
                             hint="give the operator's PIV Authentication certificate issued under the trusted PKI")
     ids = cert_identifiers(cert)
     return OperatorCard(cert.fingerprint(hashes.SHA256()).hex(), ids.fascn.hex().upper() if ids.fascn else None,
@@ -80,12 +94,12 @@ def check_roles(roles: list[Role]) -> None:
     but never issues; an auditor only reads."""
     roles = {Role(r) for r in roles}
     if not roles:
-        raise OperatorError("an operator needs at least one role", code="operator.no_role")
+        raise OperatorError("an operator needs at least one role", code=OperatorError.Code.NO_ROLE)
     if Role.ADMINISTRATOR in roles and roles & ISSUING_ROLES:
         raise OperatorError("an administrator never issues: no registrar or supervisor role beside it",
-                            code="separation.administrator_issues", hint="enrol a second operator identity for issuing")
+                            code=OperatorError.Code.SEPARATION_ADMINISTRATOR_ISSUES, hint="enrol a second operator identity for issuing")
     if Role.AUDITOR in roles and len(roles) > 1:
-        raise OperatorError("an auditor is read-only and holds no other role", code="separation.auditor_read_only")
+        raise OperatorError("an auditor is read-only and holds no other role", code=OperatorError.Code.SEPARATION_AUDITOR_READ_ONLY)
 
 
 def add_operator(
@@ -117,7 +131,7 @@ def enrol(session: Session, audit, identity: str, *, display_name: str, roles: l
     administrator in the transaction that creates the station)."""
     check_roles(roles)
     if session.execute(select(Operator).where(Operator.identity == identity)).scalar_one_or_none():
-        raise OperatorError(f"operator {identity!r} exists", code="operator.exists")
+        raise OperatorError(f"operator {identity!r} exists", code=OperatorError.Code.EXISTS)
     method = AuthMethod(auth_method).value
     op = Operator(
         identity=identity,
@@ -132,7 +146,7 @@ def enrol(session: Session, audit, identity: str, *, display_name: str, roles: l
     holder = card_holder(session, op)
     if holder is not None:
         raise OperatorError(f"this PIV card is already enrolled for operator {holder.identity!r}",
-                            code="separation.card_enrolled", hint="one person is one operator: give them more roles instead")
+                            code=OperatorError.Code.SEPARATION_CARD_ENROLLED, hint="one person is one operator: give them more roles instead")
     session.add(op)
     session.flush()
     audit.append(
@@ -184,9 +198,9 @@ def same_person(a: Operator, b: Operator) -> bool:
 def operator_with_role(session: Session, identity: str, role: Role) -> Operator:
     op = session.execute(select(Operator).where(Operator.identity == identity)).scalar_one_or_none()
     if op is None or not op.active:
-        raise OperatorError(f"no active operator {identity!r}", code="operator.unknown")
+        raise OperatorError(f"no active operator {identity!r}", code=OperatorError.Code.UNKNOWN)
     if not op.has_role(role):
-        raise OperatorError(f"operator {identity!r} does not hold the {role.value} role", code="operator.role")
+        raise OperatorError(f"operator {identity!r} does not hold the {role.value} role", code=OperatorError.Code.ROLE)
     return op
 
 
@@ -206,13 +220,13 @@ def disable_operator(station: Station, identity: str, *, actor: str) -> None:
     with station.db.transaction() as session:
         op = session.execute(select(Operator).where(Operator.identity == identity).with_for_update()).scalar_one_or_none()
         if op is None:
-            raise OperatorError(f"no operator {identity!r}", code="operator.unknown")
+            raise OperatorError(f"no operator {identity!r}", code=OperatorError.Code.UNKNOWN)
         if not op.active:
-            raise OperatorError(f"operator {identity!r} is already disabled", code="operator.disabled")
+            raise OperatorError(f"operator {identity!r} is already disabled", code=OperatorError.Code.DISABLED)
         if op.has_role(Role.ADMINISTRATOR) and not any(
                 other.has_role(Role.ADMINISTRATOR) for other in session.execute(
                     select(Operator).where(Operator.active, Operator.id != op.id)).scalars()):
-            raise OperatorError(f"operator {identity!r} is the last active administrator", code="operator.last_administrator",
+            raise OperatorError(f"operator {identity!r} is the last active administrator", code=OperatorError.Code.LAST_ADMINISTRATOR,
                                 hint="enrol another administrator first")
         op.active = False
         station.audit.append(session, actor=actor, action="operator.disabled", object_type="operator", object_id=op.id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from cryptography import x509
@@ -27,7 +28,14 @@ REASONS = {
 
 
 class RevocationError(StationError):
-    code = "revocation"
+    class Code(str, Enum):
+        REVOCATION = "revocation"
+        REASON = "revocation.reason"
+        SERIAL = "revocation.serial"
+        UNKNOWN_SERIAL = "revocation.unknown_serial"
+        ALREADY = "revocation.already"
+
+    code = Code.REVOCATION.value
     hint = "check the serial with `station credentials list`"
 
 
@@ -36,7 +44,7 @@ def parse_reason(text: str) -> x509.ReasonFlags:
     if key not in REASONS:
         raise RevocationError(
             f"unknown revocation reason {text!r}",
-            code="revocation.reason",
+            code=RevocationError.Code.REASON,
             hint="one of " + ", ".join(r.value for r in REASONS.values()),
         )
     return REASONS[key]
@@ -48,7 +56,7 @@ def parse_serial(text: str) -> str:
     try:
         return serial_hex(int(cleaned, 16))
     except ValueError:
-        raise RevocationError(f"not a hexadecimal serial number: {text!r}", code="revocation.serial") from None
+        raise RevocationError(f"not a hexadecimal serial number: {text!r}", code=RevocationError.Code.SERIAL) from None
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,7 @@ def show_credential(station: Station, serial: str) -> CredentialView:
     with station.db.transaction() as session:
         cred = session.execute(select(Credential).where(Credential.serial == parse_serial(serial))).scalar_one_or_none()
         if cred is None:
-            raise RevocationError(f"no credential with serial {serial}", code="revocation.unknown_serial")
+            raise RevocationError(f"no credential with serial {serial}", code=RevocationError.Code.UNKNOWN_SERIAL)
         return _view(cred, audited_status(session, cred.serial))
 
 
@@ -101,12 +109,12 @@ def revoke(station: Station, serial: str, reason: str | x509.ReasonFlags, *, act
     with station.db.transaction() as session:
         cred = session.execute(select(Credential).where(Credential.serial == parse_serial(serial)).with_for_update()).scalar_one_or_none()
         if cred is None:
-            raise RevocationError(f"no credential with serial {serial}", code="revocation.unknown_serial")
+            raise RevocationError(f"no credential with serial {serial}", code=RevocationError.Code.UNKNOWN_SERIAL)
         audited = audited_status(session, cred.serial)  # the chain says, not the status column
         if audited is None:
             raise RecordNotBacked(f"{row_name(cred)}: serial {cred.serial} has no credential.issued event: the station does not act on it")
         if audited.status == CredentialStatus.REVOKED.value:
-            raise RevocationError(f"credential {cred.serial} is already revoked ({audited.reason})", code="revocation.already")
+            raise RevocationError(f"credential {cred.serial} is already revoked ({audited.reason})", code=RevocationError.Code.ALREADY)
         mark_revoked(station, session, cred, flag, actor=actor)
         return _view(cred, audited_status(session, cred.serial))
 
@@ -145,7 +153,7 @@ def audited_revocations(station: Station, session, *, now: dt.datetime) -> list[
         der = ders.get(serial)
         if der is None or hashlib.sha256(der).hexdigest() != audited.certificate_sha256:
             raise RecordNotBacked(f"credential {serial} is revoked in the audit trail but its certificate is gone or changed "
-                                  "in the records: no CRL is signed without it", code="revocation.unbacked")
+                                  "in the records: no CRL is signed without it", code=RecordNotBacked.Code.REVOCATION_UNBACKED)
         if _authority_key_id(der) != station.ca.key_id or dt.datetime.fromisoformat(audited.not_after) <= now:
             continue
         entries.append(Revocation(int(serial, 16), dt.datetime.fromisoformat(audited.revoked_at), x509.ReasonFlags(audited.reason)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from cryptography import x509
@@ -44,6 +45,18 @@ class InitOptions:
     allow_operator_passwords: bool = False  # [operators] allow_passwords
 
 
+class InitError(StationError):
+    """Options of ``station init`` that do not go together, or a file it cannot read."""
+
+    class Code(str, Enum):
+        INIT = "init"
+        PROFILE = "init.profile"
+        ADMIN = "init.admin"
+
+    code = Code.INIT.value
+    hint = "see `station init --help`"
+
+
 class AdminPasswordNotAllowed(StationError):
     code = "signin.passwords_disabled"
     hint = "add --allow-operator-passwords, or enrol the administrator's PIV card (--admin-piv-cert FILE)"
@@ -59,13 +72,13 @@ def _check_options(home: StationHome, opts: InitOptions) -> None:
         if home.path(relative).exists():
             raise ca_store.CAExists(f"{home.path(relative)} already exists")
     if not opts.trust_profile.is_file():
-        raise StationError(f"cannot read the trust profile {opts.trust_profile}", code="init.profile", hint="give a readable --profile FILE")
+        raise InitError(f"cannot read the trust profile {opts.trust_profile}", code=InitError.Code.PROFILE, hint="give a readable --profile FILE")
     opts.trust_profile.read_bytes()
     if (opts.import_ca is None) != (opts.import_key is None):
-        raise CAError("--import-ca and --import-key go together", code="init.import")
+        raise CAError("--import-ca and --import-key go together", code=CAError.Code.INIT_IMPORT)
     if opts.admin is not None and (opts.admin_password_hash is None) == (opts.admin_piv_cert is None):
-        raise StationError("the first administrator signs in with a password or a PIV card: give one of them",
-                           code="init.admin", hint="pipe the password on standard input, or give --admin-piv-cert FILE")
+        raise InitError("the first administrator signs in with a password or a PIV card: give one of them",
+                        code=InitError.Code.ADMIN, hint="pipe the password on standard input, or give --admin-piv-cert FILE")
     if opts.admin_password_hash is not None and not opts.allow_operator_passwords:
         raise AdminPasswordNotAllowed()
 

@@ -20,7 +20,7 @@ def _positive(section: dict[str, Any], key: str, default: float, home: StationHo
     value = section.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise HomeError(f"{key} in {home.config_path} must be a number above 0, not {value!r}",
-                        code="home.bad_config", hint="fix the value in station.toml")
+                        code=HomeError.Code.BAD_CONFIG, hint="fix the value in station.toml")
     return float(value)
 
 
@@ -39,7 +39,7 @@ class Station:
         """``signing=False`` opens without touching the keyring (read-only commands)."""
         config = home.load_config()
         if not isinstance(config.get("station_id"), str) or not config["station_id"]:
-            raise HomeError(f"{home.config_path} has no valid station_id", code="home.bad_config",
+            raise HomeError(f"{home.config_path} has no valid station_id", code=HomeError.Code.BAD_CONFIG,
                             hint="restore station.toml from a backup: station_id is set once by `station init`")
         home.make_private()  # a home made before homes were private, or by hand
         db_config = config.get("database") or {}

@@ -30,6 +30,7 @@ import abc
 import re
 import threading
 from dataclasses import dataclass, field, fields
+from enum import Enum
 from typing import Any
 
 from cryptography import x509
@@ -39,7 +40,13 @@ from station.errors import Exit, StationError
 
 
 class TargetError(StationError):
-    code = "target"
+    class Code(str, Enum):
+        TARGET = "target"
+        SENDS_REQUEST = "target.sends_request"
+        NO_REQUEST = "target.no_request"
+        CANNOT_DISCARD = "target.cannot_discard"
+
+    code = Code.TARGET.value
     hint = "check the --target URI and that the token is plugged in"
 
 
@@ -133,18 +140,18 @@ class Target(abc.ABC):
         """Generate the key pair on the device (or find the planned one, already generated, with
         its private key: a pair found without it is made again); returns the public key. Every
         target but one that ``sends_request`` implements it."""
-        raise TargetError(f"a {self.kind} target makes its key itself and sends its request", code="target.sends_request")
+        raise TargetError(f"a {self.kind} target makes its key itself and sends its request", code=TargetError.Code.SENDS_REQUEST)
 
     def proof_of_possession(self, subject: x509.Name) -> bytes:
         """A DER PKCS#10 request signed by the device's new key."""
-        raise TargetError(f"a {self.kind} target makes its key itself and sends its request", code="target.sends_request")
+        raise TargetError(f"a {self.kind} target makes its key itself and sends its request", code=TargetError.Code.SENDS_REQUEST)
 
     def await_request(self, subject: x509.Name, *, deadline: float, cancel: threading.Event | None = None) -> bytes:
         """For a target that ``sends_request``: wait until the device sends its DER PKCS#10
         request (the key made on the device), at most until ``deadline`` (``time.monotonic()``;
         then :class:`RequestNotReceived`); a set ``cancel`` stops the wait
         (:class:`station.cancel.Cancelled`)."""
-        raise TargetError(f"a {self.kind} target does not send its own request", code="target.no_request")
+        raise TargetError(f"a {self.kind} target does not send its own request", code=TargetError.Code.NO_REQUEST)
 
     @abc.abstractmethod
     def install_certificate(self, certificate: x509.Certificate, chain: list[x509.Certificate]) -> None: ...
@@ -175,7 +182,7 @@ class Target(abc.ABC):
         Once the applicant's PIN has replaced the transport secret it raises
         :class:`DeviceMustBeReset`."""
         raise TargetError(f"a {self.kind or 'target'} device cannot delete a key it made",
-                          code="target.cannot_discard", hint="reset the device before it is used again")
+                          code=TargetError.Code.CANNOT_DISCARD, hint="reset the device before it is used again")
 
     def close(self) -> None:
         """Let go of the device (sessions, logins); the target may be used again after."""
