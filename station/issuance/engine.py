@@ -169,11 +169,11 @@ class IssuanceEngine:
             typed = self.ui.operator_secret(identity, purpose)
             if self.cancel_token is not None and self.cancel_token.is_set():
                 typed = ""  # not kept in the traceback's frame
-                self._check("before the sign-in is checked")  # the password check (argon2id, ~0.1 s) cannot be cut short
+                self._check("before the sign-in is checked")  # the password check (argon2id, ~0.1 s) stops too
             return typed
 
-        return sign_in(self.station, identity, secret, role,
-                       card=self.operator_card(identity), profile=self.operator_profile, cache_dir=self.crl_cache)
+        return sign_in(self.station, identity, secret, role, card=self.operator_card(identity),
+                       profile=self.operator_profile, cache_dir=self.crl_cache, cancel=self.cancel_token)
 
     def _load(self, request_id: int, actor: str) -> _Request:
         """The request with its applicant certificate and credential: one query."""
