@@ -8,7 +8,9 @@ handler) sets the token at a seeded random moment inside that step's window. The
 stopped in is read from the state the request was left in. Target: <= 100 ms for every step
 but key generation on the token (a C_GenerateKeyPair under way is not cut short; SoftHSM's
 takes ~13 ms, a hardware token's seconds). The request and approval steps include the
-operators' argon2id sign-ins (~0.1 s each, RFC 9106 parameters), which no one can cut short.
+operators' argon2id sign-ins (~0.1 s each, RFC 9106 parameters): a cancel abandons a check
+under way (it runs on a helper thread). Each run is wired by the composition root,
+``station.issuance_session(...)``, as ``station issue`` and the desktop application wire it.
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ from pathlib import Path
 
 from bench.issue import CARD_PIN, GOLDEN, ICAM, Person, new_token, station_home, untimed
 from bench.results import record, table
-from station.devices import pcsc
-from station.devices.piv import PivSession
 from station.devices.virtual import load_card_image
 from station.devices.virtual.pcscd import IsolatedPcscd
 from station.sim.pki_mirror import PkiMirror
@@ -62,40 +62,35 @@ class Timeline(Person):
         self.mark(_STARTS.get(state))
 
 
-def issue(station, profile, cache, reader: str, person, cancel=None):
-    """One issuance onto a fresh token; returns (outcome or the Cancelled, uri, seconds)."""
+def issue(station, reader: str, person, cancel=None):
+    """One issuance onto a fresh token through the composition root (as ``station issue`` and
+    the desktop application wire it); returns (outcome or the Cancelled, uri, engine, the moment
+    ``issue()`` returned)."""
     from station.cancel import Cancelled
-    from station.issuance.engine import IssuanceEngine
-    from station.issuance.targets import open_target
 
     _, uri = new_token()
-    engine = IssuanceEngine(station, profile, person, crl_cache=cache, cancel=cancel)
-    target = open_target(uri)
-    conn = pcsc.PcscConnection(reader, exclusive=True)
-    try:
+    with station.issuance_session(person, cancel=cancel, applicant_reader=reader, target=uri, revocation="crl") as session:
+        engine = session.engine
         try:
-            result = engine.issue(PivSession(conn), registrar="reg", approver="sup", aal="AAL2", target=target)
+            result = session.issue(registrar="reg", approver="sup", aal="AAL2")
         except Cancelled as exc:
             result = exc
         idle = time.perf_counter()
-    finally:
-        conn.close(reset=True)
-        target.close()
     return result, uri, engine, idle
 
 
-def windows(station, profile, cache, reader) -> tuple[dict[str, tuple[float, float]], float]:
+def windows(station, reader) -> tuple[dict[str, tuple[float, float]], float]:
     """Each step's (start, end) in seconds from the start of ``issue()``, from one full run."""
     person = Timeline()
     start = time.perf_counter()
-    result, _, _, idle = issue(station, profile, cache, reader, person)
+    result, _, _, idle = issue(station, reader, person)
     assert result.state == "issued", result
     begun = [(step, person.begun[step] - start) for step in STEPS]
     ends = [t for _, t in begun[1:]] + [idle - start]
     return {step: (t, end) for (step, t), end in zip(begun, ends)}, idle - start
 
 
-def cancelled_run(station, profile, cache, reader, step: str, after: float) -> tuple[str | None, float | None]:
+def cancelled_run(station, reader, step: str, after: float) -> tuple[str | None, float | None]:
     """An issuance whose cancel token another thread sets ``after`` seconds into ``step``:
     (the step it stopped in, milliseconds from the set to idle), or (None, None) when it ended first."""
     from station.cancel import Cancelled
@@ -112,26 +107,21 @@ def cancelled_run(station, profile, cache, reader, step: str, after: float) -> t
 
     button = threading.Thread(target=press_cancel, daemon=True)
     button.start()
-    result, uri, engine, idle = issue(station, profile, cache, reader, person, cancel)
+    result, uri, engine, idle = issue(station, reader, person, cancel)
     button.join()
     if not isinstance(result, Cancelled):
         return None, None
     state = engine.state(result.request_id) if result.request_id is not None else None
-    if result.request_id is not None:  # untimed: end it and take the key off the token
-        from station.issuance.targets import open_target
-
-        target = open_target(uri)
-        try:
-            engine.cancel(result.request_id, actor="sup", target=target)
-        except Exception:  # noqa: BLE001 - after activation the token must be reset; it is deleted anyway
-            pass
-        finally:
-            target.close()
+    if result.request_id is not None:  # untimed: end it and take the key off the token (`requests cancel --target`)
+        with station.issuance_session(person, target=uri) as session:
+            try:
+                session.cancel(result.request_id, actor="sup", target=session.target)
+            except Exception:  # noqa: BLE001 - after activation the token must be reset; it is deleted anyway
+                pass
     return STOPPED_IN[state], (idle - set_at[0]) * 1000
 
 
 def main() -> None:
-    from station.validation.trust import TrustProfile
     from station.service.station import Station
 
     work = Path(tempfile.mkdtemp(prefix="bench-cancel-"))
@@ -145,19 +135,16 @@ def main() -> None:
         with IsolatedPcscd() as daemon, PkiMirror(ICAM) as mirror:
             os.environ["PCSCLITE_CSOCK_NAME"] = str(daemon.socket_path)
             profile_path = mirror.write_profile(work / "icam-test.toml")
-            profile = TrustProfile.load(profile_path).with_revocation("crl")
             home = station_home(work, profile_path)
-            cache = home.crl_dir
-            cache.mkdir(parents=True, exist_ok=True)
             link = daemon.insert(load_card_image(GOLDEN, pin=CARD_PIN))
             station = Station.open(home)
             try:
-                untimed(windows(station, profile, cache, daemon.reader()))  # warm the CRL cache
-                spans, whole = untimed(windows(station, profile, cache, daemon.reader()))
+                untimed(windows(station, daemon.reader()))  # warm the CRL cache
+                spans, whole = untimed(windows(station, daemon.reader()))
                 for step in STEPS:
                     begin, end = spans[step]
                     for _ in range(SAMPLES):
-                        stopped, ms = untimed(cancelled_run(station, profile, cache, daemon.reader(), step,
+                        stopped, ms = untimed(cancelled_run(station, daemon.reader(), step,
                                                             rng.uniform(0.0, 0.9) * (end - begin)))
                         if stopped is not None:
                             latencies[stopped].append(ms)
@@ -173,8 +160,7 @@ def main() -> None:
             rows.append((step, "0", "-", "-", "-"))
             continue
         median, worst = statistics.median(found), max(found)
-        exempt = {"key-generation": " (exempt: key generation on the token)",
-                  "request": " (argon2id sign-in)", "approval": " (argon2id sign-in)"}.get(step, "")
+        exempt = {"key-generation": " (exempt: key generation on the token)"}.get(step, "")
         rows.append((step, str(len(found)), f"{median:.1f}", f"{worst:.1f}", f"{worst / TARGET_MS:.2f}{exempt}"))
         entries.append({"name": f"cancel.{step}", "value": worst, "unit": "ms", "peer": "target (issue 10)",
                         "peer_value": TARGET_MS, "ratio": worst / TARGET_MS})

@@ -231,10 +231,17 @@ def _of(object_type: str, object_id: object):  # noqa: ANN202
     return and_(AuditEvent.object_type == object_type, AuditEvent.object_id == str(object_id))
 
 
+#: operator events that change no role, status or sign-in method (the approval's sign-in is looked
+#: up on its own: service/issuance.py approver_signed_in)
+_SIGN_INS = ("operator.signed_in", "operator.signin_refused")
+
+
 def _request_replay(session: Session, request_id: int) -> Replay:
-    """The request's events, its credential's, and the operators' (who held which role when)."""
+    """The request's events, its credential's, and the operators' (who held which role when;
+    their sign-ins left out, so that a step's replay does not grow with every sign-in ever made)."""
     serials = session.execute(select(Credential.serial).where(Credential.request_id == request_id)).scalars().all()
-    return _replay(session, _of("request", request_id), *(_of("credential", s) for s in serials), AuditEvent.object_type == "operator")
+    return _replay(session, _of("request", request_id), *(_of("credential", s) for s in serials),
+                   and_(AuditEvent.object_type == "operator", AuditEvent.action.not_in(_SIGN_INS)))
 
 
 def replay_for(session: Session, row: Row) -> Replay:

@@ -48,23 +48,13 @@ def stdin_line(what: str) -> str:
 def sign_in(args: argparse.Namespace, station: Station, role):
     """The acting operator (``--operator``) signs in for an action needing ``role``
     (a :class:`station.terms.Role`); returns the SignedIn."""
-    from station.devices import pcsc
-    from station.devices.piv import PivSession
     from station.issuance import signin
-    from station.service.session import crl_cache, operator_profile
+    from station.service.session import operator_sign_in
 
     if not args.operator:
         raise signin.SignInRefused("this command changes the station and needs a signed-in operator",
                                    code=signin.SignInRefused.Code.NO_OPERATOR,
                                    hint="name yourself with --operator ID and give your secret as the first line of standard input")
     secret = stdin_line(f"the secret of operator {args.operator!r}")
-    if not args.operator_reader:
-        return signin.sign_in(station, args.operator, lambda: secret, role)
-    cache = crl_cache(station)
-    conn = pcsc.open_reader(args.operator_reader)
-    try:
-        with conn.transaction():  # no other process talks to the card during PKI-AUTH
-            return signin.sign_in(station, args.operator, lambda: secret, role, card=PivSession(conn),
-                                  profile=operator_profile(station), cache_dir=cache)
-    finally:
-        conn.close(reset=True)
+    # the operator's own card: opened exclusively inside a PC/SC transaction, reset afterwards
+    return operator_sign_in(station, args.operator, lambda: secret, role, reader=args.operator_reader)

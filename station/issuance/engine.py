@@ -39,9 +39,8 @@ from station.issuance.signin import SignedIn, sign_in
 from station.issuance.targets.base import DeviceIdentity, DeviceMustBeReset, RequestNotReceived, Target
 from station.service import issuance, operators, requests
 from station.service.requests import EndingCredential, StepFacts
-from station.terms import Aal, RequestState, Role, TargetKind
+from station.terms import FINAL_STATES, Aal, RequestState, Role, TargetKind
 
-FINAL = {RequestState.ISSUED, RequestState.REJECTED, RequestState.CANCELLED, RequestState.FAILED}
 KEY_ALGORITHM = "P-256"
 _AUDIT_HINT = "run `station audit verify`; nothing goes on with this request until an administrator has looked"
 
@@ -196,11 +195,11 @@ class IssuanceEngine:
             typed = self.ui.operator_secret(identity, purpose)
             if self.cancel_token is not None and self.cancel_token.is_set():
                 typed = ""  # not kept in the traceback's frame
-                self._check("before the sign-in is checked")  # the password check (argon2id, ~0.1 s) cannot be cut short
+                self._check("before the sign-in is checked")  # the password check (argon2id, ~0.1 s) stops too
             return typed
 
-        return sign_in(self.station, identity, secret, role,
-                       card=self.operator_card(identity), profile=self.operator_profile, cache_dir=self.crl_cache)
+        return sign_in(self.station, identity, secret, role, card=self.operator_card(identity),
+                       profile=self.operator_profile, cache_dir=self.crl_cache, cancel=self.cancel_token)
 
     def _load(self, request_id: int, actor: str) -> _Request:
         """The request with its applicant certificate and credential: one query."""
@@ -539,7 +538,7 @@ class IssuanceEngine:
     def _end(self, request_id: int, new: RequestState, actor: str, action: str, reason: str) -> None:
         """Cancel or fail; a certificate already issued is revoked in the same transaction."""
         def revokes(state: str, credential: EndingCredential | None) -> bool:
-            if RequestState(state) in FINAL:
+            if RequestState(state) in FINAL_STATES:
                 raise IssuanceRefused(f"request {request_id} is already {state}", code=IssuanceRefused.Code.STATE)
             return credential is not None and (credential.audited is None or credential.audited.active)  # not the row's word alone
 
@@ -576,7 +575,7 @@ class IssuanceEngine:
                 target.discard_key()
             except DeviceMustBeReset as exc:  # e.g. a crash right after C_SetPIN
                 reset_needed = exc
-        if state not in FINAL:
+        if state not in FINAL_STATES:
             self._end(request_id, RequestState.CANCELLED, actor, "request.cancelled", reason)
         requests.record_event(self.station, request_id, actor=actor,
                               action="target.key_discarded" if reset_needed is None else "target.reset_needed",
@@ -604,7 +603,7 @@ class IssuanceEngine:
         except RequestNotReceived:  # the device may still send it: the request waits, resumable
             raise
         except StationError as exc:
-            if RequestState(self.state(request_id)) not in FINAL:
+            if RequestState(self.state(request_id)) not in FINAL_STATES:
                 self.fail(request_id, signed.identity, f"the issuance stopped: {exc.code}")
             raise
 

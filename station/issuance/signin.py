@@ -11,6 +11,7 @@ cancel; FIPS 201-3 §2.1 separation of duties).
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -18,6 +19,7 @@ from enum import Enum
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from station.cancel import check
 from station.issuance.pkiauth import pki_auth
 from station.errors import Exit, StationError
 from station.service import operators
@@ -76,16 +78,59 @@ def _refuse(station, identity: str, why: str, code: SignInRefused.Code) -> SignI
     return SignInRefused(f"sign-in of {identity!r} refused: {why}", code=code)
 
 
-def sign_in_with_password(station, identity: str, secret: str) -> SignedIn:
-    """The argon2id check (~0.1 s by design) runs outside any transaction: it holds no lock."""
+_CANCEL_POLL = 0.005  # seconds between looks at the cancel token while a password is checked
+
+
+def _verify(reference: str, secret: str) -> bool:
+    try:
+        return _HASHER.verify(reference, secret)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def _password_matches(reference: str, secret: str, cancel: threading.Event | None) -> bool:
+    """The argon2id check (~0.1 s, pure computation). With a cancel token it runs on a
+    short-lived helper thread that is waited for against the token: once the token is set the
+    check is abandoned (:class:`Cancelled` within ~5 ms; the helper drops its result and the
+    secret when the hash is done) and nothing is recorded."""
+    if cancel is None:
+        return _verify(reference, secret)
+    check(cancel, "before the password is checked")
+    done = threading.Event()
+    outcome: list = []
+
+    def work(reference: str, secret: str) -> None:
+        try:
+            outcome.append(_verify(reference, secret))
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=work, args=(reference, secret), name="argon2id check", daemon=True).start()
+    del secret  # only the helper holds it, until its hash is done
+    while not done.wait(_CANCEL_POLL):
+        check(cancel, "while the password is checked")
+    check(cancel, "while the password is checked")  # a result reached while cancelling does not count
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def sign_in_with_password(station, identity: str, secret: str, *, cancel: threading.Event | None = None) -> SignedIn:
+    """The argon2id check (~0.1 s by design) runs outside any transaction: it holds no lock.
+    ``cancel``: set it (from any thread) to abandon the check at once with :class:`Cancelled`
+    (no sign-in, no refusal recorded)."""
     if not passwords_allowed(station.config):
         raise _refuse(station, identity, "the configuration does not allow passwords", SignInRefused.Code.PASSWORDS_DISABLED)
     op = operators.active_operator(station, identity)
     method, reference = (op.auth_method, op.auth_reference) if op is not None else ("unknown", None)
     if method == AuthMethod.PASSWORD.value and reference:
         try:
-            _HASHER.verify(reference, secret)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            matches = _password_matches(reference, secret, cancel)
+        finally:
+            secret = ""  # not kept in a traceback's frame
+        if not matches:
             method = "mismatch"
         else:
             # still active, still this password
@@ -128,19 +173,21 @@ def sign_in_with_piv(station, identity: str, verdict) -> SignedIn:
 
 
 def sign_in(station, identity: str, secret: Callable[[], str], role: Role, *, card=None, profile=None,
-            cache_dir=None) -> SignedIn:
+            cache_dir=None, cancel: threading.Event | None = None) -> SignedIn:
     """A fresh sign-in of ``identity`` for an action that needs ``role``: PKI-AUTH of the
     operator's own card in ``card`` (a PivSession; ``secret()`` gives its PIN, asked for once
     the card's PIN status is known; ``profile``: the operator trust profile), else their
-    password ``secret()``. Refused (audited) without the role."""
+    password ``secret()``. Refused (audited) without the role. ``cancel``: a cancel token for
+    the PKI-AUTH or the password check (:class:`station.cancel.Cancelled`)."""
     if card is not None:
         class OperatorPin:  # the operator's secret is their card's PIN
             def request_pin(self, *, pin_kind: str, tries_left: int | None) -> str:
                 return secret()
 
-        signed = sign_in_with_piv(station, identity, pki_auth(card, profile, OperatorPin(), cache_dir=cache_dir))
+        signed = sign_in_with_piv(station, identity, pki_auth(card, profile, OperatorPin(), cache_dir=cache_dir,
+                                                              cancel=cancel))
     else:
-        signed = sign_in_with_password(station, identity, secret())
+        signed = sign_in_with_password(station, identity, secret(), cancel=cancel)
     if role.value not in signed.roles:
         raise _refuse(station, identity, f"the operator does not hold the {role.value} role", SignInRefused.Code.ROLE)
     return signed

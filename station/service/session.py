@@ -9,13 +9,16 @@ nothing else. It owns:
   (``operator_trust_profile``, default the applicants'), and the CRL cache in the home;
 - the readers: the applicant's card and each operator's own card, opened on first use with
   an exclusive connection inside a PC/SC transaction (no other program talks to the card
-  around PKI-AUTH), reset when the session closes (no PIN stays verified);
+  around PKI-AUTH), reset when the session closes (no PIN stays verified); the admin
+  commands' operator-card sign-in (:func:`operator_sign_in`) opens its reader the same way
+  (:func:`card_session`);
 - the operator-card look-up for sign-in: an operator named with a reader signs in by
   PKI-AUTH of that card, any other with their password;
 - the target: its URI opened through the target registry
   (:func:`station.issuance.targets.open_target`) with the configured hardware modules
   (``[targets] hardware_modules``) and the interaction's transport-PIN entry;
-- the engine (:class:`station.issuance.engine.IssuanceEngine`) with the cancel token.
+- the engine (:class:`station.issuance.engine.IssuanceEngine`) with the cancel token (which the
+  cards and the target are given when opened, too).
 
 The workflow modules are imported when a session is made: the service layer stays importable
 without them (this module wires the floors above it; nothing below imports it).
@@ -69,6 +72,37 @@ def open_target(station: Station, uri: str, pin_entry=None):
     return open_by_scheme(uri, hardware_modules=hardware, pin_entry=pin_entry)
 
 
+@contextlib.contextmanager
+def card_session(reader: str, *, cancel: threading.Event | None = None):
+    """A PivSession on an exclusive connection to ``reader``, inside a PC/SC transaction (no
+    other program talks to the card meanwhile); the card is reset when the block ends, however
+    it ends (no PIN stays verified). The one place the station opens a PIV card's reader."""
+    from station.devices import pcsc
+    from station.devices.piv import PivSession
+
+    conn = pcsc.open_reader(reader, exclusive=True)
+    try:
+        with conn.transaction():
+            yield PivSession(conn, cancel=cancel)
+    finally:
+        conn.close(reset=True)
+
+
+def operator_sign_in(station: Station, identity: str, secret, role, *, reader: str | None = None,
+                     cancel: threading.Event | None = None):
+    """A fresh sign-in of ``identity`` for an action needing ``role`` (a
+    :class:`station.terms.Role`): with ``reader``, PKI-AUTH of the operator's own card there
+    (:func:`card_session`; ``secret()`` gives its PIN) under the operator trust profile, else
+    their password ``secret()`` (:func:`station.issuance.signin.sign_in`)."""
+    from station.issuance.signin import sign_in
+
+    if not reader:
+        return sign_in(station, identity, secret, role, cancel=cancel)
+    with card_session(reader, cancel=cancel) as card:
+        return sign_in(station, identity, secret, role, card=card, profile=operator_profile(station),
+                       cache_dir=crl_cache(station), cancel=cancel)
+
+
 class IssuanceSession:
     """One issuance (or resume, or cancel) at the station: the engine, the applicant's card
     session, the target and the operators' cards, closed together (a context manager)."""
@@ -91,15 +125,8 @@ class IssuanceSession:
 
     # --- what it owns ---------------------------------------------------------------------------
     def _open_card(self, reader: str):
-        """A PivSession on an exclusive connection to ``reader``, inside a PC/SC transaction;
-        the card is reset when the session closes."""
-        from station.devices import pcsc
-        from station.devices.piv import PivSession
-
-        conn = pcsc.open_reader(reader, exclusive=True)
-        self._stack.callback(conn.close, reset=True)
-        self._stack.enter_context(conn.transaction())
-        return PivSession(conn)
+        """A :func:`card_session` on ``reader``, held until the session closes (then reset)."""
+        return self._stack.enter_context(card_session(reader, cancel=self.cancel_token))
 
     def _operator_card(self, identity: str):
         """The PivSession of the reader holding ``identity``'s own card, or None (password)."""
@@ -120,6 +147,7 @@ class IssuanceSession:
             pin_entry = getattr(self.interaction, "transport_pin", None)
             self._target = open_target(self.station, self._target_uri, pin_entry)
             self._stack.callback(self._target.close)
+            self._target.cancel = self.cancel_token
         return self._target
 
     @property

@@ -1,9 +1,12 @@
 """Operator sign-in: argon2id passwords only where allowed, PIV cards by PKI-AUTH; all audited."""
 
 import io
+import threading
+import time
 
 import pytest
 
+from station.cancel import Cancelled
 from station.validation.verdict import Identity, Verdict
 from station.issuance.signin import SignInRefused, hash_password, sign_in, sign_in_with_password, sign_in_with_piv
 from station.terms import AuthMethod, Role
@@ -108,3 +111,55 @@ def test_short_operator_password_refused():
         hash_password("short")
     assert info.value.code == "signin.weak_password" and "short" not in str(info.value)
 
+
+
+def _checking_password() -> threading.Thread | None:
+    return next((t for t in threading.enumerate() if t.name == "argon2id check"), None)
+
+
+def test_a_cancel_during_the_password_check_stops_it_at_once_and_records_nothing(operators):
+    """The argon2id check (~0.1 s) runs on a helper thread: a cancel set while it runs gives
+    ``Cancelled`` within a few milliseconds (the check is abandoned, its result dropped), no
+    sign-in and no refusal is recorded, and the password is in no frame of the traceback."""
+    operators.config["operators"] = {"allow_passwords": True}
+    before = audit_text(operators)
+    cancel, caught, ended = threading.Event(), [], []
+
+    def signing_in():
+        try:
+            sign_in(operators, "alice", lambda: PASSWORD, Role.REGISTRAR, cancel=cancel)
+        except Cancelled as exc:
+            ended.append(time.perf_counter())
+            caught.append(exc)
+
+    worker = threading.Thread(target=signing_in)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while (helper := _checking_password()) is None and time.monotonic() < deadline:
+        time.sleep(0.0005)
+    assert helper is not None, "the password check did not run on its helper thread"
+    set_at = time.perf_counter()
+    cancel.set()
+    worker.join(5)
+    assert caught, "the sign-in was not cancelled"
+    assert (ended[0] - set_at) * 1000 < 50
+    helper.join(5)  # the abandoned check ends on its own; its result is dropped
+    assert audit_text(operators) == before
+    frames, tb = [], caught[0].__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    assert frames and all(PASSWORD not in repr(value) for frame in frames for value in frame.f_locals.values())
+    # the same sign-in without a cancel still works, and is recorded
+    assert sign_in(operators, "alice", lambda: PASSWORD, Role.REGISTRAR, cancel=threading.Event()).identity == "alice"
+    assert audit_text(operators).count('"operator.signed_in"') == before.count('"operator.signed_in"') + 1
+
+
+def test_a_cancel_set_before_the_password_check_records_nothing(operators):
+    operators.config["operators"] = {"allow_passwords": True}
+    before = audit_text(operators)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        sign_in_with_password(operators, "alice", PASSWORD, cancel=cancel)
+    assert audit_text(operators) == before and _checking_password() is None
