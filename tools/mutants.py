@@ -45,6 +45,7 @@ M = Mutant
 CONFORMANCE = "tests/validation/test_conformance.py"
 OPERATORS_TESTS = "tests/issuance/test_operators.py"
 ENGINE_TRUST = "tests/issuance/test_engine_trust.py"
+CANCEL_TESTS = "tests/issuance/test_cancel.py"
 MUTANTS: tuple[Mutant, ...] = (
     # --- the strict in-person checks of a PIV card (FIPS 201-3 §6.2, SP 800-73-4, SP 800-76-2)
     M("certificate UUID agrees with the CHUID's", "station/validation/card_checks.py",
@@ -161,6 +162,22 @@ MUTANTS: tuple[Mutant, ...] = (
     M("no secret enters an audit event", "station/audit/chain.py",
       "if words & _FORBIDDEN_WORDS or joined in _FORBIDDEN_WORDS or \"privatekey\" in joined:", "if False:",
       ("tests/ca/test_audit.py",)),
+    # --- an issuance a screen can drive (issue 10): cancel, prompts across threads, one composition root
+    M("a cancelled issuance is left resumable, never ended failed", "station/issuance/engine.py",
+      "        except Cancelled as exc:  # stopped at a safe point: left as it is, to resume or cancel\n", "        except ZeroDivisionError as exc:\n",
+      (CANCEL_TESTS,)),
+    M("a card session sends no command once cancelled (a PIN typed as Cancel is pressed is never sent)",
+      "station/devices/piv/session.py", 'check_cancel(self.cancel, f"before {name}")', "pass", (CANCEL_TESTS,)),
+    M("the engine hands its cancel token to the card and the target", "station/issuance/engine.py",
+      "                device.cancel = self.cancel_token", "                pass", (CANCEL_TESTS,)),
+    M("requests cancel --target deletes the run's key and certificate", "station/issuance/targets/pkcs11.py",
+      "self.token.destroy_credential(pin, self.key_id)", "pass", (CANCEL_TESTS,)),
+    M("a cancel abandons an operator's password check at once", "station/issuance/signin.py",
+      "while not done.wait(_CANCEL_POLL):", "while not done.wait(None):", ("tests/issuance/test_signin.py",)),
+    M("a prompt's answer is emptied when the worker takes it", "station/issuance/bridge.py",
+      "value, self._value = self._value, None", "value = self._value", ("tests/issuance/test_bridge.py",)),
+    M("the composition root resets a card when it lets it go", "station/service/session.py",
+      "conn.close(reset=True)", "conn.close()", ("tests/issuance/test_session.py",)),
 )
 
 

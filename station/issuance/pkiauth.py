@@ -147,8 +147,7 @@ def pki_auth(
           if status.retries_left is not None else f"asking for the {pin_kind} PIN")
     pin = pin_entry.request_pin(pin_kind=pin_kind, tries_left=status.retries_left)
     try:
-        check(cancel, "before VERIFY")
-        session.verify(pin, key_ref)
+        session.verify(pin, key_ref)  # not sent once cancelled: the session checks the token before each command
     except PinIncorrect as exc:
         return _reject("pin-incorrect", f"wrong {pin_kind} PIN, {exc.retries_left} tries left")
     except PinBlocked:

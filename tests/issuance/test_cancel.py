@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 import uuid
@@ -23,14 +22,11 @@ from station.devices import pcsc
 from station.devices.piv import PivSession
 from station.devices.virtual import load_card_image
 from station.issuance.engine import IssuanceEngine
-from station.issuance.signin import hash_password
 from station.issuance.targets.base import DeviceMustBeReset
 from station.issuance.targets.pkcs11 import Pkcs11Target
-from station.terms import AuthMethod, Role
-from station.service.operators import add_operator
-from tests.conftest import GOLDEN, SOFTHSM_MODULE, TEST_PIN, init_softhsm_token
+from tests.conftest import GOLDEN, TEST_PIN, init_softhsm_token
+from tests.issuance.people import NOTHING, ONE_CREDENTIAL, SECRETS, add_password_operators, token_objects as objects
 
-SECRETS = {"reg": "registrar passphrase 1", "sup": "supervisor passphrase 2"}
 NEW_PIN, TRANSPORT = "k9Pz4mQ1", "55667788"
 
 # where the cancel token is set -> the state the request is left in (None: no request at all)
@@ -101,13 +97,7 @@ class Token(Pkcs11Target):
 
 @pytest.fixture
 def station(sqlite_station):
-    st = sqlite_station
-    st.config["operators"] = {"allow_passwords": True}
-    add_operator(st, "reg", display_name="Registrar", roles=[Role.REGISTRAR], auth_method=AuthMethod.PASSWORD,
-                 auth_reference=hash_password(SECRETS["reg"]), actor="admin")
-    add_operator(st, "sup", display_name="Supervisor", roles=[Role.SUPERVISOR], auth_method=AuthMethod.PASSWORD,
-                 auth_reference=hash_password(SECRETS["sup"]), actor="admin")
-    return st
+    return add_password_operators(sqlite_station)
 
 
 @pytest.fixture
@@ -124,18 +114,6 @@ def rows(station, sql: str) -> list[tuple]:
         return [tuple(row) for row in session.execute(text(sql))]
 
 
-def objects(label: str, pin: str) -> dict[str, int] | None:
-    """What the token holds, logged in with ``pin`` (None: the token refuses that PIN)."""
-    out = subprocess.run(["pkcs11-tool", "--module", SOFTHSM_MODULE, "--token-label", label, "--login", "--pin", pin,
-                          "--list-objects"], capture_output=True, text=True, timeout=30)
-    if out.returncode != 0:
-        assert "CKR_PIN_INCORRECT" in out.stderr, out.stderr
-        return None
-    return {kind: out.stdout.count(f"{kind} Object") for kind in ("Private Key", "Public Key", "Certificate")}
-
-
-NOTHING = {"Private Key": 0, "Public Key": 0, "Certificate": 0}
-ONE_CREDENTIAL = {"Private Key": 1, "Public Key": 1, "Certificate": 1}
 
 
 def audit_verifies(station) -> bool:
@@ -164,6 +142,8 @@ def test_cancel_at_every_step(point, way_on, station, icam_profile, crl_cache, s
     request_id = stopped.value.request_id
     assert rows(station, "SELECT id, state FROM requests") == [(request_id, left)]  # its last committed state, not failed
     assert PivSession(card).get_pin_status().retries_left == retries  # no PIN try was spent by stopping
+    if left in ("authenticated", "key_generated", "delivered", "activated"):  # the engine gave the target its token
+        assert target.cancel is event
     if point == "key-on-token":  # no orphan: the key the token made is on record
         assert rows(station, "SELECT json_extract(target_state, '$.key') FROM requests") == [("generated",)]
     engine.cancel_token = None
@@ -207,6 +187,26 @@ def test_a_cancelled_request_cancelled_again_with_its_target_loses_the_key(stati
     engine.cancel(stopped.value.request_id, actor="sup", target=Token(uri))
     assert objects(label, TRANSPORT) == NOTHING and rows(station, "SELECT status FROM credentials") == [("revoked",)]
     assert audit_verifies(station)
+
+
+def test_a_pin_typed_as_cancel_is_pressed_is_never_sent(station, icam_profile, crl_cache, softhsm_conf, card):
+    """Cancel pressed while the applicant types a (wrong) PIN: VERIFY is not sent, so no try is
+    spent and the request stays approved (a wrong-PIN verdict would have ended it failed)."""
+    class Mistyped(Person):
+        def request_pin(self, *, pin_kind, tries_left):
+            super().request_pin(pin_kind=pin_kind, tries_left=tries_left)
+            return "000000"
+
+    event = threading.Event()
+    person = Mistyped("pki-auth-after-pin", event)
+    engine = IssuanceEngine(station, icam_profile.with_revocation("crl"), person, crl_cache=crl_cache, cancel=event)
+    target = Token(init_softhsm_token(f"cancel-{uuid.uuid4().hex[:8]}", TRANSPORT), person)
+    retries = PivSession(card).get_pin_status().retries_left
+    with pytest.raises(Cancelled):
+        engine.issue(PivSession(card), registrar="reg", approver="sup", aal="AAL2", target=target)
+    target.close()
+    assert PivSession(card).get_pin_status().retries_left == retries
+    assert rows(station, "SELECT state FROM requests") == [("approved",)]
 
 
 def test_pin_is_not_sent_once_cancelled(station, icam_profile, crl_cache, softhsm_conf, card):

@@ -17,14 +17,14 @@ from station.devices.piv import PivSession
 from station.devices.virtual import VirtualConnection, load_card_image
 from station.issuance.engine import IssuanceEngine, IssuanceRefused
 from station.issuance.interaction import ApprovalDecision
-from station.issuance.signin import hash_password
 from station.issuance.targets import open_target
 from station.issuance.targets.pkcs11 import Pkcs11Target
 from station.terms import AuthMethod, Role
 from station.service.operators import add_operator
+from tests.issuance.people import SECRETS, add_password_operators
 from tests.conftest import CARDS, GOLDEN, TEST_PIN, init_softhsm_token
 
-SECRETS = {"reg": "registrar passphrase 1", "sup": "supervisor passphrase 2"}
+
 NEW_PIN = "k9Pz4mQ1"
 AAL2, AAL3 = "2.16.840.1.101.3.2.1.3.40", "2.16.840.1.101.3.2.1.3.41"
 
@@ -58,13 +58,7 @@ class Script:
 
 @pytest.fixture
 def station(sqlite_station):
-    st = sqlite_station
-    st.config["operators"] = {"allow_passwords": True}
-    add_operator(st, "reg", display_name="Registrar", roles=[Role.REGISTRAR], auth_method=AuthMethod.PASSWORD,
-                 auth_reference=hash_password(SECRETS["reg"]), actor="admin")
-    add_operator(st, "sup", display_name="Supervisor", roles=[Role.SUPERVISOR, Role.REGISTRAR], auth_method=AuthMethod.PASSWORD,
-                 auth_reference=hash_password(SECRETS["sup"]), actor="admin")
-    return st
+    return add_password_operators(sqlite_station, supervisor_roles=(Role.SUPERVISOR, Role.REGISTRAR))
 
 
 @pytest.fixture

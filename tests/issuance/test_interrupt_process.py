@@ -24,10 +24,10 @@ from station.devices.virtual import load_card_image
 from station.issuance.signin import hash_password
 from station.terms import AuthMethod, Role
 from station.service.operators import add_operator
-from tests.conftest import GOLDEN, SOFTHSM_MODULE, TEST_PIN, init_softhsm_token
+from tests.conftest import GOLDEN, TEST_PIN, init_softhsm_token
+from tests.issuance.people import NOTHING, ONE_CREDENTIAL, SECRETS, token_objects as objects
 
 STATION = [sys.executable, "-m", "station"]
-SECRETS = {"reg": "registrar passphrase 1", "sup": "supervisor passphrase 2"}
 NEW_PIN, TRANSPORT = "k9Pz4mQ1", "55667788"
 RUNS = 20
 SEED = 20240610
@@ -53,17 +53,6 @@ def sql(home, query: str, *params) -> list[tuple]:
         db.close()
 
 
-def objects(label: str, pin: str) -> dict[str, int] | None:
-    out = subprocess.run(["pkcs11-tool", "--module", SOFTHSM_MODULE, "--token-label", label, "--login", "--pin", pin,
-                          "--list-objects"], capture_output=True, text=True, timeout=30)
-    if out.returncode != 0:
-        assert "CKR_PIN_INCORRECT" in out.stderr, out.stderr
-        return None
-    return {kind: out.stdout.count(f"{kind} Object") for kind in ("Private Key", "Public Key", "Certificate")}
-
-
-NOTHING = {"Private Key": 0, "Public Key": 0, "Certificate": 0}
-ONE_CREDENTIAL = {"Private Key": 1, "Public Key": 1, "Certificate": 1}
 
 
 def handlers_installed(proc: subprocess.Popen, timeout: float = 60.0) -> bool:

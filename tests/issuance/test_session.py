@@ -16,13 +16,10 @@ from station.devices import errors, pcsc
 from station.devices.pkcs11 import token as pkcs11_token
 from station.devices.piv import PivSession
 from station.devices.virtual import load_card_image
-from station.issuance.signin import hash_password
-from station.service.operators import add_operator
 from station.service.session import IssuanceSession
-from station.terms import AuthMethod, Role
 from tests.conftest import GOLDEN, TEST_PIN, init_softhsm_token
+from tests.issuance.people import SECRETS, add_password_operators
 
-SECRETS = {"reg": "registrar passphrase 1", "sup": "supervisor passphrase 2"}
 NEW_PIN, TRANSPORT = "k9Pz4mQ1", "55667788"
 
 
@@ -47,12 +44,7 @@ class Person:
 def station(sqlite_station, icam_profile_path):
     st = sqlite_station
     st.config["trust_profile"] = str(icam_profile_path)
-    st.config["operators"] = {"allow_passwords": True}
-    add_operator(st, "reg", display_name="Registrar", roles=[Role.REGISTRAR], auth_method=AuthMethod.PASSWORD,
-                 auth_reference=hash_password(SECRETS["reg"]), actor="admin")
-    add_operator(st, "sup", display_name="Supervisor", roles=[Role.SUPERVISOR], auth_method=AuthMethod.PASSWORD,
-                 auth_reference=hash_password(SECRETS["sup"]), actor="admin")
-    return st
+    return add_password_operators(st)
 
 
 @pytest.fixture
