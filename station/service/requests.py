@@ -15,7 +15,7 @@ from cryptography import x509
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from station.audit.backing import AuditedCredential, audited_status, audited_statuses
+from station.audit.backing import AuditedCredential, applicant_credentials, audited_status
 from station.errors import StationError
 from station.records.models import Credential, IssuanceRequest, PivAuthCertificate
 from station.service.issuance import approver_signed_in, locked_request, require_backed
@@ -124,11 +124,7 @@ def advance(station: Station, request_id: int, expected: RequestState, new: Requ
 
 
 def _active_credentials(session: Session, applicant_id: int | None, besides: int | None = None) -> int:
-    query = (select(Credential.serial).join(PivAuthCertificate, Credential.piv_auth_certificate_id == PivAuthCertificate.id)
-             .where(PivAuthCertificate.applicant_id == applicant_id))
-    if besides is not None:
-        query = query.where(Credential.request_id != besides)
-    audited = audited_statuses(session, list(session.execute(query).scalars()))
+    audited = applicant_credentials(session, applicant_id, besides=besides)  # the chain's word, one query
     return sum(1 for credential in audited.values() if credential.active)
 
 
