@@ -127,7 +127,7 @@ MUTANTS: tuple[Mutant, ...] = (
     M("resume only onto the request's own device", "station/issuance/engine.py",
       "if device is not None and opened_for is not None and not device.same_device(opened_for):", "if False:", (ENGINE_TRUST,)),
     M("transitions compare-and-set the request's state", "station/service/requests.py",
-      "_REQUESTS.c.id == request_id, _REQUESTS.c.state == expected.value)", "_REQUESTS.c.id == request_id)",
+      '_REQUESTS.c.id == bindparam("rid"), _REQUESTS.c.state == bindparam("expected"))', '_REQUESTS.c.id == bindparam("rid"))',
       ("tests/issuance/test_engine.py",)),
     M("new PIN checked before the key is generated", "station/issuance/engine.py",
       "                check_new_pin(pin, confirmation)\n", "                pass\n", ("tests/issuance/test_engine.py",)),

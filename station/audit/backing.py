@@ -153,8 +153,9 @@ class Replay:
     applicants: dict[int, AuditedApplicant] = field(default_factory=dict)
     crls: set[tuple[int, int]] = field(default_factory=set)
 
-    def feed(self, ev: AuditEvent) -> None:
-        action, details = ev.action, json.loads(ev.details)
+    def feed(self, ev: AuditEvent, details: dict | None = None) -> None:
+        """``details``: the event's details already parsed (read only)."""
+        action, details = ev.action, json.loads(ev.details) if details is None else details
         if ev.object_type == "request" and ev.object_id.isdigit():
             rid = int(ev.object_id)
             if action == "request.opened":
@@ -231,9 +232,30 @@ def _replay(session: Session, *conditions, params: dict | None = None) -> Replay
     # a whole chain is read in batches (a server-side cursor on PostgreSQL); one object's events at once
     result = session.connection().execute(query, params or {}, execution_options={} if params else {"yield_per": 1000})
     for ev in result:
-        if intact(ev):
-            replay.feed(ev)
+        details = _checked(ev)
+        if details is not None:
+            replay.feed(ev, details)
     return replay
+
+
+#: event row (all its columns, as read) -> its parsed details when intact, else None. A pure
+#: function of what was read in this transaction (a row changed since is another key), kept so
+#: that every step does not hash and parse again the events the steps before it read.
+_CHECKED: dict[tuple, dict | None] = {}
+_CHECKED_MAX = 50_000
+
+
+def _checked(ev) -> dict | None:  # noqa: ANN001
+    key = tuple(ev)  # seq, occurred_at, actor, action, object_type, object_id, details, prev_hash, hash
+    try:
+        return _CHECKED[key]
+    except KeyError:
+        pass
+    details = json.loads(ev.details) if intact(ev) else None
+    if len(_CHECKED) >= _CHECKED_MAX:
+        _CHECKED.clear()
+    _CHECKED[key] = details
+    return details
 
 
 def _of(object_type: str, object_id: object):  # noqa: ANN202

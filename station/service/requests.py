@@ -26,6 +26,9 @@ from station.terms import FINAL_STATES, RequestState, Role
 
 _REQUESTS = IssuanceRequest.__table__
 _STATE = select(_REQUESTS.c.state).where(_REQUESTS.c.id == bindparam("id"))
+# compare-and-set: moved only from the expected state (prepared once; the columns a step sets, added)
+_ADVANCE = (_REQUESTS.update().where(_REQUESTS.c.id == bindparam("rid"), _REQUESTS.c.state == bindparam("expected"))
+            .values(state=bindparam("new")))
 _LOAD = (select(_REQUESTS.c.state, _REQUESTS.c.aal, _REQUESTS.c.target_state, PivAuthCertificate.fingerprint,
                 PivAuthCertificate.der, Credential.certificate, Credential.serial, Credential.policy)
          .join(PivAuthCertificate, PivAuthCertificate.id == _REQUESTS.c.piv_auth_certificate_id)
@@ -113,9 +116,8 @@ def advance(station: Station, request_id: int, expected: RequestState, new: Requ
     when done, else (nothing written) the state the request is in instead."""
     with station.db.transaction() as session:
         connection = session.connection()
-        moved = connection.execute(
-            _REQUESTS.update().where(_REQUESTS.c.id == request_id, _REQUESTS.c.state == expected.value)
-            .values(state=new.value, **columns)).rowcount
+        moved = connection.execute(_ADVANCE.values(**columns) if columns else _ADVANCE,
+                                   {"rid": request_id, "expected": expected.value, "new": new.value}).rowcount
         if moved != 1:
             return connection.execute(_STATE, {"id": request_id}).scalar()
         station.audit.append(session, actor=actor, action=action, object_type="request", object_id=request_id,
