@@ -117,8 +117,8 @@ MUTANTS: tuple[Mutant, ...] = (
       "problem, replay = _disagreement(session, row)\n    if False:", (ENGINE_TRUST,)),
     M("the limit counts the credentials the chain has active, not the rows", "station/service/requests.py",
       "return sum(1 for credential in audited.values() if credential.active)",
-      "return session.execute(select(func.count()).select_from(Credential).where("
-      "Credential.serial.in_(list(audited)), Credential.status == 'active')).scalar_one()", (ENGINE_TRUST,)),
+      "return len(session.execute(select(Credential.serial).where("
+      "Credential.serial.in_(list(audited)), Credential.status == 'active')).all())", (ENGINE_TRUST,)),
     M("an ended request revokes a credential the chain has active, whatever its row says", "station/issuance/engine.py",
       "return credential is not None and (credential.audited is None or credential.audited.active)",
       "return credential is not None and credential.status == 'active'", (ENGINE_TRUST,)),
