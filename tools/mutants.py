@@ -118,8 +118,8 @@ MUTANTS: tuple[Mutant, ...] = (
       "problem, replay = _disagreement(session, row)\n    if False:", (ENGINE_TRUST,)),
     M("the limit counts the credentials the chain has active, not the rows", "station/service/requests.py",
       "return sum(1 for credential in audited.values() if credential.active)",
-      "return session.execute(select(func.count()).select_from(Credential).where("
-      "Credential.serial.in_(list(audited)), Credential.status == 'active')).scalar_one()", (ENGINE_TRUST,)),
+      "return len(session.execute(select(Credential.serial).where("
+      "Credential.serial.in_(list(audited)), Credential.status == 'active')).all())", (ENGINE_TRUST,)),
     M("an ended request revokes a credential the chain has active, whatever its row says", "station/issuance/engine.py",
       "return credential is not None and (credential.audited is None or credential.audited.active)",
       "return credential is not None and credential.status == 'active'", (ENGINE_TRUST,)),
@@ -128,7 +128,7 @@ MUTANTS: tuple[Mutant, ...] = (
     M("resume only onto the request's own device", "station/issuance/engine.py",
       "if device is not None and opened_for is not None and not device.same_device(opened_for):", "if False:", (ENGINE_TRUST,)),
     M("transitions compare-and-set the request's state", "station/service/requests.py",
-      "_REQUESTS.c.id == request_id, _REQUESTS.c.state == expected.value)", "_REQUESTS.c.id == request_id)",
+      '_REQUESTS.c.id == bindparam("rid"), _REQUESTS.c.state == bindparam("expected"))', '_REQUESTS.c.id == bindparam("rid"))',
       ("tests/issuance/test_engine.py",)),
     M("new PIN checked before the key is generated", "station/issuance/engine.py",
       "                check_new_pin(pin, confirmation)\n", "                pass\n", ("tests/issuance/test_engine.py",)),

@@ -46,7 +46,7 @@ import json
 from dataclasses import dataclass, field
 from enum import Enum
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from station.audit import chain
@@ -153,8 +153,9 @@ class Replay:
     applicants: dict[int, AuditedApplicant] = field(default_factory=dict)
     crls: set[tuple[int, int]] = field(default_factory=set)
 
-    def feed(self, ev: AuditEvent) -> None:
-        action, details = ev.action, json.loads(ev.details)
+    def feed(self, ev: AuditEvent, details: dict | None = None) -> None:
+        """``details``: the event's details already parsed (read only)."""
+        action, details = ev.action, json.loads(ev.details) if details is None else details
         if ev.object_type == "request" and ev.object_id.isdigit():
             rid = int(ev.object_id)
             if action == "request.opened":
@@ -216,15 +217,45 @@ def intact(ev: AuditEvent) -> bool:
                             ev.prev_hash) == ev.hash
 
 
-def _replay(session: Session, *conditions) -> Replay:  # noqa: ANN002
+_EVENTS = AuditEvent.__table__
+_EVENT_ROWS = select(*_EVENTS.c)  # rows, not ORM objects: a replay only reads them
+
+
+def _replay(session: Session, *conditions, params: dict | None = None) -> Replay:  # noqa: ANN002
+    """The events matching any of ``conditions`` (all without), replayed in sequence order; a
+    prepared statement is passed as ``params`` (its bound values) and one condition."""
+    query = conditions[0] if params is not None else _EVENT_ROWS.where(or_(*conditions)) if conditions else _EVENT_ROWS
+    if params is None:
+        query = query.order_by(AuditEvent.seq)
     replay = Replay()
-    query = select(AuditEvent).order_by(AuditEvent.seq)
-    if conditions:
-        query = query.where(or_(*conditions))
-    for ev in session.execute(query).yield_per(1000).scalars():
-        if intact(ev):
-            replay.feed(ev)
+    session.flush()  # what an ORM query would flush first
+    # a whole chain is read in batches (a server-side cursor on PostgreSQL); one object's events at once
+    result = session.connection().execute(query, params or {}, execution_options={} if params else {"yield_per": 1000})
+    for ev in result:
+        details = _checked(ev)
+        if details is not None:
+            replay.feed(ev, details)
     return replay
+
+
+#: event row (all its columns, as read) -> its parsed details when intact, else None. A pure
+#: function of what was read in this transaction (a row changed since is another key), kept so
+#: that every step does not hash and parse again the events the steps before it read.
+_CHECKED: dict[tuple, dict | None] = {}
+_CHECKED_MAX = 50_000
+
+
+def _checked(ev) -> dict | None:  # noqa: ANN001
+    key = tuple(ev)  # seq, occurred_at, actor, action, object_type, object_id, details, prev_hash, hash
+    try:
+        return _CHECKED[key]
+    except KeyError:
+        pass
+    details = json.loads(ev.details) if intact(ev) else None
+    if len(_CHECKED) >= _CHECKED_MAX:
+        _CHECKED.clear()
+    _CHECKED[key] = details
+    return details
 
 
 def _of(object_type: str, object_id: object):  # noqa: ANN202
@@ -236,12 +267,28 @@ def _of(object_type: str, object_id: object):  # noqa: ANN202
 _SIGN_INS = ("operator.signed_in", "operator.signin_refused")
 
 
+# prepared once (the statement cache then skips building and compiling them at every step)
+_REQUEST_EVENTS = _EVENT_ROWS.where(or_(
+    and_(_EVENTS.c.object_type == "request", _EVENTS.c.object_id == bindparam("object_id")),
+    and_(_EVENTS.c.object_type == "credential",
+         _EVENTS.c.object_id.in_(select(Credential.serial).where(Credential.request_id == bindparam("request_id")))),
+    and_(_EVENTS.c.object_type == "operator", _EVENTS.c.action.not_in(_SIGN_INS)))).order_by(_EVENTS.c.seq)
+_APPLICANT_SERIALS = (select(Credential.serial)
+                      .join(PivAuthCertificate, Credential.piv_auth_certificate_id == PivAuthCertificate.id)
+                      .where(PivAuthCertificate.applicant_id == bindparam("applicant_id")))
+_APPLICANT_EVENTS = _EVENT_ROWS.where(_EVENTS.c.object_type == "credential",
+                                      _EVENTS.c.object_id.in_(_APPLICANT_SERIALS)).order_by(_EVENTS.c.seq)
+_APPLICANT_EVENTS_BESIDES = _EVENT_ROWS.where(
+    _EVENTS.c.object_type == "credential",
+    _EVENTS.c.object_id.in_(_APPLICANT_SERIALS.where(Credential.request_id != bindparam("besides")))).order_by(_EVENTS.c.seq)
+_IDENTITIES = select(Operator.id, Operator.identity).where(Operator.id.in_(bindparam("ids", expanding=True)))
+
+
 def _request_replay(session: Session, request_id: int) -> Replay:
     """The request's events, its credential's, and the operators' (who held which role when;
-    their sign-ins left out, so that a step's replay does not grow with every sign-in ever made)."""
-    serials = session.execute(select(Credential.serial).where(Credential.request_id == request_id)).scalars().all()
-    return _replay(session, _of("request", request_id), *(_of("credential", s) for s in serials),
-                   and_(AuditEvent.object_type == "operator", AuditEvent.action.not_in(_SIGN_INS)))
+    their sign-ins left out, so that a step's replay does not grow with every sign-in ever made):
+    one query."""
+    return _replay(session, _REQUEST_EVENTS, params={"object_id": str(request_id), "request_id": request_id})
 
 
 def replay_for(session: Session, row: Row) -> Replay:
@@ -260,10 +307,9 @@ def replay_for(session: Session, row: Row) -> Replay:
 
 def _identities(session: Session, *operator_ids: int | None) -> dict[int | None, str]:
     """operator id → identity (all operators when no id is given)."""
-    query = select(Operator.id, Operator.identity)
     if operator_ids:
-        query = query.where(Operator.id.in_([i for i in operator_ids if i is not None]))
-    return dict(session.execute(query).all())
+        return dict(session.execute(_IDENTITIES, {"ids": [i for i in operator_ids if i is not None]}).all())
+    return dict(session.execute(select(Operator.id, Operator.identity)).all())
 
 
 def _certificate_sha256(der: bytes) -> str:
@@ -430,6 +476,14 @@ def audited_statuses(session: Session, serials: list[str]) -> dict[str, AuditedC
         return {}
     replay = _replay(session, and_(AuditEvent.object_type == "credential", AuditEvent.object_id.in_(serials)))
     return {serial: c for serial, c in replay.credentials.items() if serial in serials}
+
+
+def applicant_credentials(session: Session, applicant_id: int | None, *, besides: int | None = None) -> dict[str, AuditedCredential]:
+    """The applicant's credentials but for request ``besides``'s own, as their events say, by
+    serial (one query; a credential the chain never issued is absent)."""
+    if besides is None:
+        return _replay(session, _APPLICANT_EVENTS, params={"applicant_id": applicant_id}).credentials
+    return _replay(session, _APPLICANT_EVENTS_BESIDES, params={"applicant_id": applicant_id, "besides": besides}).credentials
 
 
 def replay_credentials(session: Session) -> Replay:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -193,6 +194,7 @@ class AuditEvent(Base):
     """One link of the hash chain (see :mod:`station.audit.chain`)."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_object", "object_type", "object_id"),)  # a step's replay (migration 0004)
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     occurred_at: Mapped[str] = mapped_column(String(32))  # ISO 8601 UTC, exactly as hashed

@@ -15,7 +15,7 @@ from enum import Enum
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from station.audit.backing import AuditedRequest, backed_request
@@ -185,14 +185,18 @@ def approver_signed_in(session: Session, audited: AuditedRequest) -> bool:
     """The approver's ``operator.signed_in`` is in the chain between the request's opening and
     its approval."""
     return audited.approver is not None and session.execute(
-        select(AuditEvent.seq).where(AuditEvent.action == "operator.signed_in", AuditEvent.actor == audited.approver,
-                                     AuditEvent.seq > audited.opened_seq, AuditEvent.seq < audited.decided_seq).limit(1)).first() is not None
+        _SIGNED_IN, {"actor": audited.approver, "after": audited.opened_seq, "before": audited.decided_seq}).first() is not None
+
+
+_SIGNED_IN = select(AuditEvent.seq).where(AuditEvent.action == "operator.signed_in", AuditEvent.actor == bindparam("actor"),
+                                          AuditEvent.seq > bindparam("after"), AuditEvent.seq < bindparam("before")).limit(1)
+_LOCKED = select(IssuanceRequest).where(IssuanceRequest.id == bindparam("id")).with_for_update()
 
 
 def locked_request(session: Session, request_id: int) -> IssuanceRequest:
     """The request row, locked for the rest of the transaction (``FOR UPDATE``; SQLite
     transactions are exclusive anyway)."""
-    req = session.execute(select(IssuanceRequest).where(IssuanceRequest.id == request_id).with_for_update()).scalar_one_or_none()
+    req = session.execute(_LOCKED, {"id": request_id}).scalar_one_or_none()
     if req is None:
         raise IssuanceError(f"no request {request_id}", code=IssuanceError.Code.UNKNOWN_REQUEST)
     return req

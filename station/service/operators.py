@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from station.errors import StationError
@@ -195,8 +195,11 @@ def same_person(a: Operator, b: Operator) -> bool:
     return any(x is not None and x.lower() == (y or "").lower() for x, y in pairs)
 
 
+_BY_IDENTITY = select(Operator).where(Operator.identity == bindparam("identity"))
+
+
 def operator_with_role(session: Session, identity: str, role: Role) -> Operator:
-    op = session.execute(select(Operator).where(Operator.identity == identity)).scalar_one_or_none()
+    op = session.execute(_BY_IDENTITY, {"identity": identity}).scalar_one_or_none()
     if op is None or not op.active:
         raise OperatorError(f"no active operator {identity!r}", code=OperatorError.Code.UNKNOWN)
     if not op.has_role(role):

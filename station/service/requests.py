@@ -15,7 +15,7 @@ from cryptography import x509
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from station.audit.backing import AuditedCredential, audited_status, audited_statuses
+from station.audit.backing import AuditedCredential, applicant_credentials, audited_status
 from station.errors import StationError
 from station.records.models import Credential, IssuanceRequest, PivAuthCertificate
 from station.service.issuance import approver_signed_in, locked_request, require_backed
@@ -26,6 +26,9 @@ from station.terms import FINAL_STATES, RequestState, Role
 
 _REQUESTS = IssuanceRequest.__table__
 _STATE = select(_REQUESTS.c.state).where(_REQUESTS.c.id == bindparam("id"))
+# compare-and-set: moved only from the expected state (prepared once; the columns a step sets, added)
+_ADVANCE = (_REQUESTS.update().where(_REQUESTS.c.id == bindparam("rid"), _REQUESTS.c.state == bindparam("expected"))
+            .values(state=bindparam("new")))
 _LOAD = (select(_REQUESTS.c.state, _REQUESTS.c.aal, _REQUESTS.c.target_state, PivAuthCertificate.fingerprint,
                 PivAuthCertificate.der, Credential.certificate, Credential.serial, Credential.policy)
          .join(PivAuthCertificate, PivAuthCertificate.id == _REQUESTS.c.piv_auth_certificate_id)
@@ -113,9 +116,8 @@ def advance(station: Station, request_id: int, expected: RequestState, new: Requ
     when done, else (nothing written) the state the request is in instead."""
     with station.db.transaction() as session:
         connection = session.connection()
-        moved = connection.execute(
-            _REQUESTS.update().where(_REQUESTS.c.id == request_id, _REQUESTS.c.state == expected.value)
-            .values(state=new.value, **columns)).rowcount
+        moved = connection.execute(_ADVANCE.values(**columns) if columns else _ADVANCE,
+                                   {"rid": request_id, "expected": expected.value, "new": new.value}).rowcount
         if moved != 1:
             return connection.execute(_STATE, {"id": request_id}).scalar()
         station.audit.append(session, actor=actor, action=action, object_type="request", object_id=request_id,
@@ -124,11 +126,7 @@ def advance(station: Station, request_id: int, expected: RequestState, new: Requ
 
 
 def _active_credentials(session: Session, applicant_id: int | None, besides: int | None = None) -> int:
-    query = (select(Credential.serial).join(PivAuthCertificate, Credential.piv_auth_certificate_id == PivAuthCertificate.id)
-             .where(PivAuthCertificate.applicant_id == applicant_id))
-    if besides is not None:
-        query = query.where(Credential.request_id != besides)
-    audited = audited_statuses(session, list(session.execute(query).scalars()))
+    audited = applicant_credentials(session, applicant_id, besides=besides)  # the chain's word, one query
     return sum(1 for credential in audited.values() if credential.active)
 
 
