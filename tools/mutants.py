@@ -178,6 +178,9 @@ MUTANTS: tuple[Mutant, ...] = (
       "value, self._value = self._value, None", "value = self._value", ("tests/issuance/test_bridge.py",)),
     M("the composition root resets a card when it lets it go", "station/service/session.py",
       "conn.close(reset=True)", "conn.close()", ("tests/issuance/test_session.py",)),
+    M("discarding a key also removes what a killed key generation left without a CKA_ID",
+      "station/devices/pkcs11/token.py", "Remnants(self.module, session.handle).destroy()", "pass",
+      ("tests/integration/test_pkcs11_interrupted.py",)),
 )
 
 

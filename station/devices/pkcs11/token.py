@@ -33,6 +33,7 @@ from pkcs11.util.rsa import encode_rsa_public_key
 
 from station.devices.errors import PinBlocked, PinIncorrect
 from station.devices.pkcs1 import digest_info
+from station.devices.pkcs11.remnants import Remnants
 from station.devices.pkcs11.uri import Pkcs11Uri
 from station.errors import StationError
 
@@ -96,7 +97,7 @@ class Pkcs11Token:
 
     def __init__(self, uri: Pkcs11Uri | str):
         self.uri = uri if isinstance(uri, Pkcs11Uri) else Pkcs11Uri.parse(uri)
-        module = self.uri.module_path  # checked once: the property looks at the file
+        self.module = module = self.uri.module_path  # checked once: the property looks at the file
         lib = library(module)
         # the token by the URI's token= (label) and serial= path attributes, else the only one
         select = {name: value for name, value in (("token_label", self.uri.token),
@@ -209,12 +210,13 @@ class Pkcs11Token:
             return any(True for _ in session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.ID: key_id}))
 
     def destroy_key_pair(self, pin: str, key_id: bytes) -> None:
-        """Remove the public and private keys stored with ``key_id`` (what a killed key
-        generation left of a pair), not its certificate."""
+        """Remove the public and private keys stored with ``key_id``, not its certificate, and
+        what a killed key generation left without a CKA_ID (:mod:`.remnants`)."""
         with self._open(pin) as session:
             for kind in (ObjectClass.PUBLIC_KEY, ObjectClass.PRIVATE_KEY):
                 for key in list(session.get_objects({Attribute.CLASS: kind, Attribute.ID: key_id})):
                     key.destroy()
+            Remnants(self.module, session.handle).destroy()
 
     def destroy_credential(self, pin: str, key_id: bytes) -> None:
         """Remove everything stored with ``key_id``: the key pair and its certificate."""
