@@ -2,7 +2,7 @@
 all real parts, no mocks.
 
 * ``secret_service``: a private D-Bus session bus with an unlocked GNOME Keyring
-  (Secret Service), so :mod:`keyring` works as on a desktop.
+  (Secret Service), so :mod:`keyring` works as on a desktop; the bus restarts it unlocked.
 * ``softhsm``: a SoftHSM2 token of this suite (in the run's shared SoftHSM configuration).
 * ``postgres``: a throwaway PostgreSQL server on a loopback port, run as the ``postgres``
   user (it refuses root); each test gets its own database.
@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import keyring.core
@@ -36,48 +37,62 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+KEYRING_PASSWORD = "keyring-test-password"
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:tmpdir={tmp}</listen>
+  <servicedir>{tmp}/services</servicedir>
+  <policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy>
+</busconfig>
+"""
+
+
 @pytest.fixture(scope="session")
 def secret_service():
-    """A D-Bus session bus plus gnome-keyring-daemon (secrets component), unlocked."""
+    """A private D-Bus session bus whose only service is an unlocked GNOME Keyring (Secret
+    Service), so :mod:`keyring` works as on a desktop.
+
+    The keyring daemon is started by the bus (D-Bus activation) from this fixture's own
+    service file, which unlocks it with the test password: the system's service file would
+    start a locked daemon that asks a graphical prompter (none here) whenever the first one
+    is gone. Each start is logged; a restart during the run is reported as a warning."""
     tmp = Path(tempfile.mkdtemp(prefix="station-keyring-"))
     saved = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
-    procs: list[subprocess.Popen] = []
+    log = tmp / "keyring.log"
+    (tmp / "services").mkdir()
+    (tmp / "session.conf").write_text(BUS_CONFIG.format(tmp=tmp))
+    (tmp / "keyring.sh").write_text(
+        f"#!/bin/sh\necho \"start $(date +%T)\" >> {log}\n"
+        f"printf %s {KEYRING_PASSWORD} | exec gnome-keyring-daemon --foreground --unlock --components=secrets 2>> {log}\n")
+    (tmp / "services" / "org.freedesktop.secrets.service").write_text(
+        f"[D-BUS Service]\nName=org.freedesktop.secrets\nExec=/bin/sh {tmp}/keyring.sh\n")
+    bus = None
     try:
+        env = dict(os.environ, HOME=str(tmp), XDG_DATA_HOME=str(tmp / "data"), XDG_RUNTIME_DIR=str(tmp))
         bus = subprocess.Popen(
-            ["dbus-daemon", "--session", "--nofork", "--print-address=1", "--nopidfile"],
-            stdout=subprocess.PIPE,
-            text=True,
-            preexec_fn=die_with_parent,
-        )
-        procs.append(bus)
+            ["dbus-daemon", f"--config-file={tmp / 'session.conf'}", "--nofork", "--print-address=1", "--nopidfile"],
+            stdout=subprocess.PIPE, text=True, env=env, preexec_fn=die_with_parent)
         address = bus.stdout.readline().strip()
-        env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=address, HOME=str(tmp), XDG_DATA_HOME=str(tmp / "data"))
-        daemon = subprocess.Popen(
-            ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            preexec_fn=die_with_parent,
-        )
-        procs.insert(0, daemon)
-        daemon.stdin.write(b"keyring-test-password")
-        daemon.stdin.close()
         os.environ["DBUS_SESSION_BUS_ADDRESS"] = address
         keyring.core.init_backend()
         deadline = time.monotonic() + 15
         from station.secret_store import working_backend
 
-        while working_backend() is None:
+        while working_backend() is None:  # the first call activates the daemon
             if time.monotonic() > deadline:
                 raise RuntimeError("gnome-keyring-daemon did not come up on the private bus")
             time.sleep(0.2)
             keyring.core.init_backend()
         yield address
+        starts = log.read_text().count("start ") if log.exists() else 0
+        if starts > 1:
+            warnings.warn(f"gnome-keyring-daemon was started {starts} times during the run:\n{log.read_text()}")
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(10)
+        if bus is not None:
+            bus.terminate()  # the keyring daemon leaves with its bus
+            bus.wait(10)
         if saved is None:
             os.environ.pop("DBUS_SESSION_BUS_ADDRESS", None)
         else:
