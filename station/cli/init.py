@@ -12,7 +12,8 @@ from station.ca.ca_store import KEY_ALGORITHMS
 from station.ca.pkcs11_signer import without_pin
 from station.ca.profile import MAX_VALIDITY_DAYS
 from station.home import StationHome
-from station.service.setup import AdminPasswordNotAllowed, InitError, InitOptions, initialize
+from station.service.operators import PasswordsNotAllowed
+from station.service.setup import ADMIN_PASSWORD_REFUSED, InitError, InitOptions, initialize
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +49,7 @@ def _admin_secret(args: argparse.Namespace) -> tuple[str | None, bytes | None]:
 
     if args.admin_piv_cert is None:
         if not args.allow_operator_passwords:
-            raise AdminPasswordNotAllowed()  # before asking for a password
+            raise PasswordsNotAllowed(ADMIN_PASSWORD_REFUSED)  # before asking for a password
         return hash_password(stdin_line(f"the password of administrator {args.admin!r}")), None
     try:
         return None, args.admin_piv_cert.read_bytes()

@@ -11,14 +11,6 @@ from pathlib import Path
 from station.cli import print_table
 from station.cli._station_args import add_station_args, open_station, sign_in, stdin_line
 from station.service.session import crl_cache, operator_profile
-from station.errors import StationError
-
-
-class PasswordsNotAllowed(StationError):
-    """``operators add --password-stdin`` where the configuration allows no operator passwords."""
-
-    code = "signin.passwords_disabled"
-    hint = "enrol the operator's PIV card (--piv-cert), or set [operators] allow_passwords = true"
 
 
 def register(sub) -> None:
@@ -49,7 +41,7 @@ def register(sub) -> None:
 def cmd_add(args) -> int:
     from station.issuance.signin import hash_password, passwords_allowed
     from station.terms import AuthMethod, Role
-    from station.service.operators import OperatorError, add_operator, piv_auth_card
+    from station.service.operators import OperatorError, PasswordsNotAllowed, add_operator, piv_auth_card
 
     station = open_station(args)
     try:

@@ -44,6 +44,15 @@ class OperatorError(StationError):
     hint = "check the operator with `station operators list`"
 
 
+class PasswordsNotAllowed(StationError):
+    """A password given for an operator (``operators add --password-stdin``, or the first
+    administrator at ``init``) where the station allows no operator passwords."""
+
+    code = "signin.passwords_disabled"
+    hint = ("enrol the operator's PIV card instead (--piv-cert FILE; at init --admin-piv-cert FILE), or allow "
+            "passwords (--allow-operator-passwords at init; [operators] allow_passwords = true)")
+
+
 ISSUING_ROLES = frozenset({Role.REGISTRAR, Role.SUPERVISOR})
 
 

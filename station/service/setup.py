@@ -19,6 +19,7 @@ from station.ca.profile import MAX_VALIDITY_DAYS, ProfileSettings
 from station.errors import StationError
 from station.home import StationHome
 from station.records.database import open_database, split_password
+from station.service.operators import PasswordsNotAllowed
 from station.secret_store import DATABASE_PASSWORD, choose_store_kind, open_secret_store
 
 
@@ -57,12 +58,7 @@ class InitError(StationError):
     hint = "see `station init --help`"
 
 
-class AdminPasswordNotAllowed(StationError):
-    code = "signin.passwords_disabled"
-    hint = "add --allow-operator-passwords, or enrol the administrator's PIV card (--admin-piv-cert FILE)"
-
-    def __init__(self):
-        super().__init__("an administrator password needs operator passwords allowed")
+ADMIN_PASSWORD_REFUSED = "an administrator password needs operator passwords allowed"
 
 
 def _check_options(home: StationHome, opts: InitOptions) -> None:
@@ -80,7 +76,7 @@ def _check_options(home: StationHome, opts: InitOptions) -> None:
         raise InitError("the first administrator signs in with a password or a PIV card: give one of them",
                         code=InitError.Code.ADMIN, hint="pipe the password on standard input, or give --admin-piv-cert FILE")
     if opts.admin_password_hash is not None and not opts.allow_operator_passwords:
-        raise AdminPasswordNotAllowed()
+        raise PasswordsNotAllowed(ADMIN_PASSWORD_REFUSED)
 
 
 def _admin_card(home: StationHome, opts: InitOptions):

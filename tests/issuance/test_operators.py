@@ -175,7 +175,8 @@ def test_administrator_signs_in_with_own_piv_card(home, insert_card, pcscd):  # 
     card_args = ["--operator-reader", pcscd.reader(1)]
     password = ops(home, "add", "--id", "erin", "--name", "Erin", "--role", "registrar", "--password-stdin", *card_args,
                    operator="pat", secret=OPERATOR_PIN, stdin="erin passphrase 1\n", env=pcscd.env)
-    assert password.returncode != 0 and "does not allow operator passwords" in password.stderr
+    assert password.returncode == 2 and "does not allow operator passwords" in password.stderr
+    assert "allow_passwords = true" in password.stderr and len(password.stderr.strip().splitlines()) == 1
     disabled = ops(home, "disable", "--id", "reg", *card_args, operator="pat", secret=OPERATOR_PIN, env=pcscd.env)
     assert disabled.returncode == 0, disabled.stderr
     assert not listed(home)["reg"]["active"] and OPERATOR_PIN not in disabled.stdout + disabled.stderr
