@@ -1,0 +1,71 @@
+"""What every window of the station shares: the station (opened on the device worker), the
+worker itself, who is signed in, and the demo controls when the station runs as the demo.
+
+The GUI thread never touches the database, a card, a token, the network or the CA: every
+such call goes through :meth:`UiContext.call`, which runs ``fn(station, *args)`` on the one
+device worker and delivers the result (or the error) to a callback on the GUI thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from station.home import StationHome
+from station.ui.worker import QtDeviceWorker
+
+
+@dataclass
+class Settings:
+    """The interface's settings (``[ui]`` in station.toml)."""
+
+    idle_lock_seconds: float = 300.0  # the station locks to the sign-in screen after this long idle
+    applicant_reader: str | None = None  # None: the first reader a card is inserted into
+    operator_reader: str | None = None  # where operators insert their own PIV card to sign in
+    targets: dict[str, str] = field(default_factory=dict)  # a name shown -> target URI (no PIN in it)
+
+    @classmethod
+    def from_config(cls, config: dict) -> Settings:
+        ui = config.get("ui") or {}
+        return cls(idle_lock_seconds=float(ui.get("idle_lock_minutes", 5)) * 60,
+                   applicant_reader=ui.get("applicant_reader"), operator_reader=ui.get("operator_reader"),
+                   targets=dict(ui.get("targets") or {}))
+
+
+class UiContext(QObject):
+    """Created on the GUI thread once the station is open; see the module docstring."""
+
+    signed_in_changed = Signal(object)  # the SignedIn operator, or None once locked / signed out
+
+    def __init__(self, home: StationHome, station, worker: QtDeviceWorker, settings: Settings, *,
+                 demo=None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.home, self.station, self.worker, self.settings, self.demo = home, station, worker, settings, demo
+        self.operator = None  # station.issuance.signin.SignedIn of who is signed in
+        self._callbacks: dict[int, tuple[Callable | None, Callable | None]] = {}
+        worker.finished.connect(self._finished)
+        worker.failed.connect(self._failed)
+
+    def call(self, name: str, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None] | None = None,
+             on_error: Callable[[BaseException], None] | None = None, **kwargs: Any) -> int:
+        """Run ``fn(station, *args, **kwargs)`` on the device worker; ``on_done(result)`` or
+        ``on_error(exc)`` runs later on the GUI thread. Returns the job id at once."""
+        job = self.worker.run(name, fn, self.station, *args, **kwargs)
+        self._callbacks[job] = (on_done, on_error)
+        return job
+
+    def set_operator(self, signed_in) -> None:
+        self.operator = signed_in
+        self.signed_in_changed.emit(signed_in)
+
+    def _finished(self, job: int, result: Any) -> None:
+        on_done, _ = self._callbacks.pop(job, (None, None))
+        if on_done is not None:
+            on_done(result)
+
+    def _failed(self, job: int, error: BaseException) -> None:
+        _, on_error = self._callbacks.pop(job, (None, None))
+        if on_error is not None:
+            on_error(error)
