@@ -55,6 +55,7 @@ class IssuanceRefused(StationError):
         REFUSED = "issuance.refused"
         UNKNOWN_REQUEST = "issuance.unknown_request"
         STATE = "issuance.state"
+        REASON_NEEDED = "issuance.reason_needed"
         CARD_NEEDED = "issuance.card_needed"
         DIFFERENT_CARD = "issuance.different_card"
         OTHER_TARGET = "issuance.other_target"
@@ -342,6 +343,23 @@ class IssuanceEngine:
         except StationError as exc:  # e.g. the registrar approving their own request
             raise self._refuse(signed.identity, exc, str(exc), request_id, exc.hint) from None
         self._tell(Step.APPROVAL, f"approved by {signed.identity}", request_id=request_id, state=RequestState.APPROVED)
+
+    def deny(self, request_id: int, *, approver: str, reason: str) -> None:
+        """A supervisor, freshly signed in, rejects the request (it ends ``rejected``) with
+        ``reason``, in words, recorded with the rejection."""
+        if not reason.strip():
+            raise IssuanceRefused("a rejection needs the supervisor's reason", code=IssuanceRefused.Code.REASON_NEEDED,
+                                  hint="say in a few words why the request is rejected")
+        with self._leaves(request_id):
+            self._check("before the approver signs in")
+            signed = self._sign_in(approver, f"reject request {request_id}", Role.SUPERVISOR)
+            self._check("before the rejection is recorded")
+        try:
+            issuance.reject_request(self.station, request_id, approver=signed.identity, reason=reason.strip())
+        except StationError as exc:  # e.g. the registrar rejecting their own request
+            raise self._refuse(signed.identity, exc, str(exc), request_id, exc.hint) from None
+        self._tell(Step.APPROVAL, f"rejected by {signed.identity}: {reason.strip()}", request_id=request_id,
+                   state=RequestState.REJECTED)
 
     # --- steps 3 to 7 one at a time, each by a freshly signed-in registrar -----------------------------------
     def _as(self, registrar: str, request_id: int) -> _Request:

@@ -204,8 +204,9 @@ def locked_request(session: Session, request_id: int) -> IssuanceRequest:
 
 
 
-def decide_request(station: Station, request_id: int, *, approver: str, approve: bool = True) -> None:
-    """Approve or reject. The approver holds the approver role and is not the registrar."""
+def decide_request(station: Station, request_id: int, *, approver: str, approve: bool = True, reason: str = "") -> None:
+    """Approve or reject (``reason``: the supervisor's words, recorded with a rejection). The
+    approver holds the approver role and is not the registrar."""
     with station.db.transaction() as session:
         req = locked_request(session, request_id)
         require_backed(session, req)
@@ -222,12 +223,17 @@ def decide_request(station: Station, request_id: int, *, approver: str, approve:
         req.approver_id = op.id
         req.decided_at = utcnow()
         station.audit.append(
-            session, actor=approver, action="request.approved" if approve else "request.rejected", object_type="request", object_id=req.id
+            session, actor=approver, action="request.approved" if approve else "request.rejected", object_type="request", object_id=req.id,
+            details=None if approve else {"reason": reason},
         )
 
 
 def approve_request(station: Station, request_id: int, *, approver: str) -> None:
     decide_request(station, request_id, approver=approver, approve=True)
+
+
+def reject_request(station: Station, request_id: int, *, approver: str, reason: str) -> None:
+    decide_request(station, request_id, approver=approver, approve=False, reason=reason)
 
 
 def _existing(req: IssuanceRequest, key_sha256: str) -> IssuedCredential:

@@ -31,6 +31,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from cryptography.x509.oid import NameOID
+
 from station.service.station import Station
 
 
@@ -174,6 +176,9 @@ class IssuanceSession:
     def approve(self, request_id: int, *, approver: str) -> None:
         self.engine.approve(request_id, approver=approver)
 
+    def deny(self, request_id: int, *, approver: str, reason: str) -> None:
+        self.engine.deny(request_id, approver=approver, reason=reason)
+
     def complete(self, request_id: int, *, registrar: str):
         """The remaining steps of a request (resume)."""
         engine, target = self.engine, self.target
@@ -199,3 +204,50 @@ class IssuanceSession:
 
 def issuance_session(station: Station, interaction: Any, **options: Any) -> IssuanceSession:
     return IssuanceSession(station, interaction, **options)
+
+
+def read_applicant(reader: str, *, cancel: threading.Event | None = None) -> dict:
+    """What the wizard's Request page shows of the card in ``reader``, read without a PIN: the
+    cardholder's name (PIV Authentication certificate subject), FASC-N, expiry, and the facial
+    image when the card lets it be read without a PIN (None otherwise)."""
+    from station.devices.errors import SecurityStatusNotSatisfied
+    from station.devices.piv.constants import Slot
+    from station.devices.piv.summary import summarize
+    from station.errors import StationError
+
+    with card_session(reader, cancel=cancel) as card:
+        summary = summarize(card)
+        try:
+            cert = card.read_certificate(Slot.AUTHENTICATION)
+            names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            summary["name"] = names[0].value if names else cert.subject.rfc4514_string()
+        except StationError:
+            summary["name"] = ""
+        try:
+            summary["photo"] = card.read_facial_image()
+        except (SecurityStatusNotSatisfied, StationError):
+            summary["photo"] = None  # the facial image needs the PIN on most cards (SP 800-73-4)
+    return summary
+
+
+def describe_targets(station: Station, offers: dict[str, str]) -> list[dict]:
+    """Each configured target (shown name -> URI) as the device describes itself, or as
+    absent when it cannot be opened (unplugged): name, uri, kind, hardware, present, details."""
+    from station.errors import StationError
+
+    described = []
+    for name, uri in offers.items():
+        try:
+            target = open_target(station, uri)
+            try:
+                d = target.describe()
+            finally:
+                target.close()
+            details = " ".join(v for v in (d.device.manufacturer, d.device.model) if v)
+            serial = d.device.serial
+            described.append({"name": name, "uri": d.uri or uri, "kind": d.kind, "hardware": d.hardware, "present": True,
+                              "details": f"{details}, serial {serial}" if serial else details})
+        except StationError as exc:
+            described.append({"name": name, "uri": uri, "kind": "", "hardware": False, "present": False,
+                              "details": str(exc)})
+    return described

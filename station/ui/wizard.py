@@ -1,0 +1,574 @@
+"""The registrar's issuance wizard: one page per step of SP 800-157, the step list always
+visible with the current step marked, live progress with sub-steps, Cancel that works, and
+errors in words with what to do next.
+
+The pages only render the :class:`~station.wizard.flow.IssuanceFlow` (navigation and page
+states live there, tested without Qt) and hand the people's choices to it; the
+:class:`~station.ui.controller.IssuanceController` runs the work on the device worker. The
+applicant's PINs go to the kiosk (:mod:`station.ui.kiosk`), a supervisor's decision to the
+approval lock (:mod:`station.ui.approval`); an operator's fresh sign-in is asked here, masked.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QCoreApplication, Qt, Signal
+from PySide6.QtGui import QAccessible, QFont, QImage, QPixmap
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar, QPushButton, QRadioButton,
+                               QStackedWidget, QVBoxLayout, QWidget)
+
+from station.cancel import Cancelled
+from station.issuance.bridge import PromptKind
+from station.issuance.progress import Step
+from station.ui.controller import CardWatcher, IssuanceController
+from station.wizard.flow import Applicant, IssuanceFlow, Operation, Status, TargetOffer
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("station", text)
+
+
+_STATUS_WORDS = {Status.WAITING: tr("waiting"), Status.BUSY: tr("in progress"), Status.ERROR: tr("needs attention"),
+                 Status.DONE: tr("done")}
+_NEXT_WORDS = {Operation.OPEN_REQUEST: tr("Open the request"), Operation.DECIDE: tr("Supervisor approval…"),
+               Operation.COMPLETE: tr("Go on")}
+
+
+class SecretDialog(QDialog):
+    """An operator's fresh sign-in for one act: the password, masked, handed to the prompt and
+    cleared. Opened window-modal (``open()``), never blocking the event loop."""
+
+    def __init__(self, prompt, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.prompt = prompt
+        self.setWindowTitle(tr("Sign in to go on"))
+        layout = QVBoxLayout(self)
+        text = QLabel(tr("{operator}: type your password to {purpose}.").format(operator=prompt.operator,
+                                                                               purpose=prompt.purpose))
+        text.setWordWrap(True)
+        layout.addWidget(text)
+        self.secret = QLineEdit()
+        self.secret.setEchoMode(QLineEdit.EchoMode.Password)
+        self.secret.setAccessibleName(tr("Password of {operator}").format(operator=prompt.operator))
+        layout.addWidget(self.secret)
+        buttons = QDialogButtonBox()
+        ok = buttons.addButton(tr("Sign in"), QDialogButtonBox.ButtonRole.AcceptRole)
+        ok.setDefault(True)
+        buttons.addButton(tr("Cancel"), QDialogButtonBox.ButtonRole.RejectRole)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.finished.connect(self._done)
+
+    def _done(self, result: int) -> None:
+        if result == QDialog.DialogCode.Accepted:
+            self.prompt.answer(self.secret.text())
+        else:
+            self.prompt.decline("the operator did not sign in")
+        self.secret.clear()
+
+
+class StepList(QListWidget):
+    """The seven steps, the current one marked in bold and in words (for screen readers)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setAccessibleName(tr("Steps of the issuance"))
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        for number, step in enumerate(Step, 1):
+            self.addItem(QListWidgetItem(f"{number}. {tr(step.title)}"))
+
+    def show_flow(self, flow: IssuanceFlow) -> None:
+        for row, step in enumerate(Step):
+            item, page = self.item(row), flow.view(step)
+            current = step is flow.current
+            mark = "▶ " if current else ("✓ " if page.status is Status.DONE else "   ")
+            item.setText(f"{mark}{row + 1}. {tr(step.title)}")
+            font = item.font()
+            font.setBold(current)
+            item.setFont(font)
+            words = tr("current step") if current else _STATUS_WORDS[page.status]
+            item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{row + 1}. {tr(step.title)}, {words}")
+        self.setCurrentRow(list(Step).index(flow.current))
+
+
+class StepPage(QWidget):
+    """What every page has: a title, the latest line, a busy bar with the sub-steps seen, and a
+    problem banner (what happened, what to do)."""
+
+    def __init__(self, step: Step, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.step = step
+        self.layout_ = QVBoxLayout(self)
+        self.title = QLabel(tr(step.title))
+        font = QFont(self.title.font())
+        font.setPointSizeF(font.pointSizeF() * 1.5)
+        font.setBold(True)
+        self.title.setFont(font)
+        self.layout_.addWidget(self.title)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setAccessibleName(tr("Status"))
+        self.layout_.addWidget(self.message)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 0)
+        self.bar.setAccessibleName(tr("Work in progress"))
+        self.bar.hide()
+        self.layout_.addWidget(self.bar)
+        self.substeps = QLabel()
+        self.substeps.setWordWrap(True)
+        self.layout_.addWidget(self.substeps)
+        self.problem = QLabel()
+        self.problem.setWordWrap(True)
+        self.problem.setAccessibleName(tr("Problem"))
+        self.problem.setStyleSheet("QLabel { border: 1px solid #b00020; padding: 0.5em; }")
+        self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.problem.hide()
+        self.layout_.addWidget(self.problem)
+        self.body = QVBoxLayout()
+        self.layout_.addLayout(self.body)
+        self.layout_.addStretch(1)
+
+    def render(self, flow: IssuanceFlow) -> None:
+        page = flow.view(self.step)
+        self.message.setText(page.message or self.idle_text(flow))
+        self.bar.setVisible(page.status is Status.BUSY)
+        self.substeps.setText("\n".join(f"• {s}" for s in page.substeps))
+        self.substeps.setVisible(bool(page.substeps))
+        if page.problem is not None:
+            text = page.problem.message + (f"\n{tr('What to do')}: {page.problem.hint}" if page.problem.hint else "")
+            self.problem.setText(text)
+        self.problem.setVisible(page.problem is not None)
+
+    def idle_text(self, flow: IssuanceFlow) -> str:
+        return ""
+
+
+class RequestPage(StepPage):
+    target_chosen = Signal(str)
+    aal_chosen = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(Step.REQUEST, parent)
+        applicant = QGroupBox(tr("Applicant"))
+        row = QHBoxLayout(applicant)
+        self.photo = QLabel(tr("no photo"))
+        self.photo.setAccessibleName(tr("Applicant's photo"))
+        self.photo.setMinimumSize(96, 120)
+        self.photo.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        row.addWidget(self.photo)
+        facts = QFormLayout()
+        self.name, self.fascn, self.reader = QLabel(), QLabel(), QLabel()
+        for label, widget in ((tr("Name"), self.name), (tr("FASC-N"), self.fascn), (tr("Reader"), self.reader)):
+            widget.setAccessibleName(label)
+            widget.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            facts.addRow(label + ":", widget)
+        row.addLayout(facts, 1)
+        self.body.addWidget(applicant)
+        choices = QFormLayout()
+        self.targets = QComboBox()
+        self.targets.setAccessibleName(tr("Where the credential goes"))
+        self.targets.activated.connect(lambda index: self.target_chosen.emit(self.targets.itemData(index) or ""))
+        choices.addRow(tr("&Target:"), self.targets)
+        self.target_details = QLabel()
+        self.target_details.setWordWrap(True)
+        choices.addRow("", self.target_details)
+        aal_row = QHBoxLayout()
+        self.aal_group = QButtonGroup(self)
+        self.aal_buttons: dict[str, QRadioButton] = {}
+        for value in ("AAL2", "AAL3"):
+            button = QRadioButton(value)
+            button.setAccessibleName(tr("Assurance level {value}").format(value=value))
+            button.toggled.connect(lambda on, v=value: on and self.aal_chosen.emit(v))
+            self.aal_group.addButton(button)
+            self.aal_buttons[value] = button
+            aal_row.addWidget(button)
+        self.aal_reason = QLabel()
+        self.aal_reason.setWordWrap(True)
+        aal_row.addWidget(self.aal_reason, 1)
+        choices.addRow(tr("Assurance:"), aal_row)
+        self.body.addLayout(choices)
+        self.missing = QLabel()
+        self.missing.setWordWrap(True)
+        self.missing.setAccessibleName(tr("Still needed"))
+        self.body.addWidget(self.missing)
+
+    def idle_text(self, flow: IssuanceFlow) -> str:
+        return tr("Insert the applicant's PIV card, choose the target and the assurance level.")
+
+    def render(self, flow: IssuanceFlow) -> None:
+        super().render(flow)
+        a = flow.applicant
+        self.name.setText(a.name if a else tr("(no card)"))
+        self.fascn.setText(a.fascn if a else "")
+        self.reader.setText(a.reader if a else "")
+        image = QImage.fromData(a.photo) if a and a.photo else QImage()
+        if image.isNull():
+            self.photo.setText(tr("no photo") if a else "")
+        else:
+            self.photo.setPixmap(QPixmap.fromImage(image).scaledToHeight(120, Qt.TransformationMode.SmoothTransformation))
+        locked = flow.request_id is not None
+        self.targets.blockSignals(True)
+        self.targets.clear()
+        for offer, choice in zip(flow.targets, flow.target_choices()):
+            self.targets.addItem(offer.name if choice.allowed else f"{offer.name} ({choice.reason})", offer.name)
+        self.targets.setCurrentIndex(self.targets.findData(flow.target.name) if flow.target else -1)
+        self.targets.blockSignals(False)
+        self.targets.setEnabled(not locked)
+        self.target_details.setText(flow.target.details if flow.target else "")
+        reasons = []
+        for choice in flow.aal_choices():
+            button = self.aal_buttons[choice.value]
+            button.setEnabled(choice.allowed and not locked)
+            button.setToolTip(choice.reason)
+            button.blockSignals(True)
+            button.setChecked(choice.value == flow.aal.value)
+            button.blockSignals(False)
+            if not choice.allowed:
+                reasons.append(f"{choice.value}: {choice.reason}")
+        self.aal_reason.setText("; ".join(reasons))
+        needs = flow.missing()
+        self.missing.setText(tr("Still needed: {needs}").format(needs="; ".join(needs)) if needs else "")
+        self.missing.setVisible(bool(needs))
+
+
+class ApprovalPage(StepPage):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(Step.APPROVAL, parent)
+
+    def idle_text(self, flow: IssuanceFlow) -> str:
+        if flow.request_id is None:
+            return tr("The request is approved by a supervisor once it is open.")
+        return tr("Request {id} waits for a supervisor. Ask a supervisor to the desk and press "
+                  "“Supervisor approval…”.").format(id=flow.request_id)
+
+
+class PkiAuthPage(StepPage):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(Step.PKI_AUTH, parent)
+        self.photo_box = QGroupBox(tr("Is this the person at the desk?"))
+        row = QHBoxLayout(self.photo_box)
+        self.photo = QLabel()
+        self.photo.setAccessibleName(tr("Facial image on the card"))
+        row.addWidget(self.photo)
+        column = QVBoxLayout()
+        self.subject = QLabel()
+        self.subject.setWordWrap(True)
+        column.addWidget(self.subject)
+        self.yes = QPushButton(tr("&Yes, this is the person at the desk"))
+        self.no = QPushButton(tr("N&o, it is not"))
+        column.addWidget(self.yes)
+        column.addWidget(self.no)
+        row.addLayout(column, 1)
+        self.photo_box.hide()
+        self.body.addWidget(self.photo_box)
+        self.prompt = None
+        self.yes.clicked.connect(lambda: self._answer(True))
+        self.no.clicked.connect(lambda: self._answer(False))
+
+    def idle_text(self, flow: IssuanceFlow) -> str:
+        return tr("The applicant's PIV card proves itself and its holder types the card's PIN at the kiosk.")
+
+    def ask_photo(self, prompt) -> None:
+        self.prompt = prompt
+        image = QImage.fromData(prompt.facial_image or b"")
+        if image.isNull():
+            self.photo.setText(tr("The card's facial image cannot be shown here."))
+        else:
+            self.photo.setPixmap(QPixmap.fromImage(image).scaledToHeight(200, Qt.TransformationMode.SmoothTransformation))
+        self.subject.setText(prompt.subject or "")
+        self.photo_box.show()
+        self.yes.setFocus()
+
+    def withdraw(self, prompt) -> None:
+        if prompt is self.prompt:
+            self.prompt = None
+            self.photo_box.hide()
+
+    def _answer(self, same_person: bool) -> None:
+        if self.prompt is not None:
+            self.prompt.answer(same_person)
+            self.prompt = None
+        self.photo_box.hide()
+
+
+class ActivationPage(StepPage):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(Step.ACTIVATION, parent)
+
+    def idle_text(self, flow: IssuanceFlow) -> str:
+        return tr("The applicant chooses the new PIN at the kiosk.")
+
+
+class SelfTestPage(StepPage):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(Step.SELF_TEST, parent)
+        self.verdict = QLabel()
+        self.verdict.setWordWrap(True)
+        self.verdict.setAccessibleName(tr("Functional test result"))
+        font = QFont(self.verdict.font())
+        font.setPointSizeF(font.pointSizeF() * 1.3)
+        font.setBold(True)
+        self.verdict.setFont(font)
+        self.body.addWidget(self.verdict)
+
+    def idle_text(self, flow: IssuanceFlow) -> str:
+        return tr("The new credential signs a fresh challenge with the applicant's new PIN.")
+
+    def render(self, flow: IssuanceFlow) -> None:
+        super().render(flow)
+        outcome = flow.outcome
+        if outcome is None:
+            self.verdict.clear()
+            return
+        result = getattr(outcome, "selftest", None)
+        passed = outcome.state == "issued"
+        checks = "; ".join(getattr(result, "checks", []) or []) if result is not None else ""
+        self.verdict.setText((tr("PASS: the credential works. Serial {serial}.") if passed
+                              else tr("FAIL: the credential did not pass its test.")).format(serial=outcome.serial)
+                             + (f"\n{checks}" if checks else ""))
+
+
+class IssuanceWindow(QWidget):
+    """One request's wizard. ``resume=(request_id, state, aal)`` starts at the request's step."""
+
+    closed = Signal()
+
+    def __init__(self, ctx, parent: QWidget | None = None, *, resume: tuple[int, str, str] | None = None):
+        super().__init__(parent, Qt.WindowType.Window)
+        self.ctx = ctx
+        self.flow = IssuanceFlow.resume(*resume) if resume else IssuanceFlow()
+        self.controller = IssuanceController(ctx, self)
+        self.kiosk = None
+        self.lock = None
+        self.setWindowTitle(tr("New derived PIV credential") if not resume
+                            else tr("Request {id}").format(id=resume[0]))
+        outer = QHBoxLayout(self)
+        self.steps = StepList()
+        self.steps.setMaximumWidth(self.fontMetrics().horizontalAdvance("M") * 22)
+        outer.addWidget(self.steps)
+        right = QVBoxLayout()
+        outer.addLayout(right, 1)
+        self.stack = QStackedWidget()
+        self.request_page, self.pki_page = RequestPage(), PkiAuthPage()
+        self.pages = {Step.REQUEST: self.request_page, Step.APPROVAL: ApprovalPage(), Step.PKI_AUTH: self.pki_page,
+                      Step.KEY_GENERATION: StepPage(Step.KEY_GENERATION), Step.DELIVERY: StepPage(Step.DELIVERY),
+                      Step.ACTIVATION: ActivationPage(), Step.SELF_TEST: SelfTestPage()}
+        for page in self.pages.values():
+            self.stack.addWidget(page)
+        right.addWidget(self.stack, 1)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.cancel_button = QPushButton(tr("Cancel"))
+        self.cancel_button.setAccessibleName(tr("Cancel the step under way"))
+        self.next_button = QPushButton(tr("Next"))
+        self.next_button.setDefault(True)
+        self.close_button = QPushButton(tr("Close"))
+        for button in (self.cancel_button, self.next_button, self.close_button):
+            buttons.addWidget(button)
+        right.addLayout(buttons)
+
+        self.cancel_button.clicked.connect(self.cancel)
+        self.next_button.clicked.connect(self.go_on)
+        self.close_button.clicked.connect(self.close)
+        self.request_page.target_chosen.connect(self._choose_target)
+        self.request_page.aal_chosen.connect(self._choose_aal)
+        c = self.controller
+        c.prompted.connect(self._prompted)
+        c.withdrawn.connect(self._withdrawn)
+        c.progressed.connect(self._progressed)
+        c.finished.connect(self._finished)
+        c.failed.connect(self._failed)
+        self.watcher = None
+        if self.flow.request_id is None:
+            self.watcher = CardWatcher(self)
+            self.watcher.changed.connect(self._readers_changed)
+            self.watcher.start()
+            self.ctx.call("describe targets", _describe_targets, dict(ctx.settings.targets), on_done=self._targets_known,
+                          on_error=lambda exc: self.flow.failed(str(exc), getattr(exc, "hint", "")) or self.render())
+        self.render()
+
+    # --- rendering -------------------------------------------------------------------------------------
+    def render(self) -> None:
+        flow = self.flow
+        previous = self.stack.currentWidget()
+        self.steps.show_flow(flow)
+        self.stack.setCurrentWidget(self.pages[flow.current])
+        for page in self.pages.values():
+            page.render(flow)
+        busy = self.controller.running is not None
+        operation = flow.next_operation()
+        self.next_button.setText(_NEXT_WORDS.get(operation, tr("Next")) if operation else tr("Done"))
+        self.next_button.setEnabled(operation is not None and not busy and not flow.missing())
+        self.cancel_button.setEnabled(busy)
+        self.close_button.setEnabled(not busy)
+        if self.stack.currentWidget() is not previous:
+            self._announce(tr("Step {n} of 7: {title}").format(n=list(Step).index(flow.current) + 1,
+                                                               title=tr(flow.current.title)))
+
+    def _announce(self, text: str) -> None:
+        """Tell a screen reader the step changed (Qt >= 6.8 has announcement events)."""
+        event_type = getattr(QAccessible, "AnnouncementEvent", None)
+        announcement = getattr(__import__("PySide6.QtGui", fromlist=["QAccessibleAnnouncementEvent"]),
+                               "QAccessibleAnnouncementEvent", None)
+        if event_type is not None and announcement is not None and QAccessible.isActive():
+            QAccessible.updateAccessibility(announcement(self, text))
+
+    # --- the people's choices --------------------------------------------------------------------------
+    def _readers_changed(self, states) -> None:
+        wanted = self.ctx.settings.applicant_reader
+        cards = [s.reader for s in states if s.present and (wanted is None or s.reader == wanted)]
+        operator_reader = self.ctx.settings.operator_reader
+        cards = [r for r in cards if r != operator_reader]
+        if not cards:
+            self.flow.card_removed()
+            self.render()
+            return
+        if self.flow.applicant is not None and self.flow.applicant.reader in cards:
+            return
+        reader = cards[0]
+        self.ctx.call("read the applicant's card", lambda station: _read_applicant(reader),
+                      on_done=self._card_read, on_error=self._card_unreadable)
+
+    def _card_read(self, applicant: Applicant) -> None:
+        self.flow.card_inserted(applicant)
+        self.render()
+
+    def _card_unreadable(self, exc: BaseException) -> None:
+        self.flow.card_removed()
+        self.request_page.message.setText(tr("The card in the reader cannot be read: {error}").format(error=exc))
+
+    def _targets_known(self, offers: list[TargetOffer]) -> None:
+        self.flow.set_targets(offers)
+        self.render()
+
+    def _choose_target(self, name: str) -> None:
+        if name:
+            self.flow.choose_target(name)
+        self.render()
+
+    def _choose_aal(self, value: str) -> None:
+        try:
+            self.flow.choose_aal(value)
+        except ValueError:
+            pass
+        self.render()
+
+    # --- the work ----------------------------------------------------------------------------------------
+    def go_on(self) -> None:
+        operation = self.flow.next_operation()
+        if operation is None:
+            self.close()
+            return
+        if operation is Operation.DECIDE:
+            self._open_approval()
+            return
+        self.flow.started(operation)
+        self.controller.run(operation, self.flow)
+        self.render()
+
+    def decide(self, identity: str, approve: bool, reason: str) -> None:
+        """A supervisor's decision from the approval lock: run it (they sign in afresh)."""
+        self.flow.started(Operation.DECIDE)
+        self.controller.run(Operation.DECIDE, self.flow, approver=identity, approve=approve, reason=reason)
+        self.render()
+
+    def cancel(self) -> None:
+        self.controller.cancel()
+
+    def _open_approval(self) -> None:
+        from station.ui.approval import ApprovalLock
+        from station.wizard.facts import ApprovalFacts
+
+        a, flow = self.flow.applicant, self.flow
+        facts = ApprovalFacts(request_id=flow.request_id, applicant=a.name if a else "", registrar=self.ctx.operator.identity,
+                              aal=flow.aal.value, target=flow.target.name if flow.target else "", photo=a.photo if a else None)
+        self.lock = ApprovalLock(facts, self)
+        self.lock.decided.connect(self.decide)
+        self.lock.dismissed.connect(self._approval_closed)
+        self.lock.show()
+
+    def _approval_closed(self) -> None:
+        if self.lock is not None:
+            self.lock.clear()
+            self.lock.hide()
+            self.lock.deleteLater()
+            self.lock = None
+        self.render()
+
+    def _prompted(self, prompt) -> None:
+        if prompt.kind is PromptKind.OPERATOR_SECRET:
+            if self.lock is not None and self.controller.running is Operation.DECIDE:
+                self.lock.answer_secret(prompt)
+                return
+            dialog = SecretDialog(prompt, self)
+            dialog.open()
+        elif prompt.kind in (PromptKind.PIN, PromptKind.NEW_PIN):
+            self._kiosk().show_for(prompt)
+            self.pages[self.flow.current].message.setText(tr("The applicant is entering the PIN at the kiosk."))
+        elif prompt.kind is PromptKind.PHOTO:
+            self.pki_page.ask_photo(prompt)
+        else:
+            prompt.decline("this station asks supervisors on the approval screen")
+
+    def _kiosk(self):
+        if self.kiosk is None:
+            from station.ui.kiosk import KioskWindow
+
+            self.kiosk = KioskWindow(self)
+        return self.kiosk
+
+    def _withdrawn(self, prompt) -> None:
+        if self.kiosk is not None:
+            self.kiosk.withdraw(prompt)
+        self.pki_page.withdraw(prompt)
+        for dialog in self.findChildren(SecretDialog):
+            if dialog.prompt is prompt:
+                dialog.secret.clear()
+                dialog.done(QDialog.DialogCode.Rejected)
+
+    def _progressed(self, event) -> None:
+        self.flow.progressed(event)
+        self.render()
+
+    def _finished(self, operation: Operation, result) -> None:
+        if operation is Operation.DECIDE and self.lock is not None:
+            self._approval_closed()
+        if hasattr(result, "state"):
+            self.flow.ended(result)
+        self.render()
+
+    def _failed(self, operation: Operation, error: BaseException) -> None:
+        if isinstance(error, Cancelled):
+            self.flow.cancelled(error.request_id)
+        else:
+            self.flow.failed(str(error), getattr(error, "hint", ""), getattr(error, "code", ""),
+                             request_id=getattr(error, "request_id", None))
+            if operation is Operation.DECIDE and self.lock is not None:
+                self.lock.show_refusal(str(error), getattr(error, "hint", ""))
+        self.render()
+
+    def closeEvent(self, event) -> None:
+        if self.controller.running is not None:
+            event.ignore()  # Cancel first: the work stops at its next safe point
+            return
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.kiosk is not None:
+            self.kiosk.close()
+        self.closed.emit()
+        super().closeEvent(event)
+
+
+def _describe_targets(station, offers: dict[str, str]) -> list[TargetOffer]:
+    from station.service.session import describe_targets
+
+    return [TargetOffer(**d) for d in describe_targets(station, offers)]
+
+
+def _read_applicant(reader: str) -> Applicant:
+    from station.service.session import read_applicant
+
+    summary = read_applicant(reader)
+    return Applicant(reader=reader, name=summary.get("name") or "", fascn=summary.get("fascn") or "",
+                     photo=summary.get("photo"), expires=summary.get("expiry") or "")

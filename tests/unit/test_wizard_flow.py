@@ -1,0 +1,109 @@
+"""The wizard's navigation without any widget: what each page needs, what Next does, and what
+the pages show as the engine's progress, errors and cancels come in."""
+
+from __future__ import annotations
+
+import pytest
+
+from station.issuance.progress import Progress, Step
+from station.wizard.flow import Applicant, IssuanceFlow, Operation, Status, TargetOffer
+
+SOFT = TargetOffer("SoftHSM token", "pkcs11:token=a", hardware=False)
+HARD = TargetOffer("Hardware token", "pkcs11:token=b", hardware=True)
+CARD = Applicant("Reader 0", "Kelly Golden", fascn="1234")
+
+
+def test_the_request_page_says_what_it_still_needs_until_it_is_valid():
+    flow = IssuanceFlow()
+    assert flow.missing() == ["insert the applicant's PIV card", "choose where the credential goes"]
+    assert not flow.valid() and flow.next_operation() is Operation.OPEN_REQUEST
+    flow.set_targets([SOFT, HARD])
+    assert flow.target is None  # two to choose from: none chosen for the registrar
+    flow.card_inserted(CARD)
+    flow.choose_target("SoftHSM token")
+    assert flow.missing() == [] and flow.valid()
+    flow.card_removed()
+    assert flow.missing() == ["insert the applicant's PIV card"]
+
+
+def test_aal3_only_onto_hardware_and_the_reason_is_given():
+    flow = IssuanceFlow()
+    flow.set_targets([SOFT, HARD])
+    flow.choose_target("SoftHSM token")
+    aal3 = {c.value: c for c in flow.aal_choices()}["AAL3"]
+    assert not aal3.allowed and "SoftHSM token is not one" in aal3.reason
+    with pytest.raises(ValueError, match="needs a hardware token"):
+        flow.choose_aal("AAL3")
+    flow.choose_target("Hardware token")
+    flow.choose_aal("AAL3")
+    flow.choose_target("SoftHSM token")  # the choice falls back to what the new target allows
+    assert flow.aal.value == "AAL2"
+
+
+def test_an_unplugged_target_is_offered_disabled_and_blocks_next():
+    flow = IssuanceFlow()
+    gone = TargetOffer("USB token", "pkcs11:token=c", present=False)
+    flow.set_targets([gone])
+    assert flow.target is None and flow.target_choices()[0].reason == "not plugged in"
+    flow.card_inserted(CARD)
+    flow.choose_target("USB token")
+    assert "plug in USB token" in flow.missing()
+
+
+def test_progress_moves_the_pages_and_marks_steps_done():
+    flow = IssuanceFlow()
+    flow.set_targets([SOFT])
+    assert flow.target == SOFT  # the only one present is chosen
+    flow.card_inserted(CARD)
+    flow.started(Operation.OPEN_REQUEST)
+    assert flow.view().status is Status.BUSY and not flow.valid()
+    flow.progressed(Progress(Step.REQUEST, "request 7 opened", state="requested", request_id=7))
+    assert flow.request_id == 7 and flow.current is Step.APPROVAL
+    assert flow.view(Step.REQUEST).status is Status.DONE and flow.view().status is Status.WAITING
+    assert flow.next_operation() is Operation.DECIDE
+    flow.started(Operation.DECIDE)
+    flow.progressed(Progress(Step.APPROVAL, "approved by sup", state="approved", request_id=7))
+    assert flow.current is Step.PKI_AUTH and flow.next_operation() is Operation.COMPLETE
+    flow.started(Operation.COMPLETE)
+    flow.progressed(Progress(Step.KEY_GENERATION, "generating", substep="generating the key on the token"))
+    flow.progressed(Progress(Step.KEY_GENERATION, "asking the CA", substep="certificate"))
+    assert flow.current is Step.KEY_GENERATION
+    assert flow.view().substeps == ("generating the key on the token", "certificate")
+    assert flow.view(Step.PKI_AUTH).status is Status.DONE  # left behind busy: done
+
+
+def test_an_error_keeps_the_request_resumable_and_says_so():
+    flow = IssuanceFlow.resume(9, "approved")
+    assert flow.current is Step.PKI_AUTH and flow.view(Step.APPROVAL).status is Status.DONE
+    flow.started(Operation.COMPLETE)
+    flow.failed("wrong PIV PIN, 2 tries left", "", "pin-incorrect")
+    page = flow.view()
+    assert page.status is Status.ERROR and page.problem.message.startswith("wrong PIV PIN")
+    assert "Resume" in page.problem.hint and flow.next_operation() is Operation.COMPLETE
+
+
+def test_a_cancel_before_and_after_the_request_is_recorded():
+    flow = IssuanceFlow()
+    flow.cancelled(None)
+    assert "nothing was kept" in flow.view().problem.hint
+    flow = IssuanceFlow.resume(3, "key_generated")
+    assert flow.current is Step.DELIVERY
+    flow.cancelled(3)
+    assert "request 3 is kept" in flow.view().problem.message
+
+
+def test_a_rejection_ends_the_flow():
+    flow = IssuanceFlow.resume(4, "requested")
+    flow.progressed(Progress(Step.APPROVAL, "rejected by sup: wrong person", state="rejected", request_id=4))
+    assert flow.finished and flow.next_operation() is None and not flow.valid()
+    assert flow.view(Step.APPROVAL).status is Status.ERROR and "rejected" in flow.view(Step.APPROVAL).problem.hint
+
+
+def test_issued_marks_every_page_done():
+    flow = IssuanceFlow.resume(5, "activated")
+
+    class Outcome:
+        request_id, state, serial = 5, "issued", "0a"
+
+    flow.ended(Outcome())
+    assert all(flow.view(step).status is Status.DONE for step in Step) and flow.finished
