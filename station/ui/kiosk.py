@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QRegularExpression, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeySequence, QRegularExpressionValidator, QScreen, QShortcut
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from station.issuance import pin_policy
 from station.issuance.bridge import Prompt, PromptKind
@@ -97,12 +97,10 @@ class KioskWindow(QWidget):
         self.not_now.clicked.connect(self._decline)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self._decline)
 
-        entries = QVBoxLayout()
-        for label, entry in ((self.pin_label, self.pin), (self.confirmation_label, self.confirmation)):
-            row = QHBoxLayout()
-            row.addWidget(label)
-            row.addWidget(entry, 1)
-            entries.addLayout(row)
+        entries = QGridLayout()
+        for row, (label, entry) in enumerate(((self.pin_label, self.pin), (self.confirmation_label, self.confirmation))):
+            entries.addWidget(label, row, 0)
+            entries.addWidget(entry, row, 1)
         body = QVBoxLayout()
         body.addWidget(self.question)
         body.addWidget(self.tries)
@@ -173,10 +171,13 @@ class KioskWindow(QWidget):
             self.showFullScreen()
         else:
             self.setWindowModality(Qt.WindowModality.WindowModal if parent is not None else Qt.WindowModality.ApplicationModal)
-            self.adjustSize()
-            if parent is not None:
+            hint = self.sizeHint()
+            if parent is not None:  # most of the registrar's window, so the pad is large
                 frame = parent.window().frameGeometry()
+                self.resize(max(hint.width(), frame.width() * 3 // 5), max(hint.height(), frame.height() * 4 // 5))
                 self.move(frame.center() - self.rect().center())
+            else:
+                self.resize(hint)
             self.showNormal()
         self.raise_()
         self.activateWindow()

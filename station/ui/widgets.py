@@ -4,7 +4,7 @@ a large PIN pad. Sizes come from the font, never from pixels, so both read at 20
 from __future__ import annotations
 
 from PySide6.QtCore import QCoreApplication, Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QLineEdit, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 
@@ -78,6 +78,7 @@ class PinPad(QWidget):
         super().__init__(parent)
         self.target: QLineEdit | None = None
         font = scaled_font(self, scale, bold=True)
+        self._cell = QFontMetrics(font).height()  # every key as large as a digit key
         grid = QGridLayout(self)
         grid.setSpacing(max(4, self.fontMetrics().height() // 2))
         self.digits: dict[str, QPushButton] = {}
@@ -87,9 +88,9 @@ class PinPad(QWidget):
             self.digits[digit] = button
             row, column = (index // 3, index % 3) if digit != "0" else (3, 1)
             grid.addWidget(button, row, column)
-        self.backspace = self._button(tr("Backspace"), tr("Erase the last digit"), scaled_font(self, scale * 0.6, bold=True))
+        self.backspace = self._button(tr("Backspace"), tr("Erase the last digit"), scaled_font(self, scale * 0.55, bold=True))
         self.backspace.clicked.connect(self._erase)
-        self.clear_button = self._button(tr("Clear"), tr("Erase the whole entry"), scaled_font(self, scale * 0.6, bold=True))
+        self.clear_button = self._button(tr("Clear"), tr("Erase the whole entry"), scaled_font(self, scale * 0.55, bold=True))
         self.clear_button.clicked.connect(self._clear)
         grid.addWidget(self.clear_button, 3, 0)
         grid.addWidget(self.backspace, 3, 2)
@@ -105,8 +106,7 @@ class PinPad(QWidget):
         button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         button.setAutoDefault(False)
         button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        height = button.fontMetrics().height()
-        button.setMinimumSize(height * 3, height * 2)
+        button.setMinimumSize(self._cell * 3, self._cell * 2)
         return button
 
     def _type(self, digit: str) -> None:
