@@ -7,6 +7,8 @@ from PySide6.QtCore import QCoreApplication, Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QLineEdit, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
+from station.errors import sentence
+
 
 def tr(text: str) -> str:
     return QCoreApplication.translate("station", text)
@@ -54,6 +56,7 @@ class ErrorBanner(QFrame):
         self.hide()
 
     def show_error(self, message: str, hint: str = "") -> None:
+        message, hint = sentence(message, capital=True), sentence(hint, capital=True) if hint else ""
         self.message.setText(message)
         self.hint.setText(hint)
         self.hint.setVisible(bool(hint))
