@@ -5,7 +5,12 @@ it, and the registrar's data never appears."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
@@ -82,7 +87,8 @@ def test_the_piv_pin_typed_on_the_pad_reaches_the_worker_and_leaves_nothing_behi
     assert worker.error is None and worker.result == pin
     assert answered == [True] and not kiosk.isVisible() and kiosk.prompt is None
     assert kiosk.pin.text() == kiosk.confirmation.text() == ""
-    assert not any(pin in text for text in shown_texts(kiosk))
+    kiosk.pin.undo()  # a masked entry keeps no undo history to bring the PIN back
+    assert kiosk.pin.text() == "" and not any(pin in text for text in shown_texts(kiosk))
 
 
 def test_the_last_try_warns_and_letters_cannot_be_typed_into_a_piv_pin(qtbot, station_window):
@@ -208,3 +214,33 @@ def test_the_applicant_screen_is_the_one_the_registrar_is_not_on():
     assert applicant_screen([first, second], first) is second
     assert applicant_screen([first, second], second) is first
     assert applicant_screen([first, second, third], None) is second
+
+
+TWO_SCREENS = r"""
+import sys
+from PySide6.QtWidgets import QApplication, QLabel
+from station.issuance.bridge import Prompt, PromptKind
+from station.ui.kiosk import KioskWindow
+app = QApplication(sys.argv)
+registrar = QLabel("registrar")
+registrar.show()
+kiosk = KioskWindow(registrar)
+kiosk.show_for(Prompt(PromptKind.PIN, pin_kind="PIV", tries_left=2))
+app.processEvents()
+print(registrar.screen().name(), kiosk.screen().name(), kiosk.isFullScreen(), kiosk.windowModality().name,
+      kiosk.geometry() == kiosk.screen().geometry())
+"""
+
+
+def test_two_screens_give_the_applicant_the_other_one_full_screen(tmp_path):
+    """Qt's offscreen platform with two screens (its configfile), in a fresh interpreter:
+    the test's own QApplication has one screen."""
+    config = tmp_path / "screens.json"
+    config.write_text(json.dumps({"screens": [
+        {"name": "registrar", "x": 0, "y": 0, "width": 1280, "height": 800, "logicalDpi": 96},
+        {"name": "applicant", "x": 1280, "y": 0, "width": 1024, "height": 768, "logicalDpi": 96}]}))
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "QT_QPA_PLATFORM": f"offscreen:configfile={config}", "PYTHONPATH": root}
+    result = subprocess.run([sys.executable, "-c", TWO_SCREENS], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["registrar", "applicant", "True", "NonModal", "True"]
