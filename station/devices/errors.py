@@ -42,6 +42,13 @@ class CardRemoved(TransportError):
     hint = "put the card back in the reader and start again"
 
 
+def sharing_violation(reader: str) -> TransportError:
+    """Another connection holds the card in ``reader`` exclusively (SCARD_E_SHARING_VIOLATION),
+    or this one asked for exclusive access while another is open."""
+    return TransportError(f"another program holds the card in {reader} (sharing violation)",
+                          hint="close the other program that holds the card, then try again")
+
+
 class NoReader(StationError):
     code = "no-reader"
     hint = "connect a smart card reader, or name one that is listed"

@@ -6,6 +6,11 @@ transaction (exclusive access) around each unit of work via :meth:`PcscConnectio
 issuance holds the applicant's card that way, so no other process can use key 9A while the PIN
 verified at PKI-AUTH is in force. :meth:`PcscConnection.reset` resets the card and keeps the
 connection (and its exclusivity): SCardReconnect with SCARD_RESET_CARD.
+
+In-process readers (:mod:`station.devices.virtual.readers`, the demo's and tests' virtual cards)
+are listed, watched and opened here beside pcscd's, by name. While any exists, a missing pcscd is
+no error: its readers are simply not listed, so a demo station needs no pcscd at all. With none,
+everything below is plain PC/SC.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from smartcard import scard
 
 from station import cancel as cancelling
 from station.devices.connection import Interface, SmartCardConnection
-from station.devices.errors import CardRemoved, NoCard, NoReader, PcscNotRunning, TransportError
+from station.devices.errors import CardRemoved, NoCard, NoReader, PcscNotRunning, TransportError, sharing_violation
+from station.devices.virtual.readers import READERS as INPROCESS
+from station.devices.virtual.readers import InProcessConnection
 
 _REMOVED = {scard.SCARD_W_REMOVED_CARD, scard.SCARD_E_NO_SMARTCARD, scard.SCARD_W_RESET_CARD}
 _NO_SERVICE = {scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED}
@@ -56,6 +63,18 @@ class _Context:
 
 
 def list_readers() -> list[str]:
+    """pcscd's readers, then the in-process ones; with in-process readers, no pcscd is no error."""
+    local = INPROCESS.names()
+    try:
+        remote = _pcsc_readers()
+    except PcscNotRunning:
+        if not local:
+            raise
+        remote = []
+    return remote + [r for r in local if r not in remote]
+
+
+def _pcsc_readers() -> list[str]:
     with _Context() as ctx:
         hresult, readers = scard.SCardListReaders(ctx.handle, [])
         if hresult in (scard.SCARD_E_NO_READERS_AVAILABLE,):
@@ -75,17 +94,31 @@ def reader_states(timeout: float = 0.0, previous: list[ReaderState] | None = Non
                   cancel: threading.Event | None = None) -> list[ReaderState]:
     """Card presence in every reader. With ``previous`` given, waits up to ``timeout`` seconds
     for a change (insertion or removal) and returns the new states. A set ``cancel`` token ends
-    the wait within :data:`CANCEL_SLICE` with :class:`~station.cancel.Cancelled`."""
+    the wait within :data:`CANCEL_SLICE` with :class:`~station.cancel.Cancelled`.
+
+    With in-process readers among them, a change on either kind is seen within
+    :data:`CANCEL_SLICE` (:func:`_mixed_states`)."""
     cancelling.check(cancel, "before watching the readers")
+    if previous is None:
+        readers = list_readers()
+        now = {s.reader: s for s in _pcsc_states(0.0, None, readers=[r for r in readers if not INPROCESS.owns(r)])}
+        return [now.get(r) or ReaderState(r, *INPROCESS.state(r)) for r in readers]
+    if any(INPROCESS.owns(s.reader) for s in previous):
+        return _mixed_states(timeout, previous, cancel)
+    return _pcsc_states(timeout, previous, cancel=cancel)
+
+
+def _pcsc_states(timeout: float, previous: list[ReaderState] | None, *, cancel: threading.Event | None = None,
+                 readers: list[str] | None = None) -> list[ReaderState]:
+    """pcscd's half of :func:`reader_states`: with ``previous`` None, the state of ``readers`` now."""
+    if previous is None:
+        query = [(r, scard.SCARD_STATE_UNAWARE) for r in readers or []]
+        timeout = 0.0
+    else:
+        query = [(s.reader, scard.SCARD_STATE_PRESENT if s.present else scard.SCARD_STATE_EMPTY) for s in previous]
+    if not query:
+        return []
     with _Context() as ctx:
-        if previous is None:
-            readers = list_readers()
-            query = [(r, scard.SCARD_STATE_UNAWARE) for r in readers]
-            timeout = 0.0
-        else:
-            query = [(s.reader, scard.SCARD_STATE_PRESENT if s.present else scard.SCARD_STATE_EMPTY) for s in previous]
-        if not query:
-            return []
         end = time.monotonic() + timeout
         while True:
             left = max(0.0, end - time.monotonic())
@@ -98,6 +131,27 @@ def reader_states(timeout: float = 0.0, previous: list[ReaderState] | None = Non
                 return list(previous or [])
         _check(hresult, "watching readers")
         return [ReaderState(r, bool(ev & scard.SCARD_STATE_PRESENT), bytes(atr)) for r, ev, atr in states]
+
+
+def _mixed_states(timeout: float, previous: list[ReaderState], cancel: threading.Event | None) -> list[ReaderState]:
+    """:func:`reader_states` when ``previous`` names in-process readers: they are looked at
+    every slice while pcscd waits on its own (or the registry's condition is waited on, when
+    none of them is pcscd's)."""
+    local = {s.reader: s.present for s in previous if INPROCESS.owns(s.reader)}
+    remote = [s for s in previous if s.reader not in local]
+    end = time.monotonic() + timeout
+    while True:
+        left = max(0.0, end - time.monotonic())
+        wait = min(left, CANCEL_SLICE) if remote or cancel is not None else left
+        if INPROCESS.wait_for_change(local, 0.0 if remote else wait):
+            break
+        if remote and _pcsc_states(wait, remote) != remote:
+            break
+        cancelling.check(cancel, "while watching the readers")
+        if wait >= left:
+            break
+    now = {s.reader: s for s in (_pcsc_states(0.0, remote) if remote else [])}
+    return [now.get(s.reader) or ReaderState(s.reader, *INPROCESS.state(s.reader)) for s in previous]
 
 
 def watch(timeout: float, poll: float = 0.5, *, cancel: threading.Event | None = None):
@@ -116,6 +170,8 @@ def watch(timeout: float, poll: float = 0.5, *, cancel: threading.Event | None =
 def wait_for_card(reader: str, *, present: bool = True, timeout: float = 10.0, cancel: threading.Event | None = None) -> bytes:
     """Wait until ``reader`` holds a card (or is empty); returns the ATR. Raises on timeout, and
     with :class:`~station.cancel.Cancelled` within :data:`CANCEL_SLICE` of ``cancel`` being set."""
+    if INPROCESS.owns(reader):
+        return INPROCESS.wait_for_card(reader, present=present, timeout=timeout, cancel=cancel, slice_=CANCEL_SLICE)
     end = time.monotonic() + timeout
     with _Context() as ctx:
         state = scard.SCARD_STATE_UNAWARE
@@ -149,8 +205,7 @@ class PcscConnection(SmartCardConnection):
         if hresult != scard.SCARD_S_SUCCESS:
             self._ctx.close()
             if hresult == scard.SCARD_E_SHARING_VIOLATION:
-                raise TransportError(f"another program holds the card in {reader} (sharing violation)",
-                                     hint="close the other program that holds the card, then try again")
+                raise sharing_violation(reader)
             _check(hresult, f"connecting to the card in {reader}")
         hresult, _, _, _, atr = scard.SCardStatus(self._card)
         _check(hresult, "reading the card status")
@@ -199,7 +254,7 @@ class PcscConnection(SmartCardConnection):
             self._ctx.close()
 
 
-def open_reader(name: str | None = None, *, exclusive: bool = False) -> PcscConnection:
+def open_reader(name: str | None = None, *, exclusive: bool = False) -> PcscConnection | InProcessConnection:
     """Open the card in the named reader (exact name, or a unique substring), else in the
     first reader that holds a card."""
     readers = list_readers()
@@ -211,8 +266,14 @@ def open_reader(name: str | None = None, *, exclusive: bool = False) -> PcscConn
             raise NoReader(f"no reader named {name!r} (readers: {', '.join(readers)})")
         if len(matches) > 1:
             raise NoReader(f"{name!r} matches several readers: {', '.join(matches)}")
-        return PcscConnection(matches[0], exclusive=exclusive)
+        return _connect(matches[0], exclusive)
     for state in reader_states():
         if state.present:
-            return PcscConnection(state.reader, exclusive=exclusive)
+            return _connect(state.reader, exclusive)
     raise NoCard(f"no card in any reader ({', '.join(readers)})")
+
+
+def _connect(reader: str, exclusive: bool) -> PcscConnection | InProcessConnection:
+    if INPROCESS.owns(reader):
+        return INPROCESS.connect(reader, exclusive=exclusive)
+    return PcscConnection(reader, exclusive=exclusive)
