@@ -245,7 +245,7 @@ def describe_targets(station: Station, offers: dict[str, str]) -> list[dict]:
                 target.close()
             details = " ".join(v for v in (d.device.manufacturer, d.device.model) if v)
             serial = d.device.serial
-            described.append({"name": name, "uri": d.uri or uri, "kind": d.kind, "hardware": d.hardware, "present": True,
+            described.append({"name": name, "uri": uri, "kind": d.kind, "hardware": d.hardware, "present": True,
                               "details": f"{details}, serial {serial}" if serial else details})
         except StationError as exc:
             described.append({"name": name, "uri": uri, "kind": "", "hardware": False, "present": False,

@@ -21,6 +21,7 @@ from station.cancel import Cancelled
 from station.issuance.bridge import PromptKind
 from station.issuance.progress import Step
 from station.ui.controller import CardWatcher, IssuanceController
+from station.ui.widgets import ErrorBanner
 from station.wizard.flow import Applicant, IssuanceFlow, Operation, Status, TargetOffer
 
 
@@ -118,12 +119,7 @@ class StepPage(QWidget):
         self.substeps = QLabel()
         self.substeps.setWordWrap(True)
         self.layout_.addWidget(self.substeps)
-        self.problem = QLabel()
-        self.problem.setWordWrap(True)
-        self.problem.setAccessibleName(tr("Problem"))
-        self.problem.setStyleSheet("QLabel { border: 1px solid #b00020; padding: 0.5em; }")
-        self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.problem.hide()
+        self.problem = ErrorBanner()
         self.layout_.addWidget(self.problem)
         self.body = QVBoxLayout()
         self.layout_.addLayout(self.body)
@@ -136,9 +132,9 @@ class StepPage(QWidget):
         self.substeps.setText("\n".join(f"• {s}" for s in page.substeps))
         self.substeps.setVisible(bool(page.substeps))
         if page.problem is not None:
-            text = page.problem.message + (f"\n{tr('What to do')}: {page.problem.hint}" if page.problem.hint else "")
-            self.problem.setText(text)
-        self.problem.setVisible(page.problem is not None)
+            self.problem.show_error(page.problem.message, page.problem.hint)
+        else:
+            self.problem.clear()
 
     def idle_text(self, flow: IssuanceFlow) -> str:
         return ""
@@ -339,8 +335,14 @@ class IssuanceWindow(QWidget):
         self.ctx = ctx
         self.flow = IssuanceFlow.resume(*resume) if resume else IssuanceFlow()
         self.controller = IssuanceController(ctx, self)
-        self.kiosk = None
-        self.lock = None
+        from station.ui.approval import ApprovalLock
+        from station.ui.kiosk import KioskWindow
+
+        # built (and polished) now, hidden, so that showing them later costs the event loop little
+        self.kiosk = KioskWindow(self)
+        self.lock = ApprovalLock(self)
+        self.lock.decided.connect(self.decide)
+        self.lock.dismissed.connect(self.render)
         self.setWindowTitle(tr("New derived PIV credential") if not resume
                             else tr("Request {id}").format(id=resume[0]))
         outer = QHBoxLayout(self)
@@ -394,10 +396,11 @@ class IssuanceWindow(QWidget):
         previous = self.stack.currentWidget()
         self.steps.show_flow(flow)
         self.stack.setCurrentWidget(self.pages[flow.current])
-        for page in self.pages.values():
-            page.render(flow)
+        self.pages[flow.current].render(flow)  # the others render when they become current
         busy = self.controller.running is not None
         operation = flow.next_operation()
+        if self._locked():
+            return  # the approval lock holds the window's controls disabled until it lets go
         self.next_button.setText(_NEXT_WORDS.get(operation, tr("Next")) if operation else tr("Done"))
         self.next_button.setEnabled(operation is not None and not busy and not flow.missing())
         self.cancel_button.setEnabled(busy)
@@ -477,50 +480,34 @@ class IssuanceWindow(QWidget):
         self.controller.cancel()
 
     def _open_approval(self) -> None:
-        from station.ui.approval import ApprovalLock
         from station.wizard.facts import ApprovalFacts
 
         a, flow = self.flow.applicant, self.flow
         facts = ApprovalFacts(request_id=flow.request_id, applicant=a.name if a else "", registrar=self.ctx.operator.identity,
                               aal=flow.aal.value, target=flow.target.name if flow.target else "", photo=a.photo if a else None)
-        self.lock = ApprovalLock(facts, self)
-        self.lock.decided.connect(self.decide)
-        self.lock.dismissed.connect(self._approval_closed)
-        self.lock.show()
+        self.lock.show_request(facts)
 
-    def _approval_closed(self) -> None:
-        if self.lock is not None:
-            self.lock.clear()
-            self.lock.hide()
-            self.lock.deleteLater()
-            self.lock = None
-        self.render()
+    def _locked(self) -> bool:
+        return self.lock.isVisible()
 
     def _prompted(self, prompt) -> None:
         if prompt.kind is PromptKind.OPERATOR_SECRET:
-            if self.lock is not None and self.controller.running is Operation.DECIDE:
-                self.lock.answer_secret(prompt)
+            if self._locked() and self.controller.running is Operation.DECIDE:
+                if not self.lock.answer_secret(prompt):
+                    prompt.decline("the supervisor's password was not given")
                 return
             dialog = SecretDialog(prompt, self)
             dialog.open()
         elif prompt.kind in (PromptKind.PIN, PromptKind.NEW_PIN):
-            self._kiosk().show_for(prompt)
+            self.kiosk.show_for(prompt)
             self.pages[self.flow.current].message.setText(tr("The applicant is entering the PIN at the kiosk."))
         elif prompt.kind is PromptKind.PHOTO:
             self.pki_page.ask_photo(prompt)
         else:
             prompt.decline("this station asks supervisors on the approval screen")
 
-    def _kiosk(self):
-        if self.kiosk is None:
-            from station.ui.kiosk import KioskWindow
-
-            self.kiosk = KioskWindow(self)
-        return self.kiosk
-
     def _withdrawn(self, prompt) -> None:
-        if self.kiosk is not None:
-            self.kiosk.withdraw(prompt)
+        self.kiosk.withdraw(prompt)
         self.pki_page.withdraw(prompt)
         for dialog in self.findChildren(SecretDialog):
             if dialog.prompt is prompt:
@@ -532,8 +519,8 @@ class IssuanceWindow(QWidget):
         self.render()
 
     def _finished(self, operation: Operation, result) -> None:
-        if operation is Operation.DECIDE and self.lock is not None:
-            self._approval_closed()
+        if operation is Operation.DECIDE:
+            self.lock.unlock()
         if hasattr(result, "state"):
             self.flow.ended(result)
         self.render()
@@ -544,7 +531,7 @@ class IssuanceWindow(QWidget):
         else:
             self.flow.failed(str(error), getattr(error, "hint", ""), getattr(error, "code", ""),
                              request_id=getattr(error, "request_id", None))
-            if operation is Operation.DECIDE and self.lock is not None:
+            if operation is Operation.DECIDE and self._locked():
                 self.lock.show_refusal(str(error), getattr(error, "hint", ""))
         self.render()
 
@@ -554,8 +541,7 @@ class IssuanceWindow(QWidget):
             return
         if self.watcher is not None:
             self.watcher.stop()
-        if self.kiosk is not None:
-            self.kiosk.close()
+        self.kiosk.close()
         self.closed.emit()
         super().closeEvent(event)
 

@@ -7,7 +7,10 @@ A heartbeat on the GUI thread checks the event loop never stalls while the work 
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
+import traceback
 import uuid
 
 import pytest
@@ -29,13 +32,15 @@ WAIT = 60_000
 
 
 class Heartbeat:
-    """A 10 ms timer on the GUI thread; ``worst`` is the longest gap between two beats (s)."""
+    """A 10 ms timer on the GUI thread; ``worst`` is the longest gap between two beats (s). A
+    watchdog thread notes what the GUI thread was running when a beat is late (``where``)."""
 
     def __init__(self):
         self.timer = QTimer()
         self.timer.setInterval(10)
-        self.last, self.worst = None, 0.0
+        self.last, self.worst, self.where = None, 0.0, ""
         self.timer.timeout.connect(self.beat)
+        self._stop = threading.Event()
 
     def beat(self):
         now = time.perf_counter()
@@ -43,12 +48,24 @@ class Heartbeat:
             self.worst = max(self.worst, now - self.last)
         self.last = now
 
+    def _watch(self, gui: int):
+        while not self._stop.wait(0.005):
+            late = time.perf_counter() - self.last if self.last else 0.0
+            if late > 0.04 and late >= self.worst:
+                frame = sys._current_frames().get(gui)
+                self.where = f"{late * 1000:.0f} ms in:\n" + "".join(traceback.format_stack(frame)[-4:])
+
     def __enter__(self):
         self.timer.start()
+        threading.Thread(target=self._watch, args=(threading.get_ident(),), daemon=True).start()
         return self
 
     def __exit__(self, *exc):
+        self._stop.set()
         self.timer.stop()
+
+    def check(self, limit: float = 0.05):
+        assert self.worst < limit, f"the event loop stalled {self.worst * 1000:.0f} ms; {self.where}"
 
 
 @pytest.fixture
@@ -105,7 +122,7 @@ def test_the_request_page_fills_itself_and_opens_the_request(qtbot, ctx, station
     assert window.flow.current is Step.APPROVAL and window.flow.view(Step.REQUEST).status is Status.DONE
     assert "waits for a supervisor" in window.pages[Step.APPROVAL].message.text()
     assert window.steps.item(1).font().bold()  # the current step is marked
-    assert heart.worst < 0.05, f"the event loop stalled {heart.worst * 1000:.0f} ms"
+    heart.check()
     from station.service.requests import state_of
 
     assert state_of(station, window.flow.request_id) == "requested"
@@ -142,4 +159,77 @@ def test_a_window_cannot_close_while_work_runs(qtbot, ctx):
     qtbot.waitUntil(lambda: window.controller.running is None, timeout=WAIT)
 
 
-_ = ONE_CREDENTIAL
+def kiosk_types(qtbot, window, pin: str, *, twice: bool = False) -> None:
+    """The applicant types at the kiosk's pad (keyboard) and presses OK."""
+    qtbot.waitUntil(lambda: (window.kiosk is not None and window.kiosk.prompt is not None and window.kiosk.isVisible())
+                    or window.flow.view().problem is not None, timeout=WAIT)
+    assert window.flow.view().problem is None, window.flow.view().problem
+    kiosk = window.kiosk
+    qtbot.keyClicks(kiosk.pin, pin)
+    if twice:
+        qtbot.keyClicks(kiosk.confirmation, pin)
+    assert kiosk.ok_button.isEnabled(), kiosk.policy.text()
+    qtbot.mouseClick(kiosk.ok_button, Qt.MouseButton.LeftButton)
+    assert kiosk.pin.text() == "" and kiosk.confirmation.text() == ""
+
+
+def supervisor_decides(qtbot, window, identity: str, secret: str, *, approve: bool = True, reason: str = "") -> None:
+    qtbot.waitUntil(lambda: window.lock is not None and window.lock.isVisible(), timeout=WAIT)
+    lock = window.lock
+    assert lock.registrar.text() == "reg" and lock.applicant.text() == "ICAM Test Card PIV Auth SP 800-73-4"
+    lock.identity.clear()
+    qtbot.keyClicks(lock.identity, identity)
+    qtbot.keyClicks(lock.password, secret)
+    if reason:
+        qtbot.keyClicks(lock.reason, reason)
+    qtbot.mouseClick(lock.approve if approve else lock.deny, Qt.MouseButton.LeftButton)
+
+
+def open_request(qtbot, window) -> int:
+    qtbot.waitUntil(lambda: window.next_button.isEnabled(), timeout=WAIT)
+    qtbot.mouseClick(window.next_button, Qt.MouseButton.LeftButton)
+    sign_in_dialog(qtbot, window, SECRETS["reg"])
+    qtbot.waitUntil(lambda: window.flow.request_id is not None and window.controller.running is None, timeout=WAIT)
+    return window.flow.request_id
+
+
+def test_a_full_issuance_through_the_windows_to_a_passing_self_test(qtbot, ctx, station, token):
+    window = open_window(qtbot, ctx)
+    with Heartbeat() as heart:
+        request_id = open_request(qtbot, window)
+        assert window.next_button.text() == "Supervisor approval…"
+        qtbot.mouseClick(window.next_button, Qt.MouseButton.LeftButton)
+        supervisor_decides(qtbot, window, "sup", SECRETS["sup"])
+        qtbot.waitUntil(lambda: window.flow.current is Step.PKI_AUTH and window.controller.running is None, timeout=WAIT)
+        assert not window.lock.isVisible() and window.next_button.isEnabled()
+        qtbot.mouseClick(window.next_button, Qt.MouseButton.LeftButton)
+        sign_in_dialog(qtbot, window, SECRETS["reg"])
+        kiosk_types(qtbot, window, TEST_PIN)  # the PIV card's PIN
+        kiosk_types(qtbot, window, NEW_PIN, twice=True)  # the new credential's PIN
+        kiosk_types(qtbot, window, NEW_PIN)  # the self-test
+        qtbot.waitUntil(lambda: window.flow.finished and window.controller.running is None, timeout=WAIT)
+    assert window.flow.state.value == "issued", window.flow.view().problem
+    assert "PASS" in window.pages[Step.SELF_TEST].verdict.text()
+    heart.check()
+    assert window.next_button.text() == "Done" and window.close_button.isEnabled()
+    assert token_objects(token[0], NEW_PIN) == ONE_CREDENTIAL
+    from station.service.requests import state_of
+
+    assert state_of(station, request_id) == "issued"
+
+
+def test_the_registrar_cannot_approve_their_own_request_and_a_supervisor_denies(qtbot, ctx, station):
+    window = open_window(qtbot, ctx)
+    request_id = open_request(qtbot, window)
+    qtbot.mouseClick(window.next_button, Qt.MouseButton.LeftButton)
+    supervisor_decides(qtbot, window, "reg", SECRETS["reg"])  # the registrar as approver: not a supervisor
+    qtbot.waitUntil(lambda: window.controller.running is None and window.lock.banner.isVisible(), timeout=WAIT)
+    assert window.lock.isVisible() and window.lock.password.text() == ""
+    assert "supervisor" in window.lock.banner.message.text()  # the refusal in words
+    supervisor_decides(qtbot, window, "sup", SECRETS["sup"], approve=False, reason="not the person on the card")
+    qtbot.waitUntil(lambda: window.flow.finished and window.controller.running is None, timeout=WAIT)
+    assert window.flow.state.value == "rejected" and not window.lock.isVisible()
+    assert "rejected" in window.pages[Step.APPROVAL].problem.hint.text()
+    from station.service.requests import state_of
+
+    assert state_of(station, request_id) == "rejected"
