@@ -319,7 +319,8 @@ class SelfTestPage(StepPage):
             return
         result = getattr(outcome, "selftest", None)
         passed = outcome.state == "issued"
-        checks = "; ".join(getattr(result, "checks", []) or []) if result is not None else ""
+        checks = "\n".join(f"{'✓' if ok else '✗'} {name.replace('_', ' ')}" for name, ok in (result.checks or {}).items()) \
+            if result is not None else ""
         self.verdict.setText((tr("PASS: the credential works. Serial {serial}.") if passed
                               else tr("FAIL: the credential did not pass its test.")).format(serial=outcome.serial)
                              + (f"\n{checks}" if checks else ""))
