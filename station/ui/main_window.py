@@ -146,7 +146,7 @@ class MainWindow(QMainWindow):
             self.tabs.addTab(self.registry, tr("&Credentials"))
             self.audit = AuditView(ctx)
             self.audit.failed.connect(self.show_failure)
-            self.tabs.addTab(self.audit, tr("Audit tr("A&udit trail")trail"))
+            self.tabs.addTab(self.audit, tr("Audit &trail"))
         for panel in (self.requests, self.approvals):
             if panel is not None:
                 panel.failed.connect(self.show_failure)
