@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMainWindow, QMessageBox, QP
                                QWidget)
 
 from station.terms import RequestState, Role
-from station.ui.registry import AuditView, CredentialRegistry, busy_bar, button, fill, guarded, table_view
+from station.ui.registry import AuditView, CredentialRegistry, busy_bar, button, fill, fit, guarded, table_view
 
 
 def tr(text: str) -> str:
@@ -74,7 +74,8 @@ class RequestsPanel(QWidget):
         rows = [s for s in summaries if self.states is None or s.state in self.states]
         fill(self.model, [[s.request_id, s.state, s.aal, s.target_kind, s.registrar, s.created_at[:16].replace("T", " ")]
                           for s in rows], [s.request_id for s in rows])
-        self.status.setText(self.empty_text if not rows else tr("%d requests") % len(rows))
+        fit(self.table)
+        self.status.setText(self.empty_text if not rows else tr("Requests shown: %d") % len(rows))
         if rows:
             self.table.selectRow(0)
         self._selection_changed()

@@ -54,12 +54,32 @@ def table_view(name: str) -> QTableView:
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # as loaded until a header is clicked
     view.setSortingEnabled(True)
     view.setAlternatingRowColors(True)
     view.verticalHeader().hide()
-    view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
     view.horizontalHeader().setStretchLastSection(True)
+    view.setWordWrap(False)
     return view
+
+
+def fit(view: QTableView) -> None:
+    """Columns as wide as their contents (once loaded); the operator can widen them."""
+    view.resizeColumnsToContents()
+    header = view.horizontalHeader()
+    widest = view.fontMetrics().averageCharWidth() * 40
+    for column in range(header.count()):
+        header.resizeSection(column, min(header.sectionSize(column), widest))
+    header.setSectionResizeMode(header.count() - 1, QHeaderView.ResizeMode.Stretch)
+
+
+def common_name(subject: str) -> str:
+    """The CN of an RFC 4514 subject string (the whole subject when it has none)."""
+    for part in subject.split(","):
+        if part.strip().upper().startswith("CN="):
+            return part.strip()[3:]
+    return subject
 
 
 def button(text: str, name: str, slot=None) -> QPushButton:
@@ -99,6 +119,9 @@ def fill(model: QStandardItemModel, rows: list[list], key_role_values: list | No
     model.removeRows(0, model.rowCount())
     for i, row in enumerate(rows):
         items = [QStandardItem("" if v is None else str(v)) for v in row]
+        for item, value in zip(items, row):
+            if isinstance(value, int):  # sorted as a number
+                item.setData(value, Qt.ItemDataRole.DisplayRole)
         if key_role_values is not None:
             items[0].setData(key_role_values[i], Qt.ItemDataRole.UserRole)
         model.appendRow(items)
@@ -179,7 +202,7 @@ class CredentialRegistry(QWidget):
     """The searchable credential registry. ``revoked(serial)`` after a revocation; ``error``
     carries a failure's (what, hint) for the window to show."""
 
-    COLUMNS = ("Serial", "Subject", "Status", "Policy", "Device", "Issued", "Expires")
+    COLUMNS = ("Name", "Status", "Serial", "Issued", "Expires", "Device", "Policy", "Subject")
     revoked = Signal(str)
     failed = Signal(str, str)
 
@@ -232,8 +255,9 @@ class CredentialRegistry(QWidget):
         self.busy.hide()
         self.refresh_button.setEnabled(True)
         self.views = {v.serial: v for v in views}
-        fill(self.model, [[v.serial, v.subject, v.status, v.policy, v.target_device, when(v.issued_at), when(v.not_after)]
-                          for v in views], [v.serial for v in views])
+        fill(self.model, [[common_name(v.subject), v.status, v.serial, when(v.issued_at), when(v.not_after), v.target_device,
+                           v.policy, v.subject] for v in views], [v.serial for v in views])
+        fit(self.table)
         self._count()
         self._selection_changed()
 
@@ -363,6 +387,7 @@ class AuditView(QWidget):
         fill(self.model, [[e.get("seq"), str(e.get("occurred_at", ""))[:19].replace("T", " "), e.get("actor"), e.get("action"),
                            f"{e.get('object_type', '')} {e.get('object_id', '')}".strip(),
                            json.dumps(e.get("details_json") or {}, sort_keys=True)] for e in events])
+        fit(self.table)
 
     def verify(self) -> None:
         from station.service.audit import verify

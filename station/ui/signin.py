@@ -158,6 +158,7 @@ class SignInScreen(QWidget):
         if ctx.demo is not None and getattr(ctx.demo, "operators", None):
             layout.addWidget(self._demo_box(ctx.demo.operators))
         layout.addStretch()
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 60)  # scales with the font
 
         for field in (self.identity, self.password, self.pin):
             field.returnPressed.connect(self.submit)
@@ -235,7 +236,8 @@ class SignInScreen(QWidget):
         self.identity.setFocus()
 
     def _show_error(self, what: str, hint: str) -> None:
-        self.error.setText(f"{what}\n{hint[:1].upper()}{hint[1:]}." if hint else what)
+        what, hint = what[:1].upper() + what[1:].rstrip("."), hint[:1].upper() + hint[1:].rstrip(".")
+        self.error.setText(f"{what}.\n{hint}." if hint else f"{what}.")
         self.error.show()
 
     def _set_busy(self, busy: bool) -> None:

@@ -275,6 +275,24 @@ def test_the_event_loop_runs_while_a_password_is_checked(qtbot, ctx):
     assert max(gaps) < 0.05, f"the event loop stalled {max(gaps) * 1000:.0f} ms"
 
 
+def test_the_shell_opens_the_station_on_the_worker_then_asks_for_sign_in(qtbot, ctx):
+    worker = QtDeviceWorker()
+    shell = Shell(ctx.home, worker, show_dialogs=False)
+    try:
+        with qtbot.waitSignal(shell.opened, timeout=WAIT) as got:
+            shell.start()
+            assert shell.opening.isVisible() and "Opening the station" in shell.opening.label.text()
+        assert got.args[0] is shell.ctx and shell.ctx.station is not ctx.station and shell.ctx.operator is None
+        assert shell.signin.isVisible() and shell.opening is None and shell.exit_code == 0
+        assert shell.ctx.station.config["station_id"] == ctx.station.config["station_id"]
+    finally:
+        if shell.idle is not None:
+            QApplication.instance().removeEventFilter(shell.idle)
+        if shell.signin is not None:
+            shell.signin.close()
+        shell.close_station()
+
+
 def test_a_station_that_cannot_open_is_one_error_and_exit_2(qtbot, tmp_path):
     from station.home import StationHome
 
