@@ -161,9 +161,10 @@ class Shell(QObject):
         if self.opening is not None:
             self.opening.hide()
         if self.show_dialogs:
+            what, hint = describe(error)
+            print(f"station: {what}. {hint}.", file=sys.stderr)  # also for whoever started it from a terminal
             show_error(None, tr("The station cannot be opened"), error)
-        self.open_failed.emit(error)
-        QCoreApplication.exit(self.exit_code)
+        self.open_failed.emit(error)  # run() ends the application with exit_code
 
     def _disconnect_open(self) -> None:
         self.worker.finished.disconnect(self._open_done)
@@ -182,10 +183,10 @@ class Shell(QObject):
         self.idle = IdleLock(ctx.settings.idle_lock_seconds, parent=self)
         app.installEventFilter(self.idle)
         self.idle.locked.connect(self.lock)
+        self.signin.show()  # before the opening window closes: closing the last window would quit
         if self.opening is not None:
             self.opening.close()
             self.opening = None
-        self.signin.show()
         self.opened.emit(ctx)
 
     def _signed_in(self, signed) -> None:
@@ -235,11 +236,11 @@ class Shell(QObject):
             return
         self.ctx.set_operator(None)
         self.idle.stop()
+        self.signin.reset(tr("Signed out."))
+        self.signin.show()  # before the main window closes: closing the last window would quit
         if self.main_window is not None:
             self.main_window.close()
             self.main_window = None
-        self.signin.reset(tr("Signed out."))
-        self.signin.show()
 
     def close_station(self, timeout: float = 10.0) -> None:
         """Close the station on the worker, then stop the worker."""
@@ -262,6 +263,7 @@ def run(home: StationHome, *, demo: DemoInfo | None = None) -> int:
     app.setDesktopFileName(DESKTOP_FILE)
     app.setWindowIcon(app_icon())
     shell = Shell(home, QtDeviceWorker(), demo=demo)
+    shell.open_failed.connect(lambda _: app.exit(shell.exit_code))
     shell.start()
     code = app.exec()
     shell.close_station()

@@ -324,3 +324,40 @@ def test_station_gui_without_a_display_says_so_in_one_line(tmp_path):
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith("station: no display") and len(out.stderr.strip().splitlines()) == 1
     assert "Aborted" not in out.stderr and "platform plugin" not in out.stderr
+
+
+def test_keyboard_only_sign_in(qtbot, ctx):
+    """Type the identity, Tab past the method to the password, Enter: signed in."""
+    screen = SignInScreen(ctx)
+    qtbot.addWidget(screen)
+    screen.show()
+    screen.activateWindow()
+    qtbot.waitUntil(lambda: screen.identity.hasFocus(), timeout=5000)
+    qtbot.keyClicks(screen.identity, "sup")
+    qtbot.keyClick(screen.identity, Qt.Key.Key_Tab)
+    assert screen.focusWidget() is screen.with_password
+    qtbot.keyClick(screen.with_password, Qt.Key.Key_Tab)  # one stop for the method (arrow keys choose)
+    assert screen.focusWidget() is screen.password
+    qtbot.keyClicks(screen.password, SECRETS["sup"])
+    with qtbot.waitSignal(screen.signed_in, timeout=WAIT) as got:
+        qtbot.keyClick(screen.password, Qt.Key.Key_Return)
+    assert got.args[0].identity == "sup" and screen.password.text() == ""
+
+
+def test_sign_out_returns_to_the_sign_in_screen_and_the_application_stays(qtbot, ctx):
+    shell = Shell(ctx.home, ctx.worker, show_dialogs=False)
+    shell.use(ctx)
+    qtbot.addWidget(shell.signin)
+    quits = []
+    QApplication.instance().lastWindowClosed.connect(lambda: quits.append(True))
+    try:
+        with qtbot.waitSignal(shell.main_window_created, timeout=WAIT) as got:
+            try_sign_in(qtbot, shell.signin, "adm", MORE["adm"][0])
+        window = got.args[0]
+        qtbot.addWidget(window)
+        window.sign_out_action.trigger()
+        assert ctx.operator is None and shell.main_window is None and not window.isVisible()
+        assert shell.signin.isVisible() and "Signed out" in shell.signin.notice.text() and quits == []
+    finally:
+        shell.idle.stop()
+        QApplication.instance().removeEventFilter(shell.idle)
