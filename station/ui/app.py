@@ -25,7 +25,7 @@ from PySide6.QtCore import QCoreApplication, QObject, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QProgressBar, QVBoxLayout, QWidget
 
-from station.errors import Exit, StationError
+from station.errors import Exit, StationError, sentence
 from station.home import StationHome
 from station.ui.context import Settings, UiContext
 from station.ui.worker import QtDeviceWorker
@@ -80,11 +80,13 @@ def display_problem(environ=os.environ) -> str | None:
 
 
 def describe(error: BaseException) -> tuple[str, str]:
-    """What happened and what to do, for an error shown to the operator."""
+    """What happened and what to do, for an error shown to the operator: two sentences."""
     if isinstance(error, StationError):
-        return str(error), error.hint or tr("try again; if it happens again, tell the station's administrator")
-    return (tr("unexpected error: %s") % type(error).__name__,
-            tr("try again; if it happens again, note the time and tell the station's administrator"))
+        what, hint = str(error), error.hint or tr("try again; if it happens again, tell the station's administrator")
+    else:
+        what, hint = (tr("unexpected error: %s") % type(error).__name__,
+                      tr("try again; if it happens again, note the time and tell the station's administrator"))
+    return sentence(what, capital=True), sentence(hint, capital=True)
 
 
 def show_error(parent: QWidget | None, title: str, error: BaseException) -> None:
@@ -92,6 +94,7 @@ def show_error(parent: QWidget | None, title: str, error: BaseException) -> None
     what, hint = describe(error)
     box = QMessageBox(QMessageBox.Icon.Critical, title, what, QMessageBox.StandardButton.Ok, parent)
     box.setInformativeText(hint)
+    box.setStyleSheet("QLabel#qt_msgbox_label { min-width: 28em; }")  # QMessageBox ignores a minimum width; em scales with the font
     box.setAccessibleName(title)
     box.exec()
 
@@ -162,7 +165,7 @@ class Shell(QObject):
             self.opening.hide()
         if self.show_dialogs:
             what, hint = describe(error)
-            print(f"station: {what}. {hint}.", file=sys.stderr)  # also for whoever started it from a terminal
+            print(f"station: {what} {hint}", file=sys.stderr)  # also for whoever started it from a terminal
             show_error(None, tr("The station cannot be opened"), error)
         self.open_failed.emit(error)  # run() ends the application with exit_code
 

@@ -197,4 +197,5 @@ class MainWindow(QMainWindow):
     def show_failure(self, what: str, hint: str) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning, tr("Something went wrong"), what, QMessageBox.StandardButton.Ok, self)
         box.setInformativeText(hint)
+        box.setStyleSheet("QLabel#qt_msgbox_label { min-width: 28em; }")
         box.open()  # not modal to the event loop: the window keeps running

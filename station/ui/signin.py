@@ -217,7 +217,7 @@ class SignInScreen(QWidget):
         if preferred:
             self.reader.setCurrentText(preferred)
         if not names:
-            self._show_error(tr("No card reader is connected."), tr("connect a reader, then press Find readers"))
+            self._show_error(tr("No card reader is connected."), tr("Connect a reader, then press Find readers."))
 
     def _readers_failed(self, error: BaseException) -> None:
         from station.ui.app import describe
@@ -236,8 +236,7 @@ class SignInScreen(QWidget):
         self.identity.setFocus()
 
     def _show_error(self, what: str, hint: str) -> None:
-        what, hint = what[:1].upper() + what[1:].rstrip("."), hint[:1].upper() + hint[1:].rstrip(".")
-        self.error.setText(f"{what}.\n{hint}." if hint else f"{what}.")
+        self.error.setText(f"{what}\n{hint}" if hint else what)
         self.error.show()
 
     def _set_busy(self, busy: bool) -> None:
@@ -255,12 +254,12 @@ class SignInScreen(QWidget):
         card = self.with_card.isChecked()
         field = self.pin if card else self.password
         if not identity:
-            self._show_error(tr("No operator identity was typed."), tr("type your operator identity"))
+            self._show_error(tr("No operator identity was typed."), tr("Type your operator identity."))
             self.identity.setFocus()
             return
         reader = self.reader.currentText() if card else None
         if card and not reader:
-            self._show_error(tr("No card reader is chosen."), tr("connect a reader, then press Find readers"))
+            self._show_error(tr("No card reader is chosen."), tr("Connect a reader, then press Find readers."))
             return
         secret = [field.text()]
         field.clear()  # handed on: the widget keeps nothing
