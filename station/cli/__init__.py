@@ -31,6 +31,7 @@ COMMANDS = {
     "station.cli.audit": ("audit",),
     "station.cli.issue": ("issue", "requests", "selftest"),
     "station.cli.operators": ("operators",),
+    "station.cli.gui": ("gui",),
 }
 
 

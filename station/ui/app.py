@@ -1,0 +1,273 @@
+"""The desktop application: ``station gui`` starts here (:func:`run`).
+
+The order of a start: check that a display can be used (Qt aborts the process when no
+platform plugin starts, so this is checked first and reported in one line); create the
+QApplication with the station's names and icon; open the station ON THE DEVICE WORKER while
+a small window says "Opening the station…"; build the :class:`UiContext`; show the sign-in
+screen. :class:`Shell` then moves between the sign-in screen and the main window: sign-in,
+sign-out and the idle lock (:mod:`station.ui.idle`).
+
+Resources (the icon, the desktop entry) live in the repository's top-level ``resources/``
+folder, beside ``station/``: a source checkout or an editable install finds them there. A
+wheel does not ship them (they belong to the system: a package installs the desktop entry in
+``/usr/share/applications`` and the icon in the icon theme, where ``station.desktop`` names it
+``station``); the icon is then looked up in the theme, and a missing icon is not an error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QObject, Signal
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QProgressBar, QVBoxLayout, QWidget
+
+from station.errors import Exit, StationError, sentence
+from station.home import StationHome
+from station.ui.context import Settings, UiContext
+from station.ui.worker import QtDeviceWorker
+
+APP_NAME = "station"
+DISPLAY_NAME = "Derived PIV Issuance Station"
+DESKTOP_FILE = "station"  # resources/station.desktop, installed as station.desktop
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("station", text)
+
+
+@dataclass
+class DemoInfo:
+    """What the demo tells the sign-in screen: its operators and their passwords (shown in demo
+    mode only)."""
+
+    operators: dict[str, str] = field(default_factory=dict)  # identity -> password
+
+
+def resource(name: str) -> Path | None:
+    """``resources/<name>`` of the source tree, or None when it is not there (a wheel)."""
+    path = RESOURCES / name
+    return path if path.is_file() else None
+
+
+def app_icon() -> QIcon:
+    path = resource("icons/station.svg")
+    return QIcon(str(path)) if path is not None else QIcon.fromTheme(DESKTOP_FILE)
+
+
+# Platform plugins that need no display server (tests, screenshots, headless demo).
+_HEADLESS_PLATFORMS = ("offscreen", "minimal", "minimalegl", "vnc", "linuxfb", "eglfs", "vkkhrdisplay")
+
+
+def display_problem(environ=os.environ) -> str | None:
+    """Why no window can be shown, or None. Qt itself aborts the whole process (SIGABRT) when
+    no platform plugin can start, so the station looks first: an explicit headless platform is
+    fine; otherwise an X11 ``DISPLAY`` or a ``WAYLAND_DISPLAY`` is needed."""
+    platform = (environ.get("QT_QPA_PLATFORM") or "").split(":")[0].split(";")[0].strip()
+    if platform in _HEADLESS_PLATFORMS:
+        return None
+    if platform == "xcb":
+        return None if environ.get("DISPLAY") else "QT_QPA_PLATFORM is xcb but DISPLAY is not set"
+    if platform.startswith("wayland"):
+        return None if environ.get("WAYLAND_DISPLAY") else "QT_QPA_PLATFORM is wayland but WAYLAND_DISPLAY is not set"
+    if environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
+        return None
+    return "neither DISPLAY nor WAYLAND_DISPLAY is set"
+
+
+def describe(error: BaseException) -> tuple[str, str]:
+    """What happened and what to do, for an error shown to the operator: two sentences."""
+    if isinstance(error, StationError):
+        what, hint = str(error), error.hint or tr("try again; if it happens again, tell the station's administrator")
+    else:
+        what, hint = (tr("unexpected error: %s") % type(error).__name__,
+                      tr("try again; if it happens again, note the time and tell the station's administrator"))
+    return sentence(what, capital=True), sentence(hint, capital=True)
+
+
+def show_error(parent: QWidget | None, title: str, error: BaseException) -> None:
+    """One dialog: what happened (the text) and what to do (the informative text)."""
+    what, hint = describe(error)
+    box = QMessageBox(QMessageBox.Icon.Critical, title, what, QMessageBox.StandardButton.Ok, parent)
+    box.setInformativeText(hint)
+    box.setStyleSheet("QLabel#qt_msgbox_label { min-width: 28em; }")  # QMessageBox ignores a minimum width; em scales with the font
+    box.setAccessibleName(title)
+    box.exec()
+
+
+class OpeningWindow(QWidget):
+    """Shown while the station opens on the device worker."""
+
+    def __init__(self):
+        super().__init__()
+        self.setWindowTitle(tr(DISPLAY_NAME))
+        layout = QVBoxLayout(self)
+        self.label = QLabel(tr("Opening the station…"))
+        self.label.setAccessibleName(tr("Opening the station"))
+        busy = QProgressBar()
+        busy.setRange(0, 0)  # busy: no known end
+        busy.setTextVisible(False)
+        busy.setAccessibleName(tr("Opening the station"))
+        layout.addWidget(self.label)
+        layout.addWidget(busy)
+
+
+class Shell(QObject):
+    """The application's top-level windows: opening, sign-in, main window, and the idle lock.
+
+    ``main_window_created(MainWindow)`` lets the lead wire its signals (new issuance, resume,
+    approve) to the wizard; ``opened(UiContext)`` once the station is open;
+    ``open_failed(error)`` when it cannot be opened (the dialog has been shown)."""
+
+    opened = Signal(object)
+    open_failed = Signal(object)
+    main_window_created = Signal(object)
+
+    def __init__(self, home: StationHome, worker: QtDeviceWorker, *, demo: DemoInfo | None = None,
+                 show_dialogs: bool = True, parent: QObject | None = None):
+        super().__init__(parent)
+        self.home, self.worker, self.demo, self.show_dialogs = home, worker, demo, show_dialogs
+        self.ctx: UiContext | None = None
+        self.opening: OpeningWindow | None = None
+        self.signin = None  # SignInScreen
+        self.main_window = None  # MainWindow
+        self.idle = None  # IdleLock
+        self.exit_code = int(Exit.OK)
+        self._hidden: list[QWidget] = []  # windows hidden by the idle lock, shown again to the same operator
+        self._locked_identity: str | None = None
+        self._open_job: int | None = None
+
+    def start(self) -> None:
+        from station.service.station import Station
+
+        self.opening = OpeningWindow()
+        self.opening.show()
+        self.worker.finished.connect(self._open_done)
+        self.worker.failed.connect(self._open_error)
+        self._open_job = self.worker.run("open the station", Station.open, self.home)
+
+    def _open_done(self, job: int, station) -> None:
+        if job != self._open_job:
+            return
+        self._disconnect_open()
+        self.use(UiContext(self.home, station, self.worker, Settings.from_config(station.config), demo=self.demo))
+
+    def _open_error(self, job: int, error: BaseException) -> None:
+        if job != self._open_job:
+            return
+        self._disconnect_open()
+        self.exit_code = int(Exit.ERROR)
+        if self.opening is not None:
+            self.opening.hide()
+        if self.show_dialogs:
+            what, hint = describe(error)
+            print(f"station: {what} {hint}", file=sys.stderr)  # also for whoever started it from a terminal
+            show_error(None, tr("The station cannot be opened"), error)
+        self.open_failed.emit(error)  # run() ends the application with exit_code
+
+    def _disconnect_open(self) -> None:
+        self.worker.finished.disconnect(self._open_done)
+        self.worker.failed.disconnect(self._open_error)
+        self._open_job = None
+
+    def use(self, ctx: UiContext) -> None:
+        """Continue with an open station: the sign-in screen and the idle lock."""
+        from station.ui.idle import IdleLock
+        from station.ui.signin import SignInScreen
+
+        self.ctx = ctx
+        self.signin = SignInScreen(ctx)
+        self.signin.signed_in.connect(self._signed_in)
+        app = QApplication.instance()
+        self.idle = IdleLock(ctx.settings.idle_lock_seconds, parent=self)
+        app.installEventFilter(self.idle)
+        self.idle.locked.connect(self.lock)
+        self.signin.show()  # before the opening window closes: closing the last window would quit
+        if self.opening is not None:
+            self.opening.close()
+            self.opening = None
+        self.opened.emit(ctx)
+
+    def _signed_in(self, signed) -> None:
+        from station.ui.main_window import MainWindow
+
+        if self._locked_identity is not None and self._locked_identity != signed.identity:
+            for window in self._hidden:  # another operator: the first one's windows close (requests stay resumable)
+                window.close()
+            self._hidden = []
+            if self.main_window is not None:
+                self.main_window.close()
+                self.main_window = None
+        self._locked_identity = None
+        self.ctx.set_operator(signed)
+        self.signin.hide()
+        if self.main_window is None:
+            self.main_window = MainWindow(self.ctx)
+            self.main_window.sign_out_requested.connect(self.sign_out)
+            self.main_window_created.emit(self.main_window)
+        for window in self._hidden:
+            window.setEnabled(True)
+            window.show()
+        self._hidden = []
+        self.main_window.show()
+        self.idle.start()
+
+    def lock(self) -> None:
+        """The idle lock: the operator is signed out, every window is hidden and disabled (an
+        open request stays resumable: it is in the database) and the sign-in screen shows."""
+        if self.ctx is None or self.ctx.operator is None:
+            return
+        self._locked_identity = self.ctx.operator.identity
+        self.ctx.set_operator(None)
+        self.idle.stop()
+        for window in QApplication.topLevelWidgets():
+            if window is not self.signin and window.isVisible() and not isinstance(window, QMessageBox):
+                window.setEnabled(False)
+                window.hide()
+                self._hidden.append(window)
+        self.signin.reset(tr("The station locked itself after %d minutes without input. Sign in again to continue.")
+                          % max(1, round(self.ctx.settings.idle_lock_seconds / 60)))
+        self.signin.show()
+        self.signin.raise_()
+
+    def sign_out(self) -> None:
+        if self.ctx is None:
+            return
+        self.ctx.set_operator(None)
+        self.idle.stop()
+        self.signin.reset(tr("Signed out."))
+        self.signin.show()  # before the main window closes: closing the last window would quit
+        if self.main_window is not None:
+            self.main_window.close()
+            self.main_window = None
+
+    def close_station(self, timeout: float = 10.0) -> None:
+        """Close the station on the worker, then stop the worker."""
+        if self.ctx is not None:
+            self.worker.run("close the station", lambda station: station.close(), self.ctx.station)
+        self.worker.stop(timeout)
+
+
+def run(home: StationHome, *, demo: DemoInfo | None = None) -> int:
+    """``station gui``: the exit code (0, or 2 when there is no display or the station cannot
+    be opened)."""
+    problem = display_problem()
+    if problem is not None:
+        print(f"station: no display ({problem}). Run it on a desktop session, or set QT_QPA_PLATFORM=offscreen "
+              "for a window-less run.", file=sys.stderr)
+        return int(Exit.ERROR)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setApplicationDisplayName(tr(DISPLAY_NAME))
+    app.setDesktopFileName(DESKTOP_FILE)
+    app.setWindowIcon(app_icon())
+    shell = Shell(home, QtDeviceWorker(), demo=demo)
+    shell.open_failed.connect(lambda _: app.exit(shell.exit_code))
+    shell.start()
+    code = app.exec()
+    shell.close_station()
+    return shell.exit_code or code
