@@ -200,6 +200,7 @@ class SignInScreen(QWidget):
             widget.setVisible(card)
         if card and self.reader.count() == 0:
             self.load_readers()
+        self._fit()
 
     def load_readers(self) -> None:
         """The readers PC/SC lists (on the worker); the configured operator reader first."""
@@ -238,6 +239,13 @@ class SignInScreen(QWidget):
     def _show_error(self, what: str, hint: str) -> None:
         self.error.setText(f"{what}\n{hint}" if hint else what)
         self.error.show()
+        self._fit()
+
+    def _fit(self) -> None:
+        """Grow the window to what it now shows (a wrapped error, the card fields)."""
+        if self.isWindow():
+            self.layout().activate()
+            self.resize(self.width(), max(self.height(), self.layout().totalHeightForWidth(self.width())))
 
     def _set_busy(self, busy: bool) -> None:
         self.busy.setVisible(busy)
