@@ -80,7 +80,7 @@ def untimed(result):
 
 
 def station_home(work: Path, profile_path: Path):
-    from station.cli.demo import demo_station
+    from station.sim.demo import demo_station
     from station.terms import Role
 
     return demo_station(work / "home", profile_path, {"reg": Role.REGISTRAR, "sup": Role.SUPERVISOR}, SECRETS,

@@ -208,6 +208,9 @@ class Shell(QObject):
         if self.main_window is None:
             self.main_window = MainWindow(self.ctx)
             self.main_window.sign_out_requested.connect(self.sign_out)
+            self.main_window.new_issuance_requested.connect(lambda: self.open_issuance(None))
+            self.main_window.resume_requested.connect(self.open_issuance)
+            self.main_window.approve_requested.connect(self.open_issuance)
             self.main_window_created.emit(self.main_window)
         for window in self._hidden:
             window.setEnabled(True)
@@ -215,6 +218,32 @@ class Shell(QObject):
         self._hidden = []
         self.main_window.show()
         self.idle.start()
+
+    def open_issuance(self, request_id: int | None) -> None:
+        """The wizard for a new request, or for request ``request_id`` at its step (a
+        registrar resuming it, a supervisor deciding it); loaded on the worker."""
+        from station.service import requests
+        from station.ui.wizard import IssuanceWindow
+
+        main = self.main_window
+
+        def show(window) -> None:
+            window.closed.connect(main.refresh)
+            window.show()
+            window.raise_()
+
+        if request_id is None:
+            show(IssuanceWindow(self.ctx, main))
+            return
+
+        def loaded(record) -> None:
+            if record is None:
+                main.show_failure(tr("There is no request {id}.").format(id=request_id), tr("Refresh the list."))
+                return
+            show(IssuanceWindow(self.ctx, main, resume=(record.id, record.state, record.aal)))
+
+        self.ctx.call("load a request", requests.load, request_id, on_done=loaded,
+                      on_error=lambda error: main.show_failure(*describe(error)))
 
     def lock(self) -> None:
         """The idle lock: the operator is signed out, every window is hidden and disabled (an
@@ -252,6 +281,18 @@ class Shell(QObject):
         self.worker.stop(timeout)
 
 
+def prepare_application(*, offscreen: bool = False) -> QApplication:
+    """The QApplication with the station's names and icon (``offscreen``: no display used)."""
+    if offscreen and QApplication.instance() is None:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setApplicationDisplayName(tr(DISPLAY_NAME))
+    app.setDesktopFileName(DESKTOP_FILE)
+    app.setWindowIcon(app_icon())
+    return app
+
+
 def run(home: StationHome, *, demo: DemoInfo | None = None) -> int:
     """``station gui``: the exit code (0, or 2 when there is no display or the station cannot
     be opened)."""
@@ -260,11 +301,7 @@ def run(home: StationHome, *, demo: DemoInfo | None = None) -> int:
         print(f"station: no display ({problem}). Run it on a desktop session, or set QT_QPA_PLATFORM=offscreen "
               "for a window-less run.", file=sys.stderr)
         return int(Exit.ERROR)
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName(APP_NAME)
-    app.setApplicationDisplayName(tr(DISPLAY_NAME))
-    app.setDesktopFileName(DESKTOP_FILE)
-    app.setWindowIcon(app_icon())
+    app = prepare_application()
     shell = Shell(home, QtDeviceWorker(), demo=demo)
     shell.open_failed.connect(lambda _: app.exit(shell.exit_code))
     shell.start()

@@ -382,13 +382,13 @@ class IssuanceWindow(QWidget):
         c.progressed.connect(self._progressed)
         c.finished.connect(self._finished)
         c.failed.connect(self._failed)
-        self.watcher = None
-        if self.flow.request_id is None:
-            self.watcher = CardWatcher(self)
-            self.watcher.changed.connect(self._readers_changed)
-            self.watcher.start()
-            self.ctx.call("describe targets", _describe_targets, dict(ctx.settings.targets), on_done=self._targets_known,
-                          on_error=lambda exc: self.flow.failed(str(exc), getattr(exc, "hint", "")) or self.render())
+        # the applicant's card and the targets are watched for a resumed request too: its
+        # remaining steps need them (the engine checks they are the request's own)
+        self.watcher = CardWatcher(self)
+        self.watcher.changed.connect(self._readers_changed)
+        self.watcher.start()
+        self.ctx.call("describe targets", _describe_targets, dict(ctx.settings.targets), on_done=self._targets_known,
+                      on_error=lambda exc: self.flow.failed(str(exc), getattr(exc, "hint", "")) or self.render())
         self.render()
 
     # --- rendering -------------------------------------------------------------------------------------
@@ -540,8 +540,7 @@ class IssuanceWindow(QWidget):
         if self.controller.running is not None:
             event.ignore()  # Cancel first: the work stops at its next safe point
             return
-        if self.watcher is not None:
-            self.watcher.stop()
+        self.watcher.stop()
         self.kiosk.close()
         self.closed.emit()
         super().closeEvent(event)

@@ -169,12 +169,12 @@ class IssuanceFlow:
 
     # --- the people's choices ---------------------------------------------------------------------------
     def card_inserted(self, applicant: Applicant) -> None:
-        if self.request_id is None:
-            self.applicant = applicant
+        """The card now in the reader (after the request is recorded, only where it is: the
+        engine checks it is the applicant's)."""
+        self.applicant = applicant
 
     def card_removed(self) -> None:
-        if self.request_id is None:
-            self.applicant = None
+        self.applicant = None
 
     def set_targets(self, offers: list[TargetOffer]) -> None:
         self.targets = list(offers)
