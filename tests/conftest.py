@@ -31,9 +31,11 @@ def icam() -> Path:
     return ICAM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def pcscd(tmp_path_factory):
-    """A private pcscd (own mount and network namespace) with a loopback vpcd reader.
+    """A private pcscd (own mount and network namespace) with a loopback vpcd reader, started
+    before any test: pcsc-lite reads PCSCLITE_CSOCK_NAME once, at a process's first PC/SC call,
+    so a test that lists readers before this fixture ran would hide it from every later test.
 
     PCSCLITE_CSOCK_NAME points this process and its children at it; the system's pcscd, if
     any, is never used."""

@@ -49,8 +49,8 @@ class PasswordsNotAllowed(StationError):
     administrator at ``init``) where the station allows no operator passwords."""
 
     code = "signin.passwords_disabled"
-    hint = ("enrol the operator's PIV card instead (--piv-cert FILE; at init --admin-piv-cert FILE), or allow "
-            "passwords (--allow-operator-passwords at init; [operators] allow_passwords = true)")
+    hint = ("enrol the operator's PIV card instead: --piv-cert FILE, or --admin-piv-cert FILE at init; or allow "
+            "passwords: --allow-operator-passwords at init, allow_passwords = true in the [operators] section after")
 
 
 ISSUING_ROLES = frozenset({Role.REGISTRAR, Role.SUPERVISOR})

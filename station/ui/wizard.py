@@ -11,9 +11,12 @@ approval lock (:mod:`station.ui.approval`); an operator's fresh sign-in is asked
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, Qt, Signal
+import datetime as dt
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
 from PySide6.QtGui import QAccessible, QFont, QImage, QPixmap
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGroupBox, QHBoxLayout,
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                                QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar, QPushButton, QRadioButton,
                                QStackedWidget, QVBoxLayout, QWidget)
 
@@ -22,6 +25,7 @@ from station.issuance.bridge import PromptKind
 from station.issuance.progress import Step
 from station.ui.controller import CardWatcher, IssuanceController
 from station.ui.widgets import ErrorBanner
+from station.terms import RequestState
 from station.wizard.flow import Applicant, IssuanceFlow, Operation, Status, TargetOffer
 
 
@@ -123,6 +127,10 @@ class StepPage(QWidget):
         self.layout_.addWidget(self.problem)
         self.body = QVBoxLayout()
         self.layout_.addLayout(self.body)
+        self.missing = QLabel()
+        self.missing.setWordWrap(True)
+        self.missing.setAccessibleName(tr("Still needed"))
+        self.layout_.addWidget(self.missing)
         self.layout_.addStretch(1)
 
     def render(self, flow: IssuanceFlow) -> None:
@@ -135,6 +143,9 @@ class StepPage(QWidget):
             self.problem.show_error(page.problem.message, page.problem.hint)
         else:
             self.problem.clear()
+        needs = flow.missing() if flow.current is self.step and page.status is not Status.BUSY else []
+        self.missing.setText(tr("Still needed: {needs}").format(needs="; ".join(needs)) if needs else "")
+        self.missing.setVisible(bool(needs))
 
     def idle_text(self, flow: IssuanceFlow) -> str:
         return ""
@@ -184,10 +195,6 @@ class RequestPage(StepPage):
         aal_row.addWidget(self.aal_reason, 1)
         choices.addRow(tr("Assurance:"), aal_row)
         self.body.addLayout(choices)
-        self.missing = QLabel()
-        self.missing.setWordWrap(True)
-        self.missing.setAccessibleName(tr("Still needed"))
-        self.body.addWidget(self.missing)
 
     def idle_text(self, flow: IssuanceFlow) -> str:
         return tr("Insert the applicant's PIV card, choose the target and the assurance level.")
@@ -223,9 +230,6 @@ class RequestPage(StepPage):
             if not choice.allowed:
                 reasons.append(f"{choice.value}: {choice.reason}")
         self.aal_reason.setText("; ".join(reasons))
-        needs = flow.missing()
-        self.missing.setText(tr("Still needed: {needs}").format(needs="; ".join(needs)) if needs else "")
-        self.missing.setVisible(bool(needs))
 
 
 class ApprovalPage(StepPage):
@@ -334,7 +338,7 @@ class IssuanceWindow(QWidget):
     def __init__(self, ctx, parent: QWidget | None = None, *, resume: tuple[int, str, str] | None = None):
         super().__init__(parent, Qt.WindowType.Window)
         self.ctx = ctx
-        self.flow = IssuanceFlow.resume(*resume) if resume else IssuanceFlow()
+        self.flow = IssuanceFlow.resume(resume[0], resume[1], aal=resume[2]) if resume else IssuanceFlow()
         self.controller = IssuanceController(ctx, self)
         from station.ui.approval import ApprovalLock
         from station.ui.kiosk import KioskWindow
@@ -367,7 +371,11 @@ class IssuanceWindow(QWidget):
         self.next_button = QPushButton(tr("Next"))
         self.next_button.setDefault(True)
         self.close_button = QPushButton(tr("Close"))
-        for button in (self.cancel_button, self.next_button, self.close_button):
+        self.receipt_button = QPushButton(tr("Save &receipt…"))
+        self.receipt_button.setAccessibleName(tr("Save the applicant's receipt as PDF"))
+        self.receipt_button.hide()
+        self.receipt_button.clicked.connect(self.save_receipt)
+        for button in (self.receipt_button, self.cancel_button, self.next_button, self.close_button):
             buttons.addWidget(button)
         right.addLayout(buttons)
 
@@ -387,8 +395,14 @@ class IssuanceWindow(QWidget):
         self.watcher = CardWatcher(self)
         self.watcher.changed.connect(self._readers_changed)
         self.watcher.start()
-        self.ctx.call("describe targets", _describe_targets, dict(ctx.settings.targets), on_done=self._targets_known,
-                      on_error=lambda exc: self.flow.failed(str(exc), getattr(exc, "hint", "")) or self.render())
+        # tokens plugged in or out are noticed without a click: described again every 2 s while
+        # the worker is free (PKCS#11 has no insertion event that every module gives)
+        self._describing = False
+        self.token_timer = QTimer(self)
+        self.token_timer.setInterval(2000)
+        self.token_timer.timeout.connect(self._describe)
+        self.token_timer.start()
+        self._describe()
         self.render()
 
     # --- rendering -------------------------------------------------------------------------------------
@@ -402,8 +416,13 @@ class IssuanceWindow(QWidget):
         operation = flow.next_operation()
         if self._locked():
             return  # the approval lock holds the window's controls disabled until it lets go
-        self.next_button.setText(_NEXT_WORDS.get(operation, tr("Next")) if operation else tr("Done"))
-        self.next_button.setEnabled(operation is not None and not busy and not flow.missing())
+        issued = flow.state is RequestState.ISSUED
+        if operation is not None:
+            self.next_button.setText(_NEXT_WORDS[operation])
+        else:  # the request has ended: close, or start again for the applicant at the desk
+            self.next_button.setText(tr("Done") if issued or not flow.finished else tr("New request"))
+        self.next_button.setEnabled(not busy and (operation is None or not flow.missing()))
+        self.receipt_button.setVisible(issued and flow.outcome is not None)
         self.cancel_button.setEnabled(busy)
         self.close_button.setEnabled(not busy)
         if self.stack.currentWidget() is not previous:
@@ -442,9 +461,23 @@ class IssuanceWindow(QWidget):
         self.flow.card_removed()
         self.request_page.message.setText(tr("The card in the reader cannot be read: {error}").format(error=exc))
 
-    def _targets_known(self, offers: list[TargetOffer]) -> None:
-        self.flow.set_targets(offers)
-        self.render()
+    def _describe(self) -> None:
+        if self._describing or self.controller.running is not None or not self.ctx.settings.targets:
+            return
+        self._describing = True
+
+        def known(offers: list[TargetOffer]) -> None:
+            self._describing = False
+            if offers != self.flow.targets:
+                self.flow.set_targets(offers)
+                self.render()
+
+        def failed(exc: BaseException) -> None:
+            self._describing = False
+            self.flow.failed(str(exc), getattr(exc, "hint", ""))
+            self.render()
+
+        self.ctx.call("describe targets", _describe_targets, dict(self.ctx.settings.targets), on_done=known, on_error=failed)
 
     def _choose_target(self, name: str) -> None:
         if name:
@@ -461,6 +494,9 @@ class IssuanceWindow(QWidget):
     # --- the work ----------------------------------------------------------------------------------------
     def go_on(self) -> None:
         operation = self.flow.next_operation()
+        if operation is None and self.flow.finished and self.flow.state is not RequestState.ISSUED:
+            self.start_again()
+            return
         if operation is None:
             self.close()
             return
@@ -470,6 +506,42 @@ class IssuanceWindow(QWidget):
         self.flow.started(operation)
         self.controller.run(operation, self.flow)
         self.render()
+
+    def start_again(self) -> None:
+        """A new request for the applicant at the desk (the card and the targets are kept)."""
+        old = self.flow
+        self.flow = IssuanceFlow(applicant=old.applicant, targets=list(old.targets))
+        self.flow.set_targets(old.targets)
+        if old.target is not None and old.target.present:
+            self.flow.choose_target(old.target.name)
+        self.setWindowTitle(tr("New derived PIV credential"))
+        self.render()
+
+    def receipt_facts(self):
+        from station.wizard.facts import ReceiptFacts
+
+        outcome, flow = self.flow.outcome, self.flow
+        cert = outcome.certificate
+        name = cert.subject.rfc4514_string() if cert is not None else (flow.applicant.name if flow.applicant else "")
+        return ReceiptFacts(applicant=flow.applicant.name if flow.applicant else name, serial=outcome.serial or "",
+                            policy_oid=str(outcome.policy or ""), policy_name=_POLICY_NAMES.get(str(outcome.policy), ""),
+                            device=f"{flow.target.name} ({flow.target.details})" if flow.target else "",
+                            issued_at=cert.not_valid_before_utc if cert is not None else dt.datetime.now(dt.timezone.utc),
+                            station=self.ctx.home.root.name)
+
+    def save_receipt(self) -> None:
+        """Ask where (a non-blocking file dialog), then write the PDF there."""
+        dialog = QFileDialog(self, tr("Save the receipt"), str(Path.home() / f"receipt-{self.flow.outcome.serial}.pdf"),
+                             tr("PDF (*.pdf)"))
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.fileSelected.connect(lambda path: self.write_receipt(Path(path)))
+        dialog.open()
+
+    def write_receipt(self, path: Path) -> None:
+        from station.ui.receipt import write_receipt
+
+        write_receipt(path, self.receipt_facts())
+        self.pages[Step.SELF_TEST].message.setText(tr("The receipt is saved in {path}.").format(path=path))
 
     def decide(self, identity: str, approve: bool, reason: str) -> None:
         """A supervisor's decision from the approval lock: run it (they sign in afresh)."""
@@ -527,6 +599,11 @@ class IssuanceWindow(QWidget):
         self.render()
 
     def _failed(self, operation: Operation, error: BaseException) -> None:
+        request_id = getattr(error, "request_id", None) or self.flow.request_id
+        if request_id is not None:  # a refusal may have ended the request: ask the records, not the error
+            from station.service.requests import state_of
+
+            self.ctx.call("the request's state", state_of, request_id, on_done=self._state_known)
         if isinstance(error, Cancelled):
             self.flow.cancelled(error.request_id)
         else:
@@ -536,14 +613,24 @@ class IssuanceWindow(QWidget):
                 self.lock.show_refusal(str(error), getattr(error, "hint", ""))
         self.render()
 
+    def _state_known(self, state: str | None) -> None:
+        if state is not None:
+            self.flow.synced(state)
+            self.render()
+
     def closeEvent(self, event) -> None:
         if self.controller.running is not None:
             event.ignore()  # Cancel first: the work stops at its next safe point
             return
         self.watcher.stop()
+        self.token_timer.stop()
         self.kiosk.close()
         self.closed.emit()
         super().closeEvent(event)
+
+
+_POLICY_NAMES = {"2.16.840.1.101.3.2.1.3.40": "id-fpki-common-derived-pivAuth",
+                 "2.16.840.1.101.3.2.1.3.41": "id-fpki-common-derived-pivAuth-hardware"}
 
 
 def _describe_targets(station, offers: dict[str, str]) -> list[TargetOffer]:

@@ -134,16 +134,17 @@ class IssuanceFlow:
 
     def missing(self) -> list[str]:
         """What the current page still needs before Next, in words (empty: valid)."""
-        if self.current is not Step.REQUEST or self.request_id is not None:
+        operation = self.next_operation()
+        if operation is None or operation is Operation.DECIDE:
             return []
         needs = []
-        if self.applicant is None:
-            needs.append("insert the applicant's PIV card")
+        if self.applicant is None and (self.request_id is None or self.state is RequestState.APPROVED):
+            needs.append("insert the applicant's PIV card")  # read for the request, PKI-AUTH after approval
         if self.target is None:
             needs.append("choose where the credential goes")
         elif not self.target.present:
             needs.append(f"plug in {self.target.name}")
-        if not {c.value: c.allowed for c in self.aal_choices()}.get(self.aal.value, False):
+        if self.request_id is None and not {c.value: c.allowed for c in self.aal_choices()}.get(self.aal.value, False):
             needs.append("choose an assurance level the target allows")
         return needs
 
@@ -242,6 +243,16 @@ class IssuanceFlow:
         if resumable and not hint:
             hint = "go on from the queue when ready (Resume)"
         self._set(self.current, status=Status.ERROR, problem=Problem(message, hint, code))
+
+    def synced(self, state: str) -> None:
+        """The request's state as the records have it after an error: a request the engine
+        ended (``failed`` after a wrong PIN) is finished here too, its problem kept."""
+        state = RequestState(state)
+        if state in FINAL_STATES and state is not RequestState.ISSUED:
+            self.state = state
+            page = self.view()
+            if page.problem is not None:
+                self._set(self.current, problem=replace(page.problem, hint=_ENDED_HINT[state]))
 
     def cancelled(self, request_id: int | None) -> None:
         if request_id is not None and self.request_id is None:

@@ -11,23 +11,18 @@ import sys
 import threading
 import time
 import traceback
-import uuid
 
-import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
-from station.devices.virtual import load_card_image
 from station.issuance.progress import Step
-from station.issuance.signin import sign_in_with_password
-from station.ui.context import Settings, UiContext
 from station.ui.wizard import IssuanceWindow, SecretDialog
-from station.ui.worker import QtDeviceWorker
 from station.wizard.flow import Status
-from tests.conftest import GOLDEN, TEST_PIN, init_softhsm_token
-from tests.issuance.people import NOTHING, ONE_CREDENTIAL, SECRETS, add_password_operators, token_objects
+from tests.conftest import TEST_PIN
+from tests.issuance.people import NOTHING, ONE_CREDENTIAL, SECRETS, token_objects
+from tests.ui.conftest import TRANSPORT
 
-TRANSPORT, NEW_PIN = "55667788", "73915824"
+NEW_PIN = "73915824"
 WAIT = 60_000
 
 
@@ -66,28 +61,6 @@ class Heartbeat:
 
     def check(self, limit: float = 0.05):
         assert self.worst < limit, f"the event loop stalled {self.worst * 1000:.0f} ms; {self.where}"
-
-
-@pytest.fixture
-def station(sqlite_station, icam_profile_path):
-    sqlite_station.config["trust_profile"] = str(icam_profile_path)
-    return add_password_operators(sqlite_station)
-
-
-@pytest.fixture
-def token(softhsm_conf):
-    label = f"ui-{uuid.uuid4().hex[:8]}"
-    return label, init_softhsm_token(label, TRANSPORT)
-
-
-@pytest.fixture
-def ctx(qtbot, station, token, insert_card, pcscd):
-    insert_card(load_card_image(GOLDEN, pin=TEST_PIN))
-    worker = QtDeviceWorker()
-    context = UiContext(station.home, station, worker, Settings(targets={"SoftHSM token": token[1]}))
-    context.set_operator(sign_in_with_password(station, "reg", SECRETS["reg"]))
-    yield context
-    worker.stop()
 
 
 def open_window(qtbot, ctx, **options) -> IssuanceWindow:
