@@ -16,6 +16,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 from station.issuance.progress import Step
+from station.service.requests import state_of
 from station.ui.wizard import IssuanceWindow, SecretDialog
 from station.wizard.flow import Status
 from tests.conftest import TEST_PIN
@@ -96,8 +97,6 @@ def test_the_request_page_fills_itself_and_opens_the_request(qtbot, ctx, station
     assert "waits for a supervisor" in window.pages[Step.APPROVAL].message.text()
     assert window.steps.item(1).font().bold()  # the current step is marked
     heart.check()
-    from station.service.requests import state_of
-
     assert state_of(station, window.flow.request_id) == "requested"
 
 
@@ -149,7 +148,7 @@ def kiosk_types(qtbot, window, pin: str, *, twice: bool = False) -> None:
 def supervisor_decides(qtbot, window, identity: str, secret: str, *, approve: bool = True, reason: str = "") -> None:
     qtbot.waitUntil(lambda: window.lock is not None and window.lock.isVisible(), timeout=WAIT)
     lock = window.lock
-    assert lock.registrar.text() == "reg" and lock.applicant.text() == "ICAM Test Card PIV Auth SP 800-73-4"
+    assert lock.registrar.text() == window.ctx.operator.identity and lock.applicant.text() == "ICAM Test Card PIV Auth SP 800-73-4"
     lock.identity.clear()
     qtbot.keyClicks(lock.identity, identity)
     qtbot.keyClicks(lock.password, secret)
@@ -158,10 +157,10 @@ def supervisor_decides(qtbot, window, identity: str, secret: str, *, approve: bo
     qtbot.mouseClick(lock.approve if approve else lock.deny, Qt.MouseButton.LeftButton)
 
 
-def open_request(qtbot, window) -> int:
+def open_request(qtbot, window, secret: str = SECRETS["reg"]) -> int:
     qtbot.waitUntil(lambda: window.next_button.isEnabled(), timeout=WAIT)
     qtbot.mouseClick(window.next_button, Qt.MouseButton.LeftButton)
-    sign_in_dialog(qtbot, window, SECRETS["reg"])
+    sign_in_dialog(qtbot, window, secret)
     qtbot.waitUntil(lambda: window.flow.request_id is not None and window.controller.running is None, timeout=WAIT)
     return window.flow.request_id
 
@@ -186,23 +185,30 @@ def test_a_full_issuance_through_the_windows_to_a_passing_self_test(qtbot, ctx, 
     heart.check()
     assert window.next_button.text() == "Done" and window.close_button.isEnabled()
     assert token_objects(token[0], NEW_PIN) == ONE_CREDENTIAL
-    from station.service.requests import state_of
-
     assert state_of(station, request_id) == "issued"
 
 
 def test_the_registrar_cannot_approve_their_own_request_and_a_supervisor_denies(qtbot, ctx, station):
+    from station.issuance.signin import hash_password, sign_in_with_password
+    from station.service.operators import add_operator
+    from station.terms import AuthMethod, Role
+
+    # "dual" registers and supervises; "boss" supervises: dual opens the request and may not approve it
+    add_operator(station, "dual", display_name="Dual", roles=[Role.REGISTRAR, Role.SUPERVISOR],
+                 auth_method=AuthMethod.PASSWORD, auth_reference=hash_password("dual passphrase 3"), actor="admin")
+    add_operator(station, "boss", display_name="Boss", roles=[Role.SUPERVISOR], auth_method=AuthMethod.PASSWORD,
+                 auth_reference=hash_password("boss passphrase 4"), actor="admin")
+    ctx.set_operator(sign_in_with_password(station, "dual", "dual passphrase 3"))
     window = open_window(qtbot, ctx)
-    request_id = open_request(qtbot, window)
+    request_id = open_request(qtbot, window, "dual passphrase 3")
     qtbot.mouseClick(window.next_button, Qt.MouseButton.LeftButton)
-    supervisor_decides(qtbot, window, "reg", SECRETS["reg"])  # the registrar as approver: not a supervisor
+    supervisor_decides(qtbot, window, "dual", "dual passphrase 3")  # the request's own registrar
     qtbot.waitUntil(lambda: window.controller.running is None and window.lock.banner.isVisible(), timeout=WAIT)
     assert window.lock.isVisible() and window.lock.password.text() == ""
-    assert "supervisor" in window.lock.banner.message.text()  # the refusal in words
-    supervisor_decides(qtbot, window, "sup", SECRETS["sup"], approve=False, reason="not the person on the card")
+    assert "cannot approve" in window.lock.banner.message.text()  # the refusal in words
+    assert state_of(station, request_id) == "requested"
+    supervisor_decides(qtbot, window, "boss", "boss passphrase 4", approve=False, reason="not the person on the card")
     qtbot.waitUntil(lambda: window.flow.finished and window.controller.running is None, timeout=WAIT)
     assert window.flow.state.value == "rejected" and not window.lock.isVisible()
     assert "rejected" in window.pages[Step.APPROVAL].problem.hint.text()
-    from station.service.requests import state_of
-
     assert state_of(station, request_id) == "rejected"
