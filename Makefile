@@ -37,7 +37,7 @@ test: setup
 demo: setup
 	$(BIN)/station demo
 
-# every bench/*.py in turn (issue, cancel: cancel to idle per step, verify, card_read, ca)
+# every bench/*.py in turn (issue, cancel: cancel to idle per step, verify, card_read, ca, ui: GUI start and stall)
 bench: setup
 	$(BIN)/python -m bench
 
