@@ -28,7 +28,10 @@ runs; ratio = station / bare (target <= 1.3).
 :func:`station.ui.demo.run_headless` (scripted people drive the real windows offscreen over
 the demo world) with a 10 ms ``QTimer`` heartbeat on the GUI thread; the figure is the
 largest interval between two heartbeats (the nominal 10 ms included: a conservative figure),
-counted from the first heartbeat, i.e. once the event loop runs. Target <= 50 ms.
+counted from the first heartbeat, i.e. once the event loop runs: the start is in it (the
+station opening on the worker, whose imports hold the GIL in chunks, while "Opening the
+station…" shows), and the largest interval before the first sign-in is printed apart.
+Target <= 50 ms.
 """
 
 from __future__ import annotations
@@ -130,9 +133,10 @@ def measure_start(home: Path, runs: int = RUNS) -> tuple[float, float, tuple[int
     return statistics.median(station), statistics.median(bare), (width, height)
 
 
-def measure_stall(env) -> tuple[float, str, list[dict]]:
+def measure_stall(env) -> tuple[float, str, float, list[dict]]:
     """The largest heartbeat interval (ms) during one headless demo issuance, what the
-    people last did before it, and the issuance's results."""
+    people last did before it, the largest before they did anything (the start: the station
+    opening, the sign-in screen), and the issuance's results."""
     from PySide6.QtCore import QTimer
 
     from station.ui.app import prepare_application
@@ -140,7 +144,7 @@ def measure_stall(env) -> tuple[float, str, list[dict]]:
 
     app = prepare_application(offscreen=True)
     said = [""]
-    worst = {"gap": 0.0, "during": "", "last": None}
+    worst = {"gap": 0.0, "during": "", "last": None, "start": 0.0}
 
     def beat() -> None:
         now = time.perf_counter()
@@ -148,6 +152,8 @@ def measure_stall(env) -> tuple[float, str, list[dict]]:
             gap = (now - worst["last"]) * 1000
             if gap > worst["gap"]:
                 worst["gap"], worst["during"] = gap, said[0]
+            if not said[0]:
+                worst["start"] = max(worst["start"], gap)
         worst["last"] = now
 
     heartbeat = QTimer(app)
@@ -157,7 +163,7 @@ def measure_stall(env) -> tuple[float, str, list[dict]]:
     heartbeat.start()
     results = run_headless(env, say=lambda text: said.__setitem__(0, text.strip()))
     heartbeat.stop()
-    return worst["gap"], worst["during"], results
+    return worst["gap"], worst["during"], worst["start"], results
 
 
 def main() -> None:
@@ -167,7 +173,7 @@ def main() -> None:
 
     with DemoEnvironment() as env:
         station_ms, bare_ms, (width, height) = measure_start(env.home.root)
-        stall_ms, during, results = measure_stall(env)
+        stall_ms, during, start_stall_ms, results = measure_stall(env)
     if not results or results[-1].get("selftest") != "pass":
         raise SystemExit(f"bench.ui: the demo issuance did not pass: {results}")
     ratio = station_ms / bare_ms
@@ -177,7 +183,7 @@ def main() -> None:
     ], ("cold start, median of %d" % RUNS, "ms")))
     print(f"\nstart: station/bare = {ratio:.2f} (target <= 1.3)")
     print(f"largest event-loop stall during a demo issuance: {stall_ms:.1f} ms (target <= 50), "
-          f"after: {during or '(the start)'}")
+          f"after: {during or '(the start)'}; before the first sign-in (the station opening): {start_stall_ms:.1f} ms")
     record([
         {"name": "ui.start", "value": station_ms, "unit": "ms", "peer": "bare PySide6 QWizard",
          "peer_value": bare_ms, "ratio": ratio},
