@@ -5,8 +5,9 @@ driven by the headless demo's scripted people (:class:`station.ui.demo.ScriptedP
 here pause at each moment worth a picture and grab the window (``QWidget.grab``): the sign-in
 screen; the wizard's seven pages (the request with the card read and the target chosen, the
 approval page, the supervisor's lock, PKI-AUTH with the kiosk asking the PIV card's PIN, key
-generation with its sub-steps, delivery, activation with the kiosk showing a PIN-policy
-error, the self-test's PASS); the kiosk alone; the applicant's receipt (the PDF's first page
+generation with its sub-steps, delivery, the kiosk's new-PIN entry showing a PIN-policy
+error (``wizard-activation``: the engine asks for the new PIN before the key is generated,
+so the step list shows step 4 then) and the activation step itself, the self-test's PASS); the kiosk alone; the applicant's receipt (the PDF's first page
 through ``pdftoppm``); then, after a second request is opened and left for approval, the main
 window of a registrar, a supervisor, an administrator (registry) and an auditor (audit trail).
 
@@ -186,6 +187,8 @@ def photographer_class():
                 self.shoot("wizard-key-generation", window)  # the last one with the step current stays
             elif step is Step.DELIVERY:
                 self.shoot("wizard-delivery", window)
+            elif step is Step.ACTIVATION:  # the engine asks the new PIN earlier (see wizard-activation)
+                self.shoot("wizard-activation-progress", window)
 
         def _finish(self, window) -> None:
             if self.phase != "first":
