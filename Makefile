@@ -1,4 +1,4 @@
-# One entry point for people and CI: `make demo`, `make test`, `make bench`, `make mutants`.
+# One entry point for people and CI: `make demo`, `make test`, `make bench`, `make screenshots`, `make mutants`.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +9,7 @@ APT_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev softhsm2 opensc zbar-tools
 	postgresql gnome-keyring dbus-daemon libengine-pkcs11-openssl openssl strace poppler-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup apt venv test demo bench mutants clean
+.PHONY: setup apt venv test demo bench screenshots mutants clean
 
 setup: apt venv
 
@@ -37,9 +37,14 @@ test: setup
 demo: setup
 	$(BIN)/station demo
 
-# every bench/*.py in turn (issue, cancel: cancel to idle per step, verify, card_read, ca)
+# every bench/*.py in turn (issue, cancel: cancel to idle per step, verify, card_read, ca, ui: GUI start and stall)
 bench: setup
 	$(BIN)/python -m bench
+
+# every screen as PNG in docs/screenshots/ (offscreen; XVFB=1: under xvfb-run), at 100 %, and the main ones at 200 % (@2x)
+screenshots: setup
+	$(BIN)/python -m tools.screenshots $(if $(XVFB),--xvfb)
+	$(BIN)/python -m tools.screenshots --scale 2 $(if $(XVFB),--xvfb)
 
 # Break each rule in turn (in a copy of the tree) and check its tests notice; not part of `make test`.
 mutants: setup

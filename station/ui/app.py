@@ -16,6 +16,7 @@ wheel does not ship them (they belong to the system: a package installs the desk
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -99,6 +100,36 @@ def show_error(parent: QWidget | None, title: str, error: BaseException) -> None
     box.exec()
 
 
+# What the GUI thread would otherwise import when it first needs them: the sign-in screen's
+# modules (the operator sign-in pulls in PKI-AUTH) and, while the operator signs in, the windows.
+SIGNIN_MODULES = ("station.ui.signin", "station.ui.idle")
+WINDOW_MODULES = ("station.ui.main_window", "station.ui.wizard", "station.ui.approval", "station.ui.kiosk",
+                  "station.service.requests")
+
+
+def load_modules(names: tuple[str, ...]) -> None:
+    """On the worker: import ``names`` (a class statement is no widget: importing them off the
+    GUI thread is safe), so that the GUI thread finds them loaded and never stalls on an
+    import."""
+    for name in names:
+        importlib.import_module(name)
+
+
+def open_station(home: StationHome):
+    """On the worker: the service layer is imported here (SQLAlchemy, the PKI: the biggest part
+    of a start), not on the GUI thread, so "Opening the station…" shows at once; then the
+    station opens and the sign-in screen's modules load."""
+    from station.service.station import Station
+
+    station = Station.open(home)
+    try:
+        load_modules(SIGNIN_MODULES)
+    except BaseException:
+        station.close()
+        raise
+    return station
+
+
 class OpeningWindow(QWidget):
     """Shown while the station opens on the device worker."""
 
@@ -142,13 +173,11 @@ class Shell(QObject):
         self._open_job: int | None = None
 
     def start(self) -> None:
-        from station.service.station import Station
-
         self.opening = OpeningWindow()
         self.opening.show()
         self.worker.finished.connect(self._open_done)
         self.worker.failed.connect(self._open_error)
-        self._open_job = self.worker.run("open the station", Station.open, self.home)
+        self._open_job = self.worker.run("open the station", open_station, self.home)
 
     def _open_done(self, job: int, station) -> None:
         if job != self._open_job:
@@ -190,6 +219,7 @@ class Shell(QObject):
         if self.opening is not None:
             self.opening.close()
             self.opening = None
+        self.worker.run("load the windows", load_modules, WINDOW_MODULES)  # while the operator signs in
         self.opened.emit(ctx)
 
     def _signed_in(self, signed) -> None:
