@@ -171,6 +171,7 @@ class KioskWindow(QWidget):
             self.showFullScreen()
         else:
             self.setWindowModality(Qt.WindowModality.WindowModal if parent is not None else Qt.WindowModality.ApplicationModal)
+            self.layout().activate()  # the fields just shown or hidden count in the size asked for
             hint = self.sizeHint()
             if parent is not None:  # most of the registrar's window, so the pad is large
                 frame = parent.window().frameGeometry()

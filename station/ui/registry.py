@@ -24,6 +24,17 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogBut
 from station.terms import Role
 
 
+
+def device_words(identity: str | None) -> str:
+    """A recorded device identity (``pkcs11:token=…;manufacturer=…``) in words: label, model, serial."""
+    from station.issuance.targets.base import DeviceIdentity
+
+    if not identity:
+        return ""
+    d = DeviceIdentity.parse(identity)
+    words = " ".join(part for part in (d.manufacturer, d.model) if part)
+    return ", ".join(part for part in (d.label, words, f"serial {d.serial}" if d.serial else "") if part)
+
 def tr(text: str) -> str:
     return QCoreApplication.translate("station", text)
 
@@ -146,7 +157,7 @@ class CredentialDialog(QDialog):
         self.setWindowTitle(tr("Credential %s") % view.serial)
         form = QFormLayout()
         for label, value in ((tr("Serial"), view.serial), (tr("Subject"), view.subject), (tr("Status"), view.status),
-                             (tr("Policy"), view.policy), (tr("Device"), view.target_device or ""),
+                             (tr("Policy"), view.policy), (tr("Device"), device_words(view.target_device)),
                              (tr("Issued"), when(view.issued_at)), (tr("Expires"), when(view.not_after)),
                              (tr("Request"), str(view.request_id)),
                              (tr("Revoked"), f"{when(view.revoked_at)} ({view.revocation_reason})" if view.revoked_at else "")):
@@ -255,7 +266,7 @@ class CredentialRegistry(QWidget):
         self.busy.hide()
         self.refresh_button.setEnabled(True)
         self.views = {v.serial: v for v in views}
-        fill(self.model, [[common_name(v.subject), v.status, v.serial, when(v.issued_at), when(v.not_after), v.target_device,
+        fill(self.model, [[common_name(v.subject), v.status, v.serial, when(v.issued_at), when(v.not_after), device_words(v.target_device),
                            v.policy, v.subject] for v in views], [v.serial for v in views])
         fit(self.table)
         self._count()

@@ -235,6 +235,22 @@ class RequestPage(StepPage):
 class ApprovalPage(StepPage):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(Step.APPROVAL, parent)
+        box = QGroupBox(tr("The request the supervisor decides"))
+        facts = QFormLayout(box)
+        self.applicant, self.target, self.aal, self.request = QLabel(), QLabel(), QLabel(), QLabel()
+        for label, widget in ((tr("Request"), self.request), (tr("Applicant"), self.applicant),
+                              (tr("Target"), self.target), (tr("Assurance"), self.aal)):
+            widget.setAccessibleName(label)
+            widget.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            facts.addRow(label + ":", widget)
+        self.body.addWidget(box)
+
+    def render(self, flow: IssuanceFlow) -> None:
+        super().render(flow)
+        self.request.setText(str(flow.request_id) if flow.request_id is not None else "")
+        self.applicant.setText(flow.applicant.name if flow.applicant else "")
+        self.target.setText(f"{flow.target.name} ({flow.target.details})" if flow.target else "")
+        self.aal.setText(flow.aal.value)
 
     def idle_text(self, flow: IssuanceFlow) -> str:
         if flow.request_id is None:
@@ -573,7 +589,9 @@ class IssuanceWindow(QWidget):
             dialog.open()
         elif prompt.kind in (PromptKind.PIN, PromptKind.NEW_PIN):
             self.kiosk.show_for(prompt)
-            self.pages[self.flow.current].message.setText(tr("The applicant is entering the PIN at the kiosk."))
+            self.pages[self.flow.current].message.setText(
+                tr("The applicant is choosing the new PIN at the kiosk (it is set on the device at activation).")
+                if prompt.kind is PromptKind.NEW_PIN else tr("The applicant is entering the PIN at the kiosk."))
         elif prompt.kind is PromptKind.PHOTO:
             self.pki_page.ask_photo(prompt)
         else:
