@@ -97,6 +97,7 @@ def test_approve_hands_the_password_only_to_the_engines_question_then_forgets_it
     worker.start()
     qtbot.waitUntil(lambda: not worker.is_alive(), timeout=5000)  # the prompt comes through the event loop
     assert worker.error is None and worker.result == PASSWORD
+    assert lock.password.text() == ""  # emptied once handed over
     lock.password.undo()
     assert lock.password.text() == "" and not any(PASSWORD in text for text in shown_texts(lock))
     lock.unlock()
