@@ -200,11 +200,20 @@ _BY_IDENTITY = select(Operator).where(Operator.identity == bindparam("identity")
 
 def operator_with_role(session: Session, identity: str, role: Role) -> Operator:
     op = session.execute(_BY_IDENTITY, {"identity": identity}).scalar_one_or_none()
-    if op is None or not op.active:
-        raise OperatorError(f"no active operator {identity!r}", code=OperatorError.Code.UNKNOWN)
-    if not op.has_role(role):
-        raise OperatorError(f"operator {identity!r} does not hold the {role.value} role", code=OperatorError.Code.ROLE)
+    refusal = role_refusal(identity, op is not None and op.active, op.roles if op is not None else None, role)
+    if refusal is not None:
+        raise refusal
     return op
+
+
+def role_refusal(identity: str | None, active: bool | None, roles: str | None, role: Role) -> OperatorError | None:
+    """Why the operator ``identity`` (its row's ``active`` and ``roles``; None: no such row)
+    may not act in ``role``, or None (:func:`operator_with_role` for a row read as columns)."""
+    if not active:
+        return OperatorError(f"no active operator {identity!r}", code=OperatorError.Code.UNKNOWN)
+    if role.value not in (roles or "").split():
+        return OperatorError(f"operator {identity!r} does not hold the {role.value} role", code=OperatorError.Code.ROLE)
+    return None
 
 
 def list_operators(station: Station) -> list[dict]:
