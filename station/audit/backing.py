@@ -458,10 +458,8 @@ def require_backed(session: Session, row: Row) -> None:
 def backed_request(session: Session, row: IssuanceRequest) -> AuditedRequest:
     """What the chain says of the request, from the same replay that checked the row:
     :class:`RecordNotBacked` unless the chain backs it (see :func:`disagreement`)."""
-    problem, replay = _disagreement(session, row)
-    if problem is not None:
-        raise RecordNotBacked(f"{problem}: the station does not act on it")
-    return replay.requests[row.id]
+    identities = _identities(session, row.registrar_id, row.approver_id)
+    return backed_request_said(session, row.id, row.state, identities.get(row.registrar_id), identities.get(row.approver_id))
 
 
 def backed_request_said(session: Session, request_id: int, state: str, registrar: str | None,
