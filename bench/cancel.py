@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from bench.issue import CARD_PIN, GOLDEN, ICAM, Person, new_token, station_home, untimed
+from bench.fixtures import softhsm_dir
 from bench.results import record, table
 from station.devices.virtual import load_card_image
 from station.devices.virtual.pcscd import IsolatedPcscd
@@ -125,10 +126,7 @@ def main() -> None:
     from station.service.station import Station
 
     work = Path(tempfile.mkdtemp(prefix="bench-cancel-"))
-    hsm_dir = work / "softhsm"
-    (hsm_dir / "tokens").mkdir(parents=True)
-    (hsm_dir / "softhsm2.conf").write_text(f"directories.tokendir = {hsm_dir / 'tokens'}\nobjectstore.backend = file\n")
-    os.environ["SOFTHSM2_CONF"] = str(hsm_dir / "softhsm2.conf")
+    softhsm_dir(work)
     rng = random.Random(SEED)
     latencies: dict[str, list[float]] = {step: [] for step in STEPS}
     try:

@@ -25,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from bench.fixtures import softhsm_dir
 from bench.results import record, table
 from station.issuance.interaction import ApprovalDecision
 from station.devices.virtual import load_card_image
@@ -188,10 +189,7 @@ def main() -> None:
     from station.service.station import Station
 
     work = Path(tempfile.mkdtemp(prefix="bench-issue-"))
-    hsm_dir = work / "softhsm"
-    (hsm_dir / "tokens").mkdir(parents=True)
-    (hsm_dir / "softhsm2.conf").write_text(f"directories.tokendir = {hsm_dir / 'tokens'}\nobjectstore.backend = file\n")
-    os.environ["SOFTHSM2_CONF"] = str(hsm_dir / "softhsm2.conf")
+    softhsm_dir(work)
     try:
         with IsolatedPcscd() as daemon, PkiMirror(ICAM) as mirror:
             os.environ["PCSCLITE_CSOCK_NAME"] = str(daemon.socket_path)

@@ -321,14 +321,19 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 
 def _request_problems(row: IssuanceRequest, replay: Replay, identities: dict | None = None) -> list[str]:
-    audited = replay.requests.get(row.id)
+    registrar, approver = (identities or {}).get(row.registrar_id), (identities or {}).get(row.approver_id)
+    return _request_said(row.id, row.state, registrar, approver, replay)
+
+
+def _request_said(request_id: int, state: str, registrar: str | None, approver: str | None, replay: Replay) -> list[str]:
+    """What a request row says (its state, its registrar's and approver's identities) that the replay does not."""
+    audited = replay.requests.get(request_id)
     if audited is None:
         return ["has no request.opened event (added behind the station's back)"]
     problems = []
-    if row.state != audited.state:
-        problems.append(f"state {row.state!r} has no {EVENT_FOR_STATE.get(row.state, row.state)} event "
+    if state != audited.state:
+        problems.append(f"state {state!r} has no {EVENT_FOR_STATE.get(state, state)} event "
                         f"(the audit trail says {audited.state!r})")
-    registrar, approver = (identities or {}).get(row.registrar_id), (identities or {}).get(row.approver_id)
     if registrar != audited.registrar:
         problems.append(f"registrar {registrar!r} is not who opened it in the audit trail ({audited.registrar!r})")
     if approver != audited.approver:
@@ -453,10 +458,19 @@ def require_backed(session: Session, row: Row) -> None:
 def backed_request(session: Session, row: IssuanceRequest) -> AuditedRequest:
     """What the chain says of the request, from the same replay that checked the row:
     :class:`RecordNotBacked` unless the chain backs it (see :func:`disagreement`)."""
-    problem, replay = _disagreement(session, row)
-    if problem is not None:
-        raise RecordNotBacked(f"{problem}: the station does not act on it")
-    return replay.requests[row.id]
+    identities = _identities(session, row.registrar_id, row.approver_id)
+    return backed_request_said(session, row.id, row.state, identities.get(row.registrar_id), identities.get(row.approver_id))
+
+
+def backed_request_said(session: Session, request_id: int, state: str, registrar: str | None,
+                        approver: str | None) -> AuditedRequest:
+    """:func:`backed_request` of a request row read as columns: its ``state`` and the identities
+    of its ``registrar`` and ``approver`` (joined in the caller's query, no ORM object)."""
+    replay = _request_replay(session, request_id)
+    problems = _request_said(request_id, state, registrar, approver, replay)
+    if problems:
+        raise RecordNotBacked(f"{IssuanceRequest.__tablename__} {request_id}: {problems[0]}: the station does not act on it")
+    return replay.requests[request_id]
 
 
 def audited_request(session: Session, request_id: int) -> AuditedRequest | None:

@@ -40,6 +40,11 @@ CHECKPOINT_AT_COMMIT = frozenset({"credential.issued", "request.issued", "creden
 _SIGN_AT_COMMIT = "station.audit.sign_at_commit"
 _EVENTS, _HEAD_TABLE = AuditEvent.__table__, AuditHead.__table__
 _HEAD = select(_HEAD_TABLE.c.seq, _HEAD_TABLE.c.hash).where(_HEAD_TABLE.c.id == 1).with_for_update()
+_CHECKPOINTS = AuditCheckpoint.__table__
+_KEY_REGISTERED = select(AuditKey.__table__.c.fingerprint).where(AuditKey.__table__.c.fingerprint == bindparam("fingerprint"))
+_SIGNED = (select(_CHECKPOINTS.c.seq, _CHECKPOINTS.c.head_hash, _CHECKPOINTS.c.signed_at, _CHECKPOINTS.c.key_fingerprint,
+                  _CHECKPOINTS.c.signature)
+           .where(_CHECKPOINTS.c.seq == bindparam("seq"), _CHECKPOINTS.c.key_fingerprint == bindparam("fingerprint")).limit(1))
 _MOVE_HEAD = _HEAD_TABLE.update().where(_HEAD_TABLE.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 
 
@@ -68,6 +73,7 @@ class AuditLog:
     anchor: Path | None = None  # where this station keeps its latest checkpoint, outside the database
     # (seq, signed_at) of the newest checkpoint known committed: spares a query per append
     _last_checkpoint: tuple[int, dt.datetime] | None = field(default=None, init=False, repr=False)
+    _signer_fingerprint: tuple[Any, str] | None = field(default=None, init=False, repr=False)
 
     def append(
         self,
@@ -156,26 +162,34 @@ class AuditLog:
             )
         return fingerprint
 
+    def _fingerprint(self) -> str:
+        """The SHA-256 of the signer's public key, computed once per signer."""
+        signer = self.signer
+        if self._signer_fingerprint is None or self._signer_fingerprint[0] is not signer:
+            self._signer_fingerprint = (signer, key_fingerprint(signer.public_key()))
+        return self._signer_fingerprint[1]
+
     def checkpoint(self, session: Session) -> AuditCheckpoint | None:
         """Sign the current head (in this transaction). None when the chain is empty."""
         if self.signer is None:
             raise AuditError("no audit key loaded", code=AuditError.Code.NO_KEY)
-        head = session.connection().execute(_HEAD).one()
+        session.flush()  # the changes before it: the head they moved
+        connection = session.connection()
+        head = connection.execute(_HEAD).one()
         if head.seq == 0:
             return None
-        fingerprint = key_fingerprint(self.signer.public_key())
-        if session.get(AuditKey, fingerprint) is None:
+        fingerprint = self._fingerprint()
+        if connection.execute(_KEY_REGISTERED, {"fingerprint": fingerprint}).first() is None:
             raise AuditError("this station's audit key is not registered in the records", code=AuditError.Code.KEY_UNREGISTERED)
-        done = session.execute(
-            select(AuditCheckpoint).where(AuditCheckpoint.seq == head.seq, AuditCheckpoint.key_fingerprint == fingerprint)
-        ).scalars().first()
+        done = connection.execute(_SIGNED, {"seq": head.seq, "fingerprint": fingerprint}).first()
         if done is not None and done.head_hash == head.hash:
-            return done  # this head is already signed by this station
+            return AuditCheckpoint(**done._asdict())  # this head is already signed by this station
         signed_at = chain.timestamp(self.clock())
         signature = self.signer.sign(chain.checkpoint_message(head.seq, head.hash, signed_at), hashes.SHA256())
-        cp = AuditCheckpoint(seq=head.seq, head_hash=head.hash, signed_at=signed_at, key_fingerprint=fingerprint, signature=signature)
-        session.add(cp)
-        session.flush()
+        row = {"seq": head.seq, "head_hash": head.hash, "signed_at": signed_at, "key_fingerprint": fingerprint,
+               "signature": signature}
+        connection.execute(_CHECKPOINTS.insert(), row)  # a Core insert: no unit of work
+        cp = AuditCheckpoint(**row)
         self._remember(session, (cp.seq, dt.datetime.fromisoformat(signed_at)))
         if self.anchor is not None:
             record = {"seq": cp.seq, "head_hash": cp.head_hash, "signed_at": signed_at, "key_sha256": fingerprint}

@@ -269,17 +269,16 @@ class IssuanceEngine:
 
     def _applicant_is_operator(self, fingerprint: str, fascn: str | None, card_uuid: str | None,
                                cardholder_uuid: str | None) -> str | None:
-        """An operator enrolled with this card (:func:`operators.card_holder`: the same PIV Authentication
+        """An operator enrolled with this card (:func:`operators.card_holders`: the same PIV Authentication
         certificate, FASC-N, card UUID, or the CHUID's cardholder UUID learnt at the operator's
         PIV sign-in), or with another card of the same person (:func:`_same_person`: the same
         credential, as on a re-issued card, or person identifier)."""
-        found = operators.card_holder_identity(self.station, piv_auth_sha256=fingerprint, fascn=fascn, card_uuid=card_uuid,
-                                               cardholder_uuid=cardholder_uuid)
+        holders = operators.card_holders(self.station, piv_auth_sha256=fingerprint, fascn=fascn, card_uuid=card_uuid,
+                                         cardholder_uuid=cardholder_uuid)  # one transaction
         person = _fascn(fascn)
-        if found is not None or person is None:
-            return found
-        enrolled = operators.enrolled_fascns(self.station)
-        return next((identity for identity, other in enrolled if (o := _fascn(other)) and _same_person(person, o)), None)
+        if holders.identity is not None or person is None:
+            return holders.identity
+        return next((identity for identity, other in holders.fascns if (o := _fascn(other)) and _same_person(person, o)), None)
 
     # --- 1. request ------------------------------------------------------------------------------
     def open_request(self, card: PivSession, *, registrar: str, aal: str, target: Target) -> int:

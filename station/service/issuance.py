@@ -15,10 +15,10 @@ from enum import Enum
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
-from station.audit.backing import AuditedRequest, backed_request
+from station.audit.backing import AuditedRequest, backed_request, backed_request_said
 from station.ca.profile import AssuranceMismatch, ProofOfPossession, plan_certificate
 from station.terms import Aal, TargetKind
 from station.errors import StationError
@@ -27,12 +27,13 @@ from station.records.models import (
     AuditEvent,
     Credential,
     IssuanceRequest,
+    Operator,
     PivAuthCertificate,
     serial_hex,
     utcnow,
 )
 from station.terms import RequestState, Role
-from station.service.operators import operator_with_role, same_person
+from station.service.operators import operator_with_role, role_refusal, same_person
 from station.service.station import Station
 
 IDENTITY_PROOFING_MAX_AGE = dt.timedelta(days=90)  # Common Policy §4.2.3
@@ -204,14 +205,39 @@ def locked_request(session: Session, request_id: int) -> IssuanceRequest:
 
 
 
+_REQUESTS, _OPERATORS = IssuanceRequest.__table__, Operator.__table__
+_REGISTRAR, _APPROVER = _OPERATORS.alias("registrar"), _OPERATORS.alias("approver")
+# the request to decide, locked, with the identities of its registrar and approver (for the chain)
+_DECIDING = (select(_REQUESTS.c.state, _REQUESTS.c.registrar_id, _REGISTRAR.c.identity.label("registrar"),
+                    _APPROVER.c.identity.label("approver"))
+             .select_from(_REQUESTS.outerjoin(_REGISTRAR, _REGISTRAR.c.id == _REQUESTS.c.registrar_id)
+                          .outerjoin(_APPROVER, _APPROVER.c.id == _REQUESTS.c.approver_id))
+             .where(_REQUESTS.c.id == bindparam("id")).with_for_update(of=_REQUESTS))
+# the deciding operator (by identity) and the request's registrar (by id): who may decide, and whether they are one person
+_DECIDERS = select(_OPERATORS).where(or_(_OPERATORS.c.identity == bindparam("approver"),
+                                         _OPERATORS.c.id == bindparam("registrar_id")))
+_DECIDE = (_REQUESTS.update().where(_REQUESTS.c.id == bindparam("rid"))
+           .values(state=bindparam("new"), approver_id=bindparam("approver_id"), decided_at=bindparam("at")))
+
+
 def decide_request(station: Station, request_id: int, *, approver: str, approve: bool = True, reason: str = "") -> None:
     """Approve or reject (``reason``: the supervisor's words, recorded with a rejection). The
-    approver holds the approver role and is not the registrar."""
+    approver holds the approver role and is not the registrar. The
+    rows are read and written as rows (Core), in the order of the rules: the request (unknown,
+    then not backed by the chain), the approver's role, one person, the state."""
     with station.db.transaction() as session:
-        req = locked_request(session, request_id)
-        require_backed(session, req)
-        op = operator_with_role(session, approver, Role.SUPERVISOR)
-        if same_person(op, req.registrar):  # the same operator, or another record of the same PIV card
+        connection = session.connection()
+        req = connection.execute(_DECIDING, {"id": request_id}).first()
+        if req is None:
+            raise IssuanceError(f"no request {request_id}", code=IssuanceError.Code.UNKNOWN_REQUEST)
+        backed_request_said(session, request_id, req.state, req.registrar, req.approver)
+        people = connection.execute(_DECIDERS, {"approver": approver, "registrar_id": req.registrar_id}).all()
+        op = next((row for row in people if row.identity == approver), None)
+        refusal = role_refusal(approver, op is not None and op.active, op.roles if op is not None else None, Role.SUPERVISOR)
+        if refusal is not None:
+            raise refusal
+        registrar = next((row for row in people if row.id == req.registrar_id), None)  # backed: it exists
+        if registrar is not None and same_person(op, registrar):  # the same operator, or another record of the same PIV card
             raise IssuanceError(
                 "the registrar of a request cannot approve it",
                 code=IssuanceError.Code.SEPARATION_OF_DUTIES,
@@ -219,11 +245,10 @@ def decide_request(station: Station, request_id: int, *, approver: str, approve:
             )
         if req.state != RequestState.REQUESTED.value:
             raise IssuanceError(f"request {request_id} is {req.state}, not awaiting a decision", code=IssuanceError.Code.STATE)
-        req.state = (RequestState.APPROVED if approve else RequestState.REJECTED).value
-        req.approver_id = op.id
-        req.decided_at = utcnow()
+        new = RequestState.APPROVED if approve else RequestState.REJECTED
+        connection.execute(_DECIDE, {"rid": request_id, "new": new.value, "approver_id": op.id, "at": utcnow()})
         station.audit.append(
-            session, actor=approver, action="request.approved" if approve else "request.rejected", object_type="request", object_id=req.id,
+            session, actor=approver, action="request.approved" if approve else "request.rejected", object_type="request", object_id=request_id,
             details=None if approve else {"reason": reason},
         )
 

@@ -209,11 +209,20 @@ _BY_IDENTITY = select(Operator).where(Operator.identity == bindparam("identity")
 
 def operator_with_role(session: Session, identity: str, role: Role) -> Operator:
     op = session.execute(_BY_IDENTITY, {"identity": identity}).scalar_one_or_none()
-    if op is None or not op.active:
-        raise OperatorError(f"no active operator {identity!r}", code=OperatorError.Code.UNKNOWN)
-    if not op.has_role(role):
-        raise OperatorError(f"operator {identity!r} does not hold the {role.value} role", code=OperatorError.Code.ROLE)
+    refusal = role_refusal(identity, op is not None and op.active, op.roles if op is not None else None, role)
+    if refusal is not None:
+        raise refusal
     return op
+
+
+def role_refusal(identity: str | None, active: bool | None, roles: str | None, role: Role) -> OperatorError | None:
+    """Why the operator ``identity`` (its row's ``active`` and ``roles``; None: no such row)
+    may not act in ``role``, or None (:func:`operator_with_role` for a row read as columns)."""
+    if not active:
+        return OperatorError(f"no active operator {identity!r}", code=OperatorError.Code.UNKNOWN)
+    if role.value not in (roles or "").split():
+        return OperatorError(f"operator {identity!r} does not hold the {role.value} role", code=OperatorError.Code.ROLE)
+    return None
 
 
 def list_operators(station: Station) -> list[dict]:
@@ -245,23 +254,33 @@ def disable_operator(station: Station, identity: str, *, actor: str) -> None:
                              details={"identity": identity})
 
 
-def card_holder_identity(station: Station, *, piv_auth_sha256: str, fascn: str | None, card_uuid: str | None,
-                         cardholder_uuid: str | None) -> str | None:
+@dataclass(frozen=True)
+class CardHolders:
+    """Who among the operators may hold an applicant's card: ``identity``, the operator
+    enrolled with this very card, or None; then ``fascns``, (identity, FASC-N hex) of every
+    operator enrolled with a FASC-N (read only when no operator holds the card and it has a
+    FASC-N), for the caller's same-person rule."""
+    identity: str | None
+    fascns: list[tuple[str, str]]
+
+
+def card_holders(station: Station, *, piv_auth_sha256: str, fascn: str | None, card_uuid: str | None,
+                 cardholder_uuid: str | None) -> CardHolders:
     """The operator enrolled with this card (:func:`card_holder`: the same PIV Authentication
     certificate, FASC-N, card UUID, or the CHUID's cardholder UUID learnt at the operator's PIV
-    sign-in), or None."""
+    sign-in), else the operators' enrolled FASC-Ns: one transaction, rows not ORM objects."""
     card = Operator(auth_method=AuthMethod.PIV.value, auth_reference=piv_auth_sha256, card_fascn=fascn, card_uuid=card_uuid,
                     cardholder_uuid=cardholder_uuid)
     with station.db.transaction() as session:
-        found = card_holder(session, card)
-        return found.identity if found is not None else None
+        connection = session.connection()
+        same = _card_matches(card)
+        found = connection.execute(select(Operator.identity).where(or_(*same)).limit(1)).scalar() if same else None
+        if found is not None or not fascn:
+            return CardHolders(found, [])
+        return CardHolders(None, [(identity, enrolled) for identity, enrolled in connection.execute(_ENROLLED_FASCNS)])
 
 
-def enrolled_fascns(station: Station) -> list[tuple[str, str]]:
-    """(identity, FASC-N hex) of every operator enrolled with a card's FASC-N."""
-    with station.db.transaction() as session:
-        return [(identity, fascn) for identity, fascn in session.execute(
-            select(Operator.identity, Operator.card_fascn).where(Operator.card_fascn.is_not(None)))]
+_ENROLLED_FASCNS = select(Operator.identity, Operator.card_fascn).where(Operator.card_fascn.is_not(None))
 
 
 @dataclass(frozen=True)

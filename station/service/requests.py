@@ -15,11 +15,11 @@ from cryptography import x509
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from station.audit.backing import AuditedCredential, applicant_credentials, audited_status
+from station.audit.backing import AuditedCredential, applicant_credentials, audited_status, backed_request_said
 from station.errors import StationError
-from station.records.models import Credential, IssuanceRequest, PivAuthCertificate
-from station.service.issuance import approver_signed_in, locked_request, require_backed
-from station.service.operators import operator_with_role
+from station.records.models import Credential, IssuanceRequest, Operator, PivAuthCertificate
+from station.service.issuance import IssuanceError, approver_signed_in, locked_request, require_backed
+from station.service.operators import role_refusal
 from station.service.revocation import mark_revoked
 from station.service.station import Station
 from station.terms import FINAL_STATES, RequestState, Role
@@ -29,6 +29,17 @@ _STATE = select(_REQUESTS.c.state).where(_REQUESTS.c.id == bindparam("id"))
 # compare-and-set: moved only from the expected state (prepared once; the columns a step sets, added)
 _ADVANCE = (_REQUESTS.update().where(_REQUESTS.c.id == bindparam("rid"), _REQUESTS.c.state == bindparam("expected"))
             .values(state=bindparam("new")))
+_OPERATORS = Operator.__table__
+_REGISTRAR, _APPROVER, _ACTOR = (_OPERATORS.alias(name) for name in ("registrar", "approver", "actor"))
+# a step's facts: the request, locked, with its registrar's and approver's identities and the
+# rows of its approver and of the acting registrar (enabled, roles): one query
+_FACTS = (select(_REQUESTS.c.state, _REGISTRAR.c.identity.label("registrar"), _APPROVER.c.identity.label("approver"),
+                 _APPROVER.c.active.label("approver_active"), _APPROVER.c.roles.label("approver_roles"),
+                 _ACTOR.c.active.label("actor_active"), _ACTOR.c.roles.label("actor_roles"))
+          .select_from(_REQUESTS.outerjoin(_REGISTRAR, _REGISTRAR.c.id == _REQUESTS.c.registrar_id)
+                       .outerjoin(_APPROVER, _APPROVER.c.id == _REQUESTS.c.approver_id)
+                       .outerjoin(_ACTOR, _ACTOR.c.identity == bindparam("actor")))
+          .where(_REQUESTS.c.id == bindparam("id")).with_for_update(of=_REQUESTS))
 _LOAD = (select(_REQUESTS.c.state, _REQUESTS.c.aal, _REQUESTS.c.target_state, PivAuthCertificate.fingerprint,
                 PivAuthCertificate.der, Credential.certificate, Credential.serial, Credential.policy)
          .join(PivAuthCertificate, PivAuthCertificate.id == _REQUESTS.c.piv_auth_certificate_id)
@@ -141,21 +152,26 @@ def step_facts(station: Station, request_id: int, actor: str) -> StepFacts:
     """:class:`StepFacts` of ``request_id`` for the registrar ``actor``, in one transaction
     holding the request's row lock (unknown request: ``issuance.unknown_request``)."""
     with station.db.transaction() as session:
-        row = locked_request(session, request_id)
-        try:
-            record = require_backed(session, row)
-        except StationError as exc:  # the row says what the chain does not
-            return StepFacts(row.state, unbacked=exc)
-        signed_in = record.approver is not None and approver_signed_in(session, record)
-        refusals = []
-        for identity, role in ((actor, Role.REGISTRAR), (record.approver, Role.SUPERVISOR)):
-            try:
-                operator_with_role(session, identity, role)
-                refusals.append(None)
-            except StationError as exc:
-                refusals.append(exc)
-        return StepFacts(row.state, None, record.approver, signed_in, refusals[0], refusals[1], record.target_device,
-                         _active_credentials(session, record.applicant_id, besides=request_id))
+        return _step_facts(session, request_id, actor)
+
+
+def _step_facts(session: Session, request_id: int, actor: str) -> StepFacts:
+    """:func:`step_facts` in the caller's transaction: four queries, rows not ORM objects (the
+    request locked with its registrar's, approver's and actor's operator rows; the request's
+    replay; the approver's sign-in; the applicant's credentials' replay)."""
+    row = session.connection().execute(_FACTS, {"id": request_id, "actor": actor}).first()
+    if row is None:
+        raise IssuanceError(f"no request {request_id}", code=IssuanceError.Code.UNKNOWN_REQUEST)
+    try:
+        record = backed_request_said(session, request_id, row.state, row.registrar, row.approver)
+    except StationError as exc:  # the row says what the chain does not
+        return StepFacts(row.state, unbacked=exc)
+    signed_in = record.approver is not None and approver_signed_in(session, record)
+    # the approver's row is the one the chain names: backed, so its identity is record.approver
+    not_registrar = role_refusal(actor, row.actor_active, row.actor_roles, Role.REGISTRAR)
+    not_supervisor = role_refusal(record.approver, row.approver_active, row.approver_roles, Role.SUPERVISOR)
+    return StepFacts(row.state, None, record.approver, signed_in, not_registrar, not_supervisor, record.target_device,
+                     _active_credentials(session, record.applicant_id, besides=request_id))
 
 
 def record_refusal(station: Station, *, actor: str, rule: str, request_id: int | None = None) -> None:

@@ -179,3 +179,25 @@ def test_issuing_inside_a_longer_workflow(station, pki):
     again = issuance.issue_certificate(station, req, CsrProof(csr(key)), actor=REGISTRAR,
                                        from_state=RequestState.AUTHENTICATED, to_state=RequestState.KEY_GENERATED)  # fmt: skip
     assert again.already_issued and again.certificate == first.certificate
+
+
+def test_step_facts_read_the_request_its_operators_and_the_chain(station, pki):
+    """The engine's step facts (one locked, joined query on both databases): the approver from
+    the chain, the acting registrar's and the approver's roles, and a row the chain does not back."""
+    from station.service import requests
+    from station.service.operators import disable_operator
+
+    req = approved_request(station, pki.piv_auth(), aal="AAL2", target="software")
+    facts = requests.step_facts(station, req, REGISTRAR)
+    assert (facts.state, facts.approver, facts.unbacked) == (RequestState.APPROVED.value, APPROVER, None)
+    assert facts.actor_not_registrar is None and facts.approver_not_supervisor is None
+    assert requests.step_facts(station, req, APPROVER).actor_not_registrar.code == "operator.role"
+    disable_operator(station, APPROVER, actor="t")
+    assert requests.step_facts(station, req, REGISTRAR).approver_not_supervisor.code == "operator.unknown"
+    with station.db.transaction() as s:
+        s.execute(IssuanceRequest.__table__.update().where(IssuanceRequest.id == req).values(state="activated"))
+    unbacked = requests.step_facts(station, req, REGISTRAR).unbacked
+    assert unbacked.code == "audit.unbacked" and "state 'activated' has no credential.activated event" in str(unbacked)
+    with pytest.raises(IssuanceError) as unknown:
+        requests.step_facts(station, req + 1000, REGISTRAR)
+    assert unknown.value.code == "issuance.unknown_request"
