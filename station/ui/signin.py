@@ -66,11 +66,9 @@ class SignInScreen(QWidget):
         self.setWindowTitle(tr("Sign in — Derived PIV Issuance Station"))
         self.setAccessibleName(tr("Sign in"))
 
-        title = QLabel(tr("Sign in to the station"))
-        font = title.font()
-        font.setPointSizeF(font.pointSizeF() * 1.5)
-        font.setBold(True)
-        title.setFont(font)
+        # a heading in rich text: larger and bold with the font's size, without making QFont's
+        # Python enums on the GUI thread before the first paint (~5 ms)
+        title = QLabel("<h2>%s</h2>" % tr("Sign in to the station").replace("&", "&amp;").replace("<", "&lt;"))
         title.setAccessibleName(tr("Sign in to the station"))
         self.notice = QLabel()  # why the screen shows (locked, signed out)
         self.notice.setWordWrap(True)
@@ -215,7 +213,10 @@ class SignInScreen(QWidget):
         self._fit()
 
     def add_status(self, widget: QWidget) -> None:
-        """Show ``widget`` above the Sign in button (it goes when it is deleted)."""
+        """Show ``widget`` above the Sign in button (it goes when it is deleted), aligned with
+        the form."""
+        if widget.layout() is not None:
+            widget.layout().setContentsMargins(0, 0, 0, 0)
         self.status.addWidget(widget)
         self._fit()
 
