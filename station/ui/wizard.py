@@ -12,6 +12,7 @@ approval lock (:mod:`station.ui.approval`); an operator's fresh sign-in is asked
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
@@ -716,7 +717,9 @@ class IssuanceWindow(QWidget):
         if self.controller.running is not None:
             event.ignore()  # Cancel first: the work stops at its next safe point
             return
-        self.watcher.stop()
+        # the watcher ends within a poll (0.25 s); its stop() waits for that, on a thread of
+        # its own: the GUI thread does not
+        threading.Thread(target=self.watcher.stop, name="card-watcher-stop", daemon=True).start()
         self.token_timer.stop()
         self._to_build = []
         if self._kiosk is not None:
