@@ -16,7 +16,7 @@ import importlib
 import os
 import sys
 
-from station import __version__, core_dumps
+from station import __version__
 from station.errors import BadPath, Exit, StationError, SystemFailure
 
 # Command-group modules and the commands each registers, in the order of --help.
@@ -98,6 +98,7 @@ def run() -> int:
     """The ``station`` program (console script and ``python -m station``): no core dumps (the
     commands read PINs and passwords into this process's memory), then :func:`main`. Tests call
     :func:`main` in their own process, which keeps its limits."""
+    from station import core_dumps
     from station.cli import _interrupt
 
     core_dumps.disable()

@@ -24,6 +24,7 @@ from station.issuance.pkiauth import pki_auth
 from station.errors import Exit, StationError
 from station.service import operators
 from station.service.operators import OperatorLogin
+from station.signin_policy import passwords_allowed
 from station.terms import AuthMethod, Role
 
 _HASHER = PasswordHasher()  # argon2id, RFC 9106 "second recommended" parameters
@@ -63,10 +64,6 @@ def hash_password(secret: str) -> str:
         raise SignInRefused("an operator password must be at least 12 characters", code=SignInRefused.Code.WEAK_PASSWORD,
                             hint="choose a longer passphrase (SP 800-63B §5.1.1.2)")
     return _HASHER.hash(secret)
-
-
-def passwords_allowed(config: dict) -> bool:
-    return bool((config.get("operators") or {}).get("allow_passwords", False))
 
 
 def _signed_in(login: OperatorLogin, method: AuthMethod, piv_sha256: str | None = None) -> SignedIn:

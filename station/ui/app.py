@@ -2,10 +2,13 @@
 
 The order of a start: check that a display can be used (Qt aborts the process when no
 platform plugin starts, so this is checked first and reported in one line); create the
-QApplication with the station's names and icon; open the station ON THE DEVICE WORKER while
-a small window says "Opening the station…"; build the :class:`UiContext`; show the sign-in
-screen. :class:`Shell` then moves between the sign-in screen and the main window: sign-in,
-sign-out and the idle lock (:mod:`station.ui.idle`).
+QApplication with the station's names and icon; read the home's configuration (a small TOML
+file) and show the sign-in screen built from it, saying "Opening the station…"; meanwhile
+open the station ON THE DEVICE WORKER (the service layer, SQLAlchemy and the PKI are imported
+there: most of a start, off the GUI thread and after the first paint). A sign-in submitted
+meanwhile runs on the worker after the opening (:class:`UiContext`). Where the configuration
+cannot be read, the opening's error is what is shown. :class:`Shell` then moves between the
+sign-in screen and the main window: sign-in, sign-out and the idle lock (:mod:`station.ui.idle`).
 
 Resources (the icon, the desktop entry) live in the repository's top-level ``resources/``
 folder, beside ``station/``: a source checkout or an editable install finds them there. A
@@ -22,9 +25,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QProgressBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from station.errors import Exit, StationError, sentence
 from station.home import StationHome
@@ -92,6 +95,8 @@ def describe(error: BaseException) -> tuple[str, str]:
 
 def show_error(parent: QWidget | None, title: str, error: BaseException) -> None:
     """One dialog: what happened (the text) and what to do (the informative text)."""
+    from PySide6.QtWidgets import QMessageBox  # looked up when needed: its enums cost the start
+
     what, hint = describe(error)
     box = QMessageBox(QMessageBox.Icon.Critical, title, what, QMessageBox.StandardButton.Ok, parent)
     box.setInformativeText(hint)
@@ -100,11 +105,17 @@ def show_error(parent: QWidget | None, title: str, error: BaseException) -> None
     box.exec()
 
 
-# What the GUI thread would otherwise import when it first needs them: the sign-in screen's
-# modules (the operator sign-in pulls in PKI-AUTH) and, while the operator signs in, the windows.
-SIGNIN_MODULES = ("station.ui.signin", "station.ui.idle")
-WINDOW_MODULES = ("station.ui.main_window", "station.ui.wizard", "station.ui.approval", "station.ui.kiosk",
-                  "station.service.requests")
+# What the GUI thread would otherwise import when it first needs them, loaded on the worker
+# while the station opens: the windows, and the service modules the windows' work uses.
+SERVICE_MODULES = ("station.service.session", "station.service.operators", "station.service.requests",
+                   # what the wizard's first moments import on other threads while its window
+                   # is built: the card watcher (PC/SC), the targets' description (PKCS#11)
+                   "station.devices.pcsc", "station.devices.piv.summary", "station.issuance.targets.pkcs11",
+                   "station.issuance.engine", "station.issuance.selftest")
+UI_MODULES = ("station.ui.idle", "station.ui.registry", "station.ui.main_window", "station.ui.wizard",
+              "station.ui.approval", "station.ui.kiosk")
+
+OPEN_AFTER_MS = 250  # the station opens at the latest this long after the sign-in screen shows
 
 
 def load_modules(names: tuple[str, ...]) -> None:
@@ -115,15 +126,33 @@ def load_modules(names: tuple[str, ...]) -> None:
         importlib.import_module(name)
 
 
+def load_bindings() -> None:
+    """On the worker: every class of QtCore, QtGui and QtWidgets looked up once. PySide6 makes a
+    class's Python type, and its enums, when the class is first looked up, ~0.3 ms per enum;
+    an application-wide event filter (the idle lock) meets objects of classes the station never
+    names, and the GUI thread would make ~100 of them in one turn (measured: ~30 ms, building
+    the wizard's first page). Only Python types are made here, no Qt object."""
+    from PySide6 import QtCore, QtGui, QtWidgets
+
+    for module in (QtCore, QtGui, QtWidgets):
+        for name in dir(module):
+            getattr(module, name)
+
+
 def open_station(home: StationHome):
-    """On the worker: the service layer is imported here (SQLAlchemy, the PKI: the biggest part
-    of a start), not on the GUI thread, so "Opening the station…" shows at once; then the
-    station opens and the sign-in screen's modules load."""
+    """On the worker: the windows' own modules first (the GUI thread may look for them soon,
+    and would then wait for the worker only until they are loaded, not import them itself);
+    then the service layer (SQLAlchemy, the PKI: the biggest part of a start), not on the GUI
+    thread, so the sign-in screen shows at once; the station opens; then what the windows'
+    work imports (before a sign-in submitted meanwhile runs: the main window that follows it
+    finds everything loaded)."""
+    load_modules(UI_MODULES)
     from station.service.station import Station
 
     station = Station.open(home)
     try:
-        load_modules(SIGNIN_MODULES)
+        load_modules(SERVICE_MODULES)
+        load_bindings()
     except BaseException:
         station.close()
         raise
@@ -131,7 +160,8 @@ def open_station(home: StationHome):
 
 
 class OpeningWindow(QWidget):
-    """Shown while the station opens on the device worker."""
+    """Says "Opening the station…" while the station opens on the device worker: on the
+    sign-in screen, or as a window of its own when the configuration could not be read."""
 
     def __init__(self):
         super().__init__()
@@ -167,23 +197,54 @@ class Shell(QObject):
         self.signin = None  # SignInScreen
         self.main_window = None  # MainWindow
         self.idle = None  # IdleLock
+        self._idle_watching = False
         self.exit_code = int(Exit.OK)
         self._hidden: list[QWidget] = []  # windows hidden by the idle lock, shown again to the same operator
         self._locked_identity: str | None = None
         self._open_job: int | None = None
 
     def start(self) -> None:
+        """The sign-in screen from the home's configuration, and the station opening on the
+        worker; without a readable configuration, a small "Opening the station…" window until
+        the opening fails (or, were the file fixed meanwhile, the station is open)."""
         self.opening = OpeningWindow()
-        self.opening.show()
         self.worker.finished.connect(self._open_done)
         self.worker.failed.connect(self._open_error)
-        self._open_job = self.worker.run("open the station", open_station, self.home)
+        try:
+            config = self.home.load_config()
+        except StationError:  # the opening reports it, in the same words as any other reason
+            self.opening.show()
+            self._open_job = self.worker.run("open the station", open_station, self.home)
+            return
+        ctx = UiContext(self.home, None, self.worker, Settings.from_config(config), demo=self.demo, config=config)
+        self.use(ctx)  # the sign-in screen says "Opening the station…" meanwhile
+        # The opening starts once the screen is up (activated, and the event loop round once
+        # more: painted), or after OPEN_AFTER_MS where no window manager activates it: its
+        # imports hold the GIL in turns with the GUI thread and would slow the first paint.
+        self._open_job = -1  # to come
+        QApplication.instance().focusWindowChanged.connect(self._screen_up)
+        QTimer.singleShot(OPEN_AFTER_MS, self, self._open)
+
+    def _screen_up(self, window) -> None:
+        if self.signin is not None and window is not None and window is self.signin.windowHandle():
+            QApplication.instance().focusWindowChanged.disconnect(self._screen_up)
+            QTimer.singleShot(0, self, self._open)
+
+    def _open(self) -> None:
+        if self._open_job == -1:
+            self._open_job = self.ctx.open(open_station, self.home)
 
     def _open_done(self, job: int, station) -> None:
         if job != self._open_job:
             return
         self._disconnect_open()
-        self.use(UiContext(self.home, station, self.worker, Settings.from_config(station.config), demo=self.demo))
+        if self.ctx is None:
+            self.use(UiContext(self.home, station, self.worker, Settings.from_config(station.config), demo=self.demo))
+        if self.opening is not None:
+            self.opening.close()
+            self.opening.deleteLater()
+            self.opening = None
+        self.opened.emit(self.ctx)
 
     def _open_error(self, job: int, error: BaseException) -> None:
         if job != self._open_job:
@@ -192,6 +253,8 @@ class Shell(QObject):
         self.exit_code = int(Exit.ERROR)
         if self.opening is not None:
             self.opening.hide()
+        if self.signin is not None:
+            self.signin.hide()
         if self.show_dialogs:
             what, hint = describe(error)
             print(f"station: {what} {hint}", file=sys.stderr)  # also for whoever started it from a terminal
@@ -204,23 +267,15 @@ class Shell(QObject):
         self._open_job = None
 
     def use(self, ctx: UiContext) -> None:
-        """Continue with an open station: the sign-in screen and the idle lock."""
-        from station.ui.idle import IdleLock
+        """The sign-in screen (the station may still be opening)."""
         from station.ui.signin import SignInScreen
 
         self.ctx = ctx
         self.signin = SignInScreen(ctx)
         self.signin.signed_in.connect(self._signed_in)
-        app = QApplication.instance()
-        self.idle = IdleLock(ctx.settings.idle_lock_seconds, parent=self)
-        app.installEventFilter(self.idle)
-        self.idle.locked.connect(self.lock)
+        if ctx.station is None and self.opening is not None:
+            self.signin.add_status(self.opening)
         self.signin.show()  # before the opening window closes: closing the last window would quit
-        if self.opening is not None:
-            self.opening.close()
-            self.opening = None
-        self.worker.run("load the windows", load_modules, WINDOW_MODULES)  # while the operator signs in
-        self.opened.emit(ctx)
 
     def _signed_in(self, signed) -> None:
         from station.ui.main_window import MainWindow
@@ -247,7 +302,38 @@ class Shell(QObject):
             window.show()
         self._hidden = []
         self.main_window.show()
-        self.idle.start()
+        self._watch_idle(True)
+
+    def _watch_idle(self, on: bool) -> None:
+        """The idle lock, counting down while someone is signed in. Its event filter sits on the
+        top-level windows (``QWindow``), not on the whole application: a person's keys, mouse
+        and touch reach a window before its widgets, and a window sees few other events. An
+        application-wide filter runs Python for every event of every widget, and each such call
+        waits for the GIL while the worker runs Python (measured: 40-70 ms event-loop stalls
+        during an issuance, none with the filter on the windows). A window shown later gets the
+        filter when the focus moves (to it or to any other window)."""
+        from station.ui.idle import IdleLock
+
+        app = QApplication.instance()
+        if self.idle is None:
+            self.idle = IdleLock(self.ctx.settings.idle_lock_seconds, parent=self)
+            self.idle.locked.connect(self.lock)
+        if on:
+            self._filter_windows()
+            if not self._idle_watching:
+                app.focusWindowChanged.connect(self._filter_windows)
+            self.idle.start()
+        else:
+            self.idle.stop()
+            if self._idle_watching:
+                app.focusWindowChanged.disconnect(self._filter_windows)
+            for window in app.topLevelWindows():
+                window.removeEventFilter(self.idle)
+        self._idle_watching = on
+
+    def _filter_windows(self, *_) -> None:
+        for window in QApplication.topLevelWindows():
+            window.installEventFilter(self.idle)  # once: installing again only moves it first
 
     def open_issuance(self, request_id: int | None) -> None:
         """The wizard for a new request, or for request ``request_id`` at its step (a
@@ -280,9 +366,11 @@ class Shell(QObject):
         open request stays resumable: it is in the database) and the sign-in screen shows."""
         if self.ctx is None or self.ctx.operator is None:
             return
+        from PySide6.QtWidgets import QMessageBox
+
         self._locked_identity = self.ctx.operator.identity
         self.ctx.set_operator(None)
-        self.idle.stop()
+        self._watch_idle(False)
         for window in QApplication.topLevelWidgets():
             if window is not self.signin and window.isVisible() and not isinstance(window, QMessageBox):
                 window.setEnabled(False)
@@ -297,7 +385,7 @@ class Shell(QObject):
         if self.ctx is None:
             return
         self.ctx.set_operator(None)
-        self.idle.stop()
+        self._watch_idle(False)
         self.signin.reset(tr("Signed out."))
         self.signin.show()  # before the main window closes: closing the last window would quit
         if self.main_window is not None:
@@ -305,9 +393,16 @@ class Shell(QObject):
             self.main_window = None
 
     def close_station(self, timeout: float = 10.0) -> None:
-        """Close the station on the worker, then stop the worker."""
-        if self.ctx is not None:
-            self.worker.run("close the station", lambda station: station.close(), self.ctx.station)
+        """Close the station on the worker (once it is open: the job runs after the opening),
+        then stop the worker."""
+        ctx = self.ctx
+
+        def close() -> None:
+            if ctx.station is not None:
+                ctx.station.close()
+
+        if ctx is not None:
+            self.worker.run("close the station", close)
         self.worker.stop(timeout)
 
 

@@ -4,6 +4,12 @@ worker itself, who is signed in, and the demo controls when the station runs as 
 The GUI thread never touches the database, a card, a token, the network or the CA: every
 such call goes through :meth:`UiContext.call`, which runs ``fn(station, *args)`` on the one
 device worker and delivers the result (or the error) to a callback on the GUI thread.
+
+The context exists before the station is open: the sign-in screen is built from the home's
+configuration (:attr:`UiContext.config`) while :meth:`UiContext.open` opens the station on the
+worker. A job is given the station when it RUNS, on the worker, and the worker runs its jobs
+one after the other, so a job submitted while the station opens (a quick operator's sign-in)
+runs after the opening and finds the station open.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Signal
 
+from station.errors import StationError
 from station.home import StationHome
 from station.ui.worker import QtDeviceWorker
 
@@ -36,35 +43,73 @@ class Settings:
                    targets=dict(ui.get("targets") or {}))
 
 
+class StationNotOpen(StationError):
+    """A job ran on the worker while no station was open (the opening failed)."""
+
+    code = "ui.station_not_open"
+    hint = "close the application and start it again; if it happens again, tell the station's administrator"
+
+
+def keep_for_good() -> None:
+    """What exists now (Qt, the station, certificates, trust profiles) lives as long as the
+    process: out of the cyclic collector's way, so that a full collection, which holds every
+    thread still while it walks the heap, stays short and the event loop does not stall
+    (measured: ~80-200 ms pauses without, in tests/ui/test_wizard.py)."""
+    gc.freeze()
+
+
 class UiContext(QObject):
-    """Created on the GUI thread once the station is open; see the module docstring."""
+    """Created on the GUI thread with the open ``station``, or with ``station=None`` and the
+    home's ``config`` before :meth:`open`; see the module docstring."""
 
     signed_in_changed = Signal(object)  # the SignedIn operator, or None once locked / signed out
 
     def __init__(self, home: StationHome, station, worker: QtDeviceWorker, settings: Settings, *,
-                 demo=None, parent: QObject | None = None):
+                 demo=None, config: dict | None = None, parent: QObject | None = None):
         super().__init__(parent)
         self.home, self.station, self.worker, self.settings, self.demo = home, station, worker, settings, demo
+        self._config = config
         self.operator = None  # station.issuance.signin.SignedIn of who is signed in
         self._callbacks: dict[int, tuple[Callable | None, Callable | None]] = {}
         worker.finished.connect(self._finished)
         worker.failed.connect(self._failed)
-        # What exists now (Qt, the station, certificates, trust profiles) lives as long as the
-        # process: out of the cyclic collector's way, so that a full collection, which holds
-        # every thread still while it walks the heap, stays short on the worker and the event
-        # loop does not stall (measured: ~80-200 ms pauses without, in tests/ui/test_wizard.py).
-        gc.freeze()
-        # The worker's pure-Python work (records, ASN.1, validation) holds the GIL in slices of
-        # the switch interval; a shorter slice lets the GUI thread in sooner (5 ms -> 1 ms).
+        if station is not None:
+            keep_for_good()
+        # The worker's pure-Python work (imports, records, ASN.1, validation) holds the GIL in
+        # slices of the switch interval; a shorter slice lets the GUI thread in sooner (5 ms -> 1 ms).
         sys.setswitchinterval(0.001)
+
+    @property
+    def config(self) -> dict:
+        """The station's configuration: the open station's, or the home's read before it opened."""
+        return self.station.config if self.station is not None else (self._config or {})
+
+    def open(self, opener: Callable[..., Any], *args: Any) -> int:
+        """Open the station on the worker: ``opener(*args)`` returns it, and it becomes
+        :attr:`station` there, before any job submitted after this one runs. The result (the
+        station) or the error arrives through the worker's ``finished``/``failed`` signals with
+        the returned job id."""
+        def job():
+            station = opener(*args)
+            self.station = station
+            keep_for_good()
+            return station
+
+        return self.worker.run("open the station", job)
 
     def call(self, name: str, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None] | None = None,
              on_error: Callable[[BaseException], None] | None = None, **kwargs: Any) -> int:
         """Run ``fn(station, *args, **kwargs)`` on the device worker; ``on_done(result)`` or
         ``on_error(exc)`` runs later on the GUI thread. Returns the job id at once."""
-        job = self.worker.run(name, fn, self.station, *args, **kwargs)
+        job = self.worker.run(name, self._with_station, fn, args, kwargs)
         self._callbacks[job] = (on_done, on_error)
         return job
+
+    def _with_station(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        """On the worker: the station as it is when the job runs."""
+        if self.station is None:
+            raise StationNotOpen("the station is not open")
+        return fn(self.station, *args, **kwargs)
 
     def set_operator(self, signed_in) -> None:
         self.operator = signed_in

@@ -6,16 +6,19 @@ check and the card never block the GUI thread. Every refusal is audited by the s
 shown here in its own words with its hint. The password or PIN field is emptied as soon as its
 value is handed on; the value travels in a one-item list that the worker empties when it takes
 it, so no widget or job keeps it.
+
+The screen shows before the station is open (:mod:`station.ui.app`): it is built from the
+home's configuration and imports nothing of the service layer; a sign-in submitted while the
+station opens runs on the worker after the opening.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, Qt, Signal
+from PySide6.QtCore import QCoreApplication, Signal
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                                QProgressBar, QPushButton, QRadioButton, QVBoxLayout, QWidget)
 
-from station.terms import Role
-from station.ui.registry import guarded
+from station.signin_policy import passwords_allowed
 
 
 def tr(text: str) -> str:
@@ -29,6 +32,7 @@ def sign_in_job(station, identity: str, secret: list[str], reader: str | None):
     unknown operator is refused, and audited, as such)."""
     from station.service.operators import active_operator
     from station.service.session import operator_sign_in
+    from station.terms import Role
 
     login = active_operator(station, identity)
     held = [role for role in Role if login is not None and role.value in login.roles]
@@ -57,18 +61,14 @@ class SignInScreen(QWidget):
 
     def __init__(self, ctx, parent: QWidget | None = None):
         super().__init__(parent)
-        from station.issuance.signin import passwords_allowed
-
         self.ctx = ctx
-        self.passwords = passwords_allowed(ctx.station.config)
+        self.passwords = passwords_allowed(ctx.config)
         self.setWindowTitle(tr("Sign in — Derived PIV Issuance Station"))
         self.setAccessibleName(tr("Sign in"))
 
-        title = QLabel(tr("Sign in to the station"))
-        font = title.font()
-        font.setPointSizeF(font.pointSizeF() * 1.5)
-        font.setBold(True)
-        title.setFont(font)
+        # a heading in rich text: larger and bold with the font's size, without making QFont's
+        # Python enums on the GUI thread before the first paint (~5 ms)
+        title = QLabel("<h2>%s</h2>" % tr("Sign in to the station").replace("&", "&amp;").replace("<", "&lt;"))
         title.setAccessibleName(tr("Sign in to the station"))
         self.notice = QLabel()  # why the screen shows (locked, signed out)
         self.notice.setWordWrap(True)
@@ -128,8 +128,7 @@ class SignInScreen(QWidget):
         self.form = form
 
         self.error = QLabel()
-        self.error.setWordWrap(True)
-        self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error.setWordWrap(True)  # selectable once shown (_show_error): see _selectable
         self.error.setStyleSheet("color: palette(highlighted-text); background: #b00020; padding: 6px;")
         self.error.setAccessibleName(tr("Sign-in refused"))
         self.error.hide()
@@ -154,6 +153,8 @@ class SignInScreen(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.error)
         layout.addWidget(self.busy)
+        self.status = QVBoxLayout()  # what the application says meanwhile (the station opening)
+        layout.addLayout(self.status)
         layout.addLayout(buttons)
         if ctx.demo is not None and getattr(ctx.demo, "operators", None):
             layout.addWidget(self._demo_box(ctx.demo.operators))
@@ -181,13 +182,22 @@ class SignInScreen(QWidget):
         self.identity.setFocus()
         self._job: int | None = None
 
+    @staticmethod
+    def _selectable(label: QLabel) -> None:
+        """The label's text can be selected with the mouse (copied into a report). ``Qt``, the
+        namespace, is looked up here, not at import: its first use makes ~90 Python enums
+        (~30 ms) that the first paint of the screen does not need."""
+        from PySide6.QtCore import Qt
+
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
     def _demo_box(self, operators: dict[str, str]) -> QGroupBox:
         box = QGroupBox(tr("Demo operators (shown in demo mode only)"))
         box.setAccessibleName(tr("Demo operators"))
         grid = QFormLayout(box)
         for identity, password in operators.items():
             value = QLabel(password)
-            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self._selectable(value)
             value.setAccessibleName(tr("Password of %s") % identity)
             grid.addRow(QLabel(identity), value)
         return box
@@ -202,8 +212,18 @@ class SignInScreen(QWidget):
             self.load_readers()
         self._fit()
 
+    def add_status(self, widget: QWidget) -> None:
+        """Show ``widget`` above the Sign in button (it goes when it is deleted), aligned with
+        the form."""
+        if widget.layout() is not None:
+            widget.layout().setContentsMargins(0, 0, 0, 0)
+        self.status.addWidget(widget)
+        self._fit()
+
     def load_readers(self) -> None:
         """The readers PC/SC lists (on the worker); the configured operator reader first."""
+        from station.ui.registry import guarded
+
         self.refresh_readers.setEnabled(False)
         self.ctx.call("list readers", list_readers, on_done=guarded(self, self._readers),
                       on_error=guarded(self, self._readers_failed))
@@ -237,6 +257,7 @@ class SignInScreen(QWidget):
         self.identity.setFocus()
 
     def _show_error(self, what: str, hint: str) -> None:
+        self._selectable(self.error)
         self.error.setText(f"{what}\n{hint}" if hint else what)
         self.error.show()
         self._fit()
@@ -256,6 +277,8 @@ class SignInScreen(QWidget):
             self.with_password.setEnabled(False)
 
     def submit(self) -> None:
+        from station.ui.registry import guarded
+
         if self._job is not None:
             return
         identity = self.identity.text().strip()

@@ -12,6 +12,7 @@ approval lock (:mod:`station.ui.approval`); an operator's fresh sign-in is asked
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
@@ -346,8 +347,43 @@ class SelfTestPage(StepPage):
                              + (f"\n{checks}" if checks else ""))
 
 
+# The pages, in the order they are built after the window shows (see IssuanceWindow): what
+# the next operation needs first.
+_PAGE_CLASSES = {Step.REQUEST: RequestPage, Step.APPROVAL: ApprovalPage, Step.PKI_AUTH: PkiAuthPage,
+                 Step.KEY_GENERATION: StepPage, Step.DELIVERY: StepPage, Step.ACTIVATION: ActivationPage,
+                 Step.SELF_TEST: SelfTestPage}
+
+
+class Pages(dict):
+    """The wizard's pages by step: a page not built yet is built (and put in the stack at its
+    place) when it is first looked up."""
+
+    def __init__(self, window: IssuanceWindow):
+        super().__init__()
+        self.window = window
+
+    def __missing__(self, step: Step) -> StepPage:
+        cls = _PAGE_CLASSES[step]
+        page = cls(step) if cls is StepPage else cls()
+        self[step] = page
+        order = list(Step)
+        place = sum(1 for built in self if order.index(built) < order.index(step))
+        self.window.stack.insertWidget(place, page)
+        if step is Step.REQUEST:
+            page.target_chosen.connect(self.window._choose_target)
+            page.aal_chosen.connect(self.window._choose_aal)
+        return page
+
+
 class IssuanceWindow(QWidget):
-    """One request's wizard. ``resume=(request_id, state, aal)`` starts at the request's step."""
+    """One request's wizard. ``resume=(request_id, state, aal)`` starts at the request's step.
+
+    Built in slices, so that no turn of the event loop is long (the people at the desk, and the
+    kiosk, stay responsive while the worker signs in and describes the targets): the step list,
+    the buttons and the current step's page at once; then, one per turn after the window
+    shows, the kiosk, the approval lock, the watching of the readers and targets, and the
+    other pages (:meth:`_build_next`). Whatever needs one of them earlier builds it then:
+    :attr:`kiosk`, :attr:`lock` and ``pages[step]`` always answer."""
 
     closed = Signal()
 
@@ -356,14 +392,8 @@ class IssuanceWindow(QWidget):
         self.ctx = ctx
         self.flow = IssuanceFlow.resume(resume[0], resume[1], aal=resume[2]) if resume else IssuanceFlow()
         self.controller = IssuanceController(ctx, self)
-        from station.ui.approval import ApprovalLock
-        from station.ui.kiosk import KioskWindow
-
-        # built (and polished) now, hidden, so that showing them later costs the event loop little
-        self.kiosk = KioskWindow(self)
-        self.lock = ApprovalLock(self)
-        self.lock.decided.connect(self.decide)
-        self.lock.dismissed.connect(self.render)
+        self._kiosk = None  # KioskWindow
+        self._lock = None  # ApprovalLock
         self.setWindowTitle(tr("New derived PIV credential") if not resume
                             else tr("Request {id}").format(id=resume[0]))
         outer = QHBoxLayout(self)
@@ -373,12 +403,8 @@ class IssuanceWindow(QWidget):
         right = QVBoxLayout()
         outer.addLayout(right, 1)
         self.stack = QStackedWidget()
-        self.request_page, self.pki_page = RequestPage(), PkiAuthPage()
-        self.pages = {Step.REQUEST: self.request_page, Step.APPROVAL: ApprovalPage(), Step.PKI_AUTH: self.pki_page,
-                      Step.KEY_GENERATION: StepPage(Step.KEY_GENERATION), Step.DELIVERY: StepPage(Step.DELIVERY),
-                      Step.ACTIVATION: ActivationPage(), Step.SELF_TEST: SelfTestPage()}
-        for page in self.pages.values():
-            self.stack.addWidget(page)
+        self.pages = Pages(self)
+        self.request_page = self.pages[Step.REQUEST]  # the card and the targets show here, also when resumed
         right.addWidget(self.stack, 1)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
@@ -398,8 +424,6 @@ class IssuanceWindow(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.next_button.clicked.connect(self.go_on)
         self.close_button.clicked.connect(self.close)
-        self.request_page.target_chosen.connect(self._choose_target)
-        self.request_page.aal_chosen.connect(self._choose_aal)
         c = self.controller
         c.prompted.connect(self._prompted)
         c.withdrawn.connect(self._withdrawn)
@@ -410,16 +434,67 @@ class IssuanceWindow(QWidget):
         # remaining steps need them (the engine checks they are the request's own)
         self.watcher = CardWatcher(self)
         self.watcher.changed.connect(self._readers_changed)
-        self.watcher.start()
         # tokens plugged in or out are noticed without a click: described again every 2 s while
         # the worker is free (PKCS#11 has no insertion event that every module gives)
         self._describing = False
         self.token_timer = QTimer(self)
         self.token_timer.setInterval(2000)
         self.token_timer.timeout.connect(self._describe)
+        self.render()
+        # after the window shows: the kiosk and the lock (the people look for them at once),
+        # then the watching (its threads compete with the first paint for the GIL), the pages
+        self._to_build = [self._build_kiosk, self._build_lock, self._watch, Step.APPROVAL, Step.PKI_AUTH,
+                          Step.KEY_GENERATION, Step.DELIVERY, Step.ACTIVATION, Step.SELF_TEST]
+        QTimer.singleShot(0, self, self._build_next)
+
+    def _watch(self) -> None:
+        """Start watching the readers and the targets."""
+        self.watcher.start()
         self.token_timer.start()
         self._describe()
-        self.render()
+
+    # --- built in slices -------------------------------------------------------------------------------
+    def _build_next(self) -> None:
+        """One more part of the window (if it is not built yet), then the next turn."""
+        if not self._to_build:
+            return
+        part = self._to_build.pop(0)
+        if isinstance(part, Step):
+            self.pages[part]  # built on first look-up
+        else:
+            part()
+        QTimer.singleShot(0, self, self._build_next)
+
+    def _build_kiosk(self):
+        if self._kiosk is None:
+            from station.ui.kiosk import KioskWindow
+
+            self._kiosk = KioskWindow(self)  # hidden; polished now, so that showing it later costs little
+            self._kiosk.ensurePolished()
+        return self._kiosk
+
+    def _build_lock(self):
+        if self._lock is None:
+            from station.ui.approval import ApprovalLock
+
+            self._lock = ApprovalLock(self)
+            self._lock.decided.connect(self.decide)
+            self._lock.dismissed.connect(self.render)
+        return self._lock
+
+    @property
+    def kiosk(self):
+        """The applicant's PIN panel (:class:`~station.ui.kiosk.KioskWindow`)."""
+        return self._build_kiosk()
+
+    @property
+    def lock(self):
+        """The supervisor's approval lock (:class:`~station.ui.approval.ApprovalLock`)."""
+        return self._build_lock()
+
+    @property
+    def pki_page(self) -> PkiAuthPage:
+        return self.pages[Step.PKI_AUTH]
 
     # --- rendering -------------------------------------------------------------------------------------
     def render(self) -> None:
@@ -577,7 +652,7 @@ class IssuanceWindow(QWidget):
         self.lock.show_request(facts)
 
     def _locked(self) -> bool:
-        return self.lock.isVisible()
+        return self._lock is not None and self._lock.isVisible()
 
     def _prompted(self, prompt) -> None:
         if prompt.kind is PromptKind.OPERATOR_SECRET:
@@ -598,8 +673,10 @@ class IssuanceWindow(QWidget):
             prompt.decline("this station asks supervisors on the approval screen")
 
     def _withdrawn(self, prompt) -> None:
-        self.kiosk.withdraw(prompt)
-        self.pki_page.withdraw(prompt)
+        if self._kiosk is not None:
+            self._kiosk.withdraw(prompt)
+        if Step.PKI_AUTH in self.pages:
+            self.pki_page.withdraw(prompt)
         for dialog in self.findChildren(SecretDialog):
             if dialog.prompt is prompt:
                 dialog.secret.clear()
@@ -610,8 +687,8 @@ class IssuanceWindow(QWidget):
         self.render()
 
     def _finished(self, operation: Operation, result) -> None:
-        if operation is Operation.DECIDE:
-            self.lock.unlock()
+        if operation is Operation.DECIDE and self._lock is not None:
+            self._lock.unlock()
         if hasattr(result, "state"):
             self.flow.ended(result)
         self.render()
@@ -640,9 +717,13 @@ class IssuanceWindow(QWidget):
         if self.controller.running is not None:
             event.ignore()  # Cancel first: the work stops at its next safe point
             return
-        self.watcher.stop()
+        # the watcher ends within a poll (0.25 s); its stop() waits for that, on a thread of
+        # its own: the GUI thread does not
+        threading.Thread(target=self.watcher.stop, name="card-watcher-stop", daemon=True).start()
         self.token_timer.stop()
-        self.kiosk.close()
+        self._to_build = []
+        if self._kiosk is not None:
+            self._kiosk.close()
         self.closed.emit()
         super().closeEvent(event)
 
