@@ -1,8 +1,11 @@
 """The idle lock: after a time without input the station locks to the sign-in screen.
 
-As KeePassXC does it (its ``InactivityTimer``): one event filter installed on the whole
-application sees every key, mouse and touch event of every window, and restarts one
-single-shot timer; when the timer runs out, :attr:`IdleLock.locked` is emitted. The
+As KeePassXC does it (its ``InactivityTimer``): one event filter sees every key, mouse and
+touch event and restarts one single-shot timer; when the timer runs out,
+:attr:`IdleLock.locked` is emitted. The shell installs it on each top-level ``QWindow`` while
+someone is signed in (every input event reaches a window's ``QWindow`` before its widgets),
+not on the whole application: a Python filter on the application runs for every event of
+every object and waits for the GIL while the worker runs Python (40-70 ms stalls). The
 application (:class:`station.ui.app.Shell`) signs the operator out and shows the sign-in
 screen; an open request stays resumable, since it lives in the database.
 """
