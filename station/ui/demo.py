@@ -14,6 +14,7 @@ from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, Signal, qInsta
 from PySide6.QtWidgets import QApplication, QGroupBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from station.sim.demo import ADMIN, CARD_PIN, NEW_PIN, OPERATORS, DemoEnvironment
+from station.ui.wizard import IssuanceWindow, SecretDialog  # imported here, not on the GUI thread mid-run
 
 
 def tr(text: str) -> str:
@@ -115,8 +116,6 @@ class ScriptedPeople(QObject):
             self.say(text)
 
     def look(self) -> None:
-        from station.ui.wizard import IssuanceWindow, SecretDialog
-
         signin = self.shell.signin
         if signin is not None and signin.isVisible() and signin.isEnabled() and not signin.identity.text():
             self._once("signin", "registrar signs in to the station")

@@ -1,0 +1,42 @@
+"""The interface's context: the station opens on the worker after the sign-in screen shows,
+and a job submitted before it is open (an operator quick to sign in) runs once it is, with it;
+when the opening fails, later jobs fail in words instead of running without a station."""
+
+from __future__ import annotations
+
+import time
+
+from station.ui.context import Settings, StationNotOpen, UiContext
+from station.ui.worker import QtDeviceWorker
+
+
+def test_a_job_submitted_while_the_station_opens_runs_after_it_with_the_station(qtbot, sqlite_station):
+    worker = QtDeviceWorker()
+    try:
+        ctx = UiContext(sqlite_station.home, None, worker, Settings())
+        ctx.open(lambda: time.sleep(0.2) or sqlite_station)
+        seen = []
+        ctx.call("early", lambda station: (station is sqlite_station, ctx.station is sqlite_station),
+                 on_done=seen.append, on_error=seen.append)
+        assert ctx.station is None  # not open yet: the GUI thread did not wait
+        qtbot.waitUntil(lambda: bool(seen), timeout=5000)
+        assert seen == [(True, True)]
+    finally:
+        worker.stop()
+
+
+def test_when_the_station_cannot_open_later_jobs_fail_in_words(qtbot, sqlite_station):
+    worker = QtDeviceWorker()
+    try:
+        ctx = UiContext(sqlite_station.home, None, worker, Settings())
+
+        def cannot_open():
+            raise OSError("the disk is gone")
+
+        ctx.open(cannot_open)
+        errors = []
+        ctx.call("after", lambda station: station, on_done=errors.append, on_error=errors.append)
+        qtbot.waitUntil(lambda: bool(errors), timeout=5000)
+        assert isinstance(errors[0], StationNotOpen) and errors[0].code == "ui.station_not_open" and errors[0].hint
+    finally:
+        worker.stop()
