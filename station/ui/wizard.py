@@ -390,6 +390,7 @@ class IssuanceWindow(QWidget):
     def __init__(self, ctx, parent: QWidget | None = None, *, resume: tuple[int, str, str] | None = None):
         super().__init__(parent, Qt.WindowType.Window)
         self.ctx = ctx
+        self.announced = ""  # the last step change told to screen readers
         self.flow = IssuanceFlow.resume(resume[0], resume[1], aal=resume[2]) if resume else IssuanceFlow()
         self.controller = IssuanceController(ctx, self)
         self._kiosk = None  # KioskWindow
@@ -522,10 +523,10 @@ class IssuanceWindow(QWidget):
 
     def _announce(self, text: str) -> None:
         """Tell a screen reader the step changed (Qt >= 6.8 has announcement events)."""
-        event_type = getattr(QAccessible, "AnnouncementEvent", None)
+        self.announced = text
         announcement = getattr(__import__("PySide6.QtGui", fromlist=["QAccessibleAnnouncementEvent"]),
                                "QAccessibleAnnouncementEvent", None)
-        if event_type is not None and announcement is not None and QAccessible.isActive():
+        if announcement is not None and QAccessible.isActive():
             QAccessible.updateAccessibility(announcement(self, text))
 
     # --- the people's choices --------------------------------------------------------------------------

@@ -96,6 +96,7 @@ def test_the_request_page_fills_itself_and_opens_the_request(qtbot, ctx, station
     assert window.flow.current is Step.APPROVAL and window.flow.view(Step.REQUEST).status is Status.DONE
     assert "waits for a supervisor" in window.pages[Step.APPROVAL].message.text()
     assert window.steps.item(1).font().bold()  # the current step is marked
+    assert window.announced == "Step 2 of 7: Approval"  # and told to screen readers
     heart.check()
     assert state_of(station, window.flow.request_id) == "requested"
 
