@@ -62,7 +62,7 @@ def _layout(page: QPageSize.PageSizeId) -> QPageLayout:
     return QPageLayout(QPageSize(page), QPageLayout.Orientation.Portrait, QMarginsF(20, 20, 20, 20), QPageLayout.Unit.Millimeter)
 
 
-def _render(document: QTextDocument, device: QPagedPaintDevice) -> None:
+def render(document: QTextDocument, device: QPagedPaintDevice) -> None:
     """``document`` on ``device``'s one page, inside its margins, laid out at the device's own
     resolution (so 12 pt is 12 pt on paper, whatever the screen's)."""
     document.documentLayout().setPaintDevice(device)
@@ -83,7 +83,7 @@ def write_receipt(path: Path, facts: ReceiptFacts, *, page: QPageSize.PageSizeId
     writer.setCreator(facts.station)
     writer.setResolution(300)
     writer.setPageLayout(_layout(page))
-    _render(receipt_document(facts), writer)
+    render(receipt_document(facts), writer)
 
 
 def print_dialog(parent: QWidget | None = None) -> tuple[QPrinter, QPrintDialog]:
@@ -100,5 +100,5 @@ def print_receipt(facts: ReceiptFacts, parent: QWidget | None = None) -> bool:
     printer, dialog = print_dialog(parent)
     if dialog.exec() != QDialog.DialogCode.Accepted:
         return False
-    _render(receipt_document(facts), printer)
+    render(receipt_document(facts), printer)
     return True

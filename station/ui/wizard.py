@@ -418,7 +418,11 @@ class IssuanceWindow(QWidget):
         self.receipt_button.setAccessibleName(tr("Save the applicant's receipt as PDF"))
         self.receipt_button.hide()
         self.receipt_button.clicked.connect(self.save_receipt)
-        for button in (self.receipt_button, self.cancel_button, self.next_button, self.close_button):
+        self.print_button = QPushButton(tr("&Print receipt…"))
+        self.print_button.setAccessibleName(tr("Print the applicant's receipt"))
+        self.print_button.hide()
+        self.print_button.clicked.connect(self.print_receipt)
+        for button in (self.receipt_button, self.print_button, self.cancel_button, self.next_button, self.close_button):
             buttons.addWidget(button)
         right.addLayout(buttons)
 
@@ -515,6 +519,7 @@ class IssuanceWindow(QWidget):
             self.next_button.setText(tr("Done") if issued or not flow.finished else tr("New request"))
         self.next_button.setEnabled(not busy and (operation is None or not flow.missing()))
         self.receipt_button.setVisible(issued and flow.outcome is not None)
+        self.print_button.setVisible(issued and flow.outcome is not None)
         self.cancel_button.setEnabled(busy)
         self.close_button.setEnabled(not busy)
         if self.stack.currentWidget() is not previous:
@@ -628,6 +633,17 @@ class IssuanceWindow(QWidget):
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         dialog.fileSelected.connect(lambda path: self.write_receipt(Path(path)))
         dialog.open()
+
+    def print_receipt(self) -> None:
+        """The system's print dialog, opened without blocking; the receipt prints once accepted."""
+        from station.ui.receipt import print_dialog, receipt_document, render
+
+        printer, dialog = print_dialog(self)
+        facts = self.receipt_facts()
+        dialog.accepted.connect(lambda: render(receipt_document(facts), printer))
+        self.print_dialog = dialog
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)  # QPrintDialog.open() wants a receiver in PySide6
+        dialog.show()
 
     def write_receipt(self, path: Path) -> None:
         from station.ui.receipt import write_receipt

@@ -139,7 +139,10 @@ def test_the_receipt_of_an_issued_credential(qtbot, ctx, station, token, tmp_pat
     kiosk_types(qtbot, window, NEW_PIN, twice=True)
     kiosk_types(qtbot, window, NEW_PIN)
     qtbot.waitUntil(lambda: window.flow.finished and window.controller.running is None, timeout=WAIT)
-    assert window.receipt_button.isVisible()
+    assert window.receipt_button.isVisible() and window.print_button.isVisible()
+    qtbot.mouseClick(window.print_button, Qt.MouseButton.LeftButton)  # the print dialog, not blocking
+    assert window.print_dialog.isVisible() and window.controller.running is None
+    window.print_dialog.reject()
     window.write_receipt(tmp_path / "receipt.pdf")
     text = subprocess.run(["pdftotext", str(tmp_path / "receipt.pdf"), "-"], capture_output=True, text=True,
                           check=True).stdout
