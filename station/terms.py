@@ -13,6 +13,9 @@ from cryptography.x509.oid import ObjectIdentifier
 # X.509 Certificate Policy for the U.S. Federal PKI Common Policy Framework §1.2
 ID_FPKI_COMMON_DERIVED_PIV_AUTH = ObjectIdentifier("2.16.840.1.101.3.2.1.3.40")
 ID_FPKI_COMMON_DERIVED_PIV_AUTH_HARDWARE = ObjectIdentifier("2.16.840.1.101.3.2.1.3.41")
+#: the policies' names as the Federal PKI Common Policy gives them (receipts, screens)
+POLICY_NAMES = {ID_FPKI_COMMON_DERIVED_PIV_AUTH.dotted_string: "id-fpki-common-derived-pivAuth",
+                ID_FPKI_COMMON_DERIVED_PIV_AUTH_HARDWARE.dotted_string: "id-fpki-common-derived-pivAuth-hardware"}
 
 
 class RequestState(str, enum.Enum):

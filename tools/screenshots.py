@@ -25,7 +25,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
@@ -200,13 +199,8 @@ def photographer_class():
             if not self.want("receipt") or any(p.stem.startswith("receipt") for p in self.taken):
                 return
             from station.ui.receipt import write_receipt
-            from station.wizard.facts import ReceiptFacts
 
-            flow, outcome = window.flow, window.flow.outcome
-            facts = ReceiptFacts(applicant=flow.applicant.name if flow.applicant else "", serial=str(outcome.serial),
-                                 policy_oid=str(outcome.policy), policy_name="id-fpki-common-pivAuth-derived",
-                                 device=flow.target.name if flow.target else "", issued_at=datetime.now(timezone.utc),
-                                 station="Demo station")
+            facts = window.receipt_facts()  # the wizard's own receipt, as "Save receipt" writes it
             scale = float(os.environ.get("QT_SCALE_FACTOR") or 1)
             with tempfile.TemporaryDirectory() as tmp:
                 pdf = Path(tmp) / "receipt.pdf"

@@ -31,6 +31,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from station.service.station import Station
@@ -210,23 +211,22 @@ def read_applicant(reader: str, *, cancel: threading.Event | None = None) -> dic
     """What the wizard's Request page shows of the card in ``reader``, read without a PIN: the
     cardholder's name (PIV Authentication certificate subject), FASC-N, expiry, and the facial
     image when the card lets it be read without a PIN (None otherwise)."""
-    from station.devices.errors import SecurityStatusNotSatisfied
     from station.devices.piv.constants import Slot
     from station.devices.piv.summary import summarize
     from station.errors import StationError
 
     with card_session(reader, cancel=cancel) as card:
-        summary = summarize(card)
-        try:
-            cert = card.read_certificate(Slot.AUTHENTICATION)
-            names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-            summary["name"] = names[0].value if names else cert.subject.rfc4514_string()
-        except StationError:
-            summary["name"] = ""
+        summary = summarize(card)  # reads every certificate once, the 9A one among them
         try:
             summary["photo"] = card.read_facial_image()
-        except (SecurityStatusNotSatisfied, StationError):
-            summary["photo"] = None  # the facial image needs the PIN on most cards (SP 800-73-4)
+        except StationError:  # the facial image needs the PIN on most cards (SP 800-73-4)
+            summary["photo"] = None
+    auth = next((c for c in summary["certificates"] if c["slot"] == str(Slot.AUTHENTICATION) and "subject" in c), None)
+    summary["name"] = ""
+    if auth is not None:
+        subject = x509.Name.from_rfc4514_string(auth["subject"])
+        names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        summary["name"] = names[0].value if names else auth["subject"]
     return summary
 
 
@@ -243,10 +243,8 @@ def describe_targets(station: Station, offers: dict[str, str]) -> list[dict]:
                 d = target.describe()
             finally:
                 target.close()
-            details = " ".join(v for v in (d.device.manufacturer, d.device.model) if v)
-            serial = d.device.serial
             described.append({"name": name, "uri": uri, "kind": d.kind, "hardware": d.hardware, "present": True,
-                              "details": f"{details}, serial {serial}" if serial else details})
+                              "details": d.device.words(label=False)})
         except StationError as exc:
             described.append({"name": name, "uri": uri, "kind": "", "hardware": False, "present": False,
                               "details": str(exc)})

@@ -29,11 +29,7 @@ def device_words(identity: str | None) -> str:
     """A recorded device identity (``pkcs11:token=…;manufacturer=…``) in words: label, model, serial."""
     from station.issuance.targets.base import DeviceIdentity
 
-    if not identity:
-        return ""
-    d = DeviceIdentity.parse(identity)
-    words = " ".join(part for part in (d.manufacturer, d.model) if part)
-    return ", ".join(part for part in (d.label, words, f"serial {d.serial}" if d.serial else "") if part)
+    return DeviceIdentity.parse(identity).words() if identity else ""
 
 def tr(text: str) -> str:
     return QCoreApplication.translate("station", text)

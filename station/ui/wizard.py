@@ -26,7 +26,7 @@ from station.issuance.bridge import PromptKind
 from station.issuance.progress import Step
 from station.ui.controller import CardWatcher, IssuanceController
 from station.ui.widgets import ErrorBanner
-from station.terms import RequestState
+from station.terms import POLICY_NAMES, RequestState
 from station.wizard.flow import Applicant, IssuanceFlow, Operation, Status, TargetOffer
 
 
@@ -621,7 +621,7 @@ class IssuanceWindow(QWidget):
         cert = outcome.certificate
         name = cert.subject.rfc4514_string() if cert is not None else (flow.applicant.name if flow.applicant else "")
         return ReceiptFacts(applicant=flow.applicant.name if flow.applicant else name, serial=outcome.serial or "",
-                            policy_oid=str(outcome.policy or ""), policy_name=_POLICY_NAMES.get(str(outcome.policy), ""),
+                            policy_oid=str(outcome.policy or ""), policy_name=POLICY_NAMES.get(str(outcome.policy), ""),
                             device=f"{flow.target.name} ({flow.target.details})" if flow.target else "",
                             issued_at=cert.not_valid_before_utc if cert is not None else dt.datetime.now(dt.timezone.utc),
                             station=self.ctx.home.root.name)
@@ -743,10 +743,6 @@ class IssuanceWindow(QWidget):
             self._kiosk.close()
         self.closed.emit()
         super().closeEvent(event)
-
-
-_POLICY_NAMES = {"2.16.840.1.101.3.2.1.3.40": "id-fpki-common-derived-pivAuth",
-                 "2.16.840.1.101.3.2.1.3.41": "id-fpki-common-derived-pivAuth-hardware"}
 
 
 def _describe_targets(station, offers: dict[str, str]) -> list[TargetOffer]:

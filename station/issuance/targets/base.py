@@ -90,6 +90,12 @@ class DeviceIdentity:
         """The short form for messages: kind and label."""
         return f"{self.kind}:token={self.label}" if self.kind else self.label
 
+    def words(self, *, label: bool = True) -> str:
+        """The device for people: label (when asked), manufacturer and model, serial."""
+        model = " ".join(part for part in (self.manufacturer, self.model) if part)
+        return ", ".join(part for part in (self.label if label else "", model, f"serial {self.serial}" if self.serial else "")
+                         if part)
+
     @classmethod
     def parse(cls, text: str) -> DeviceIdentity:
         """The identity a record holds; a text in no known form is kept whole as the label (it
