@@ -43,9 +43,7 @@ DONE_STATE = {Step.REQUEST: RequestState.REQUESTED, Step.APPROVAL: RequestState.
               Step.DELIVERY: RequestState.DELIVERED, Step.ACTIVATION: RequestState.ACTIVATED,
               Step.SELF_TEST: RequestState.ISSUED}
 #: where a request in each state goes on (the page that does the next step)
-NEXT_PAGE = {RequestState.REQUESTED: Step.APPROVAL, RequestState.APPROVED: Step.PKI_AUTH,
-             RequestState.AUTHENTICATED: Step.KEY_GENERATION, RequestState.KEY_GENERATED: Step.DELIVERY,
-             RequestState.DELIVERED: Step.ACTIVATION, RequestState.ACTIVATED: Step.SELF_TEST}
+NEXT_PAGE = {DONE_STATE[done]: following for done, following in zip(PAGES, PAGES[1:])}
 
 
 @dataclass(frozen=True)
@@ -231,7 +229,7 @@ class IssuanceFlow:
             self.current = Step.SELF_TEST
         elif state in FINAL_STATES and step is not None:
             self.current = step
-            self._set(step, status=Status.ERROR if state is not RequestState.ISSUED else Status.DONE,
+            self._set(step, status=Status.ERROR,
                       problem=Problem(message or f"the request is {state.value}", _ENDED_HINT[state], state.value))
 
     def failed(self, message: str, hint: str = "", code: str = "", *, request_id: int | None = None) -> None:
@@ -275,13 +273,11 @@ class IssuanceFlow:
         self.pages[step] = replace(self.pages[step], **changes)
 
 
-_STATES_IN_ORDER = [RequestState.REQUESTED, RequestState.APPROVED, RequestState.AUTHENTICATED, RequestState.KEY_GENERATED,
-                    RequestState.DELIVERED, RequestState.ACTIVATED, RequestState.ISSUED]
+_STATES_IN_ORDER = [DONE_STATE[step] for step in PAGES]
 _ENDED_HINT = {
     RequestState.REJECTED: "the supervisor rejected the request; a new request may be opened",
     RequestState.CANCELLED: "the request was cancelled; a new request may be opened",
     RequestState.FAILED: "the request failed and cannot go on; open a new request once the reason is dealt with",
-    RequestState.ISSUED: "",
 }
 
 
