@@ -38,15 +38,14 @@ first sign-in is printed apart (the scripted registrar signs in at the first loo
 of the opening counts as after it). A :class:`Watchdog` thread notes what every busy thread
 was running while a beat was late (> 30 ms), and the garbage collections meanwhile; the
 three longest are printed, so the report names the culprit. This process has imported much
-of the station before the heartbeat starts (the demo world, and the wizard's module the
-scripted people import on the GUI thread), so the opening here imports less than a cold
+of the station before the heartbeat starts (the demo world, and the wizard's module
+``station.ui.demo`` imports), so the opening here imports less than a cold
 ``station gui``. Target <= 50 ms.
 """
 
 from __future__ import annotations
 
 import gc
-import importlib
 import os
 import subprocess
 import sys
@@ -242,11 +241,7 @@ def measure_stall(env) -> tuple[float, str, float, list[dict], str]:
     from station.ui.app import prepare_application
     from station.ui.demo import run_headless
 
-    app = prepare_application(offscreen=True)
-    # The scripted people import the wizard's module on the GUI thread at their first look
-    # (ScriptedPeople.look), which a person at the desk never does, and would then wait there
-    # for the worker that is importing it: loaded here, before the heartbeat, it is not counted.
-    importlib.import_module("station.ui.wizard")
+    app = prepare_application(offscreen=True)  # station.ui.demo has imported the wizard's module
     said = [""]
     worst = {"gap": 0.0, "during": "", "last": None, "start": 0.0}
 

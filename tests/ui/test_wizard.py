@@ -7,18 +7,15 @@ A heartbeat on the GUI thread checks the event loop never stalls while the work 
 
 from __future__ import annotations
 
-import sys
-import threading
-import time
-import traceback
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from station.issuance.progress import Step
 from station.service.requests import state_of
 from station.ui.wizard import IssuanceWindow, SecretDialog
 from station.wizard.flow import Status
+from bench.ui import Watchdog
 from tests.conftest import TEST_PIN
 from tests.issuance.people import NOTHING, ONE_CREDENTIAL, SECRETS, token_objects
 from tests.ui.conftest import TRANSPORT
@@ -27,41 +24,16 @@ NEW_PIN = "73915824"
 WAIT = 60_000
 
 
-class Heartbeat:
-    """A 10 ms timer on the GUI thread; ``worst`` is the longest gap between two beats (s). A
-    watchdog thread notes what the GUI thread was running when a beat is late (``where``)."""
+class Heartbeat(Watchdog):
+    """bench/ui.py's watchdog (a 10 ms heartbeat on the GUI thread, and a thread noting what
+    ran while a beat was late); :meth:`check` fails at ``limit_ms`` naming it."""
 
     def __init__(self):
-        self.timer = QTimer()
-        self.timer.setInterval(10)
-        self.last, self.worst, self.where = None, 0.0, ""
-        self.timer.timeout.connect(self.beat)
-        self._stop = threading.Event()
+        super().__init__(QApplication.instance(), [""])
 
-    def beat(self):
-        now = time.perf_counter()
-        if self.last is not None:
-            self.worst = max(self.worst, now - self.last)
-        self.last = now
-
-    def _watch(self, gui: int):
-        while not self._stop.wait(0.005):
-            late = time.perf_counter() - self.last if self.last else 0.0
-            if late > 0.04 and late >= self.worst:
-                frame = sys._current_frames().get(gui)
-                self.where = f"{late * 1000:.0f} ms in:\n" + "".join(traceback.format_stack(frame)[-4:])
-
-    def __enter__(self):
-        self.timer.start()
-        threading.Thread(target=self._watch, args=(threading.get_ident(),), daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self.timer.stop()
-
-    def check(self, limit: float = 0.05):
-        assert self.worst < limit, f"the event loop stalled {self.worst * 1000:.0f} ms; {self.where}"
+    def check(self, limit_ms: float = 50):
+        worst = max((stall["ms"] for stall in self.stalls), default=0.0)
+        assert worst < limit_ms, f"the event loop stalled {worst:.0f} ms:\n{self.report(1)}"
 
 
 def open_window(qtbot, ctx, **options) -> IssuanceWindow:
