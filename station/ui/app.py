@@ -221,7 +221,9 @@ class Shell(QObject):
         # The opening starts once the screen is up (activated, and the event loop round once
         # more: painted), or after OPEN_AFTER_MS where no window manager activates it: its
         # imports hold the GIL in turns with the GUI thread and would slow the first paint.
-        self._open_job = -1  # to come
+        # A sign-in submitted sooner starts it at once (UiContext.call).
+        ctx.open_later(open_station, self.home)
+        self._open_job = -1  # the context's, once submitted
         QApplication.instance().focusWindowChanged.connect(self._screen_up)
         QTimer.singleShot(OPEN_AFTER_MS, self, self._open)
 
@@ -231,11 +233,13 @@ class Shell(QObject):
             QTimer.singleShot(0, self, self._open)
 
     def _open(self) -> None:
-        if self._open_job == -1:
-            self._open_job = self.ctx.open(open_station, self.home)
+        self.ctx.open_deferred()
+
+    def _is_open_job(self, job: int) -> bool:
+        return job == (self.ctx.open_job if self._open_job == -1 else self._open_job)
 
     def _open_done(self, job: int, station) -> None:
-        if job != self._open_job:
+        if not self._is_open_job(job):
             return
         self._disconnect_open()
         if self.ctx is None:
@@ -247,7 +251,7 @@ class Shell(QObject):
         self.opened.emit(self.ctx)
 
     def _open_error(self, job: int, error: BaseException) -> None:
-        if job != self._open_job:
+        if not self._is_open_job(job):
             return
         self._disconnect_open()
         self.exit_code = int(Exit.ERROR)

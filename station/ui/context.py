@@ -9,7 +9,9 @@ The context exists before the station is open: the sign-in screen is built from 
 configuration (:attr:`UiContext.config`) while :meth:`UiContext.open` opens the station on the
 worker. A job is given the station when it RUNS, on the worker, and the worker runs its jobs
 one after the other, so a job submitted while the station opens (a quick operator's sign-in)
-runs after the opening and finds the station open.
+runs after the opening and finds the station open. The opening may be deferred
+(:meth:`UiContext.open_later`: the application lets the sign-in screen paint first); the
+first job submitted meanwhile starts it, so that it still runs after the opening.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ class UiContext(QObject):
         self._config = config
         self.operator = None  # station.issuance.signin.SignedIn of who is signed in
         self._callbacks: dict[int, tuple[Callable | None, Callable | None]] = {}
+        self._deferred: tuple[Callable[..., Any], tuple] | None = None  # an opening not yet submitted
+        self.open_job: int | None = None  # the opening's job id, once submitted
         worker.finished.connect(self._finished)
         worker.failed.connect(self._failed)
         if station is not None:
@@ -95,12 +99,28 @@ class UiContext(QObject):
             keep_for_good()
             return station
 
-        return self.worker.run("open the station", job)
+        self.open_job = self.worker.run("open the station", job)
+        return self.open_job
+
+    def open_later(self, opener: Callable[..., Any], *args: Any) -> None:
+        """Open the station as :meth:`open` does, but only at :meth:`open_deferred` or when a
+        job is first submitted, whichever comes first."""
+        self._deferred = (opener, args)
+
+    def open_deferred(self) -> int | None:
+        """Submit the deferred opening now; its job id, or None when there was none to submit."""
+        if self._deferred is None:
+            return None
+        opener, args = self._deferred
+        self._deferred = None
+        return self.open(opener, *args)
 
     def call(self, name: str, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None] | None = None,
              on_error: Callable[[BaseException], None] | None = None, **kwargs: Any) -> int:
         """Run ``fn(station, *args, **kwargs)`` on the device worker; ``on_done(result)`` or
-        ``on_error(exc)`` runs later on the GUI thread. Returns the job id at once."""
+        ``on_error(exc)`` runs later on the GUI thread. Returns the job id at once. A deferred
+        opening is submitted first."""
+        self.open_deferred()
         job = self.worker.run(name, self._with_station, fn, args, kwargs)
         self._callbacks[job] = (on_done, on_error)
         return job

@@ -40,3 +40,23 @@ def test_when_the_station_cannot_open_later_jobs_fail_in_words(qtbot, sqlite_sta
         assert isinstance(errors[0], StationNotOpen) and errors[0].code == "ui.station_not_open" and errors[0].hint
     finally:
         worker.stop()
+
+
+def test_a_job_submitted_before_a_deferred_opening_starts_it_and_runs_after_it(qtbot, sqlite_station):
+    """The application defers the opening until the sign-in screen has painted (or focus comes,
+    which never does without a window manager); an operator who signs in sooner must not find
+    the station "not open"."""
+    worker = QtDeviceWorker()
+    try:
+        ctx = UiContext(sqlite_station.home, None, worker, Settings())
+        opened = []
+        ctx.open_later(lambda: opened.append(1) or sqlite_station)
+        time.sleep(0.1)
+        assert opened == [] and ctx.open_job is None  # deferred: nothing submitted yet
+        seen = []
+        ctx.call("early sign-in", lambda station: station is sqlite_station, on_done=seen.append, on_error=seen.append)
+        qtbot.waitUntil(lambda: bool(seen), timeout=5000)
+        assert seen == [True] and opened == [1]
+        assert ctx.open_deferred() is None  # already submitted: not a second time
+    finally:
+        worker.stop()
