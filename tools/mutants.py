@@ -79,7 +79,7 @@ MUTANTS: tuple[Mutant, ...] = (
     M("challenge signed by the card's 9A key", "station/validation/verdict.py",
       "except (InvalidSignature, ValueError):\n        # Decisive", "except ():\n        # Decisive", (CONFORMANCE,)),
     M("last PIN try is not spent unasked", "station/issuance/pkiauth.py",
-      "if status.retries_left == 1 and not allow_last_try:", "if False:", ("tests/integration/test_pkiauth.py",)),
+      "if tries_left == 1 and not allow_last_try:", "if False:", ("tests/integration/test_pkiauth.py",)),
     # --- the Derived PIV Authentication certificate (SP 800-157, FIPS 201-3)
     M("proof of possession: the CSR's signature verifies", "station/ca/profile.py",
       "if not req.is_signature_valid:", "if False:", ("tests/ca/test_proof_of_possession.py",)),
@@ -196,6 +196,12 @@ MUTANTS: tuple[Mutant, ...] = (
     M("discarding a key also removes what a killed key generation left without a CKA_ID",
       "station/devices/pkcs11/token.py", "Remnants(self.module, session.handle).destroy()", "pass",
       ("tests/integration/test_pkcs11_interrupted.py",)),
+    M("a PIN is asked again only of a person who can type it again", "station/issuance/pkiauth.py",
+      "if not asks_again or exc.retries_left is None or exc.retries_left < 1:",
+      "if exc.retries_left is None or exc.retries_left < 1:", ("tests/integration/test_pkiauth.py",)),
+    M("a job submitted before the deferred opening runs after it", "station/ui/context.py",
+      "        self.open_deferred()\n        job = self.worker.run", "        job = self.worker.run",
+      ("tests/ui/test_context.py",)),
 )
 
 

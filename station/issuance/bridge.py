@@ -74,11 +74,12 @@ class Prompt:
     they were taken: a prompt already answered, declined or withdrawn ignores them."""
 
     def __init__(self, kind: PromptKind, *, pin_kind: str | None = None, tries_left: int | None = None,
-                 operator: str | None = None, purpose: str | None = None, subject: str | None = None,
-                 facial_image: bytes | None = None, summary: str | None = None):
+                 again: bool = False, operator: str | None = None, purpose: str | None = None,
+                 subject: str | None = None, facial_image: bytes | None = None, summary: str | None = None):
         self.number = next(_numbers)
         self.kind = kind
         self.pin_kind, self.tries_left = pin_kind, tries_left
+        self.again = again  # a PIN asked again: the one typed before was wrong
         self.operator, self.purpose = operator, purpose
         self.subject, self.facial_image = subject, facial_image
         self.summary = summary
@@ -98,7 +99,8 @@ class Prompt:
             if self.pin_kind == "credential":
                 return "The applicant's new credential PIN, for the functional test"
             tries = f" ({self.tries_left} tries left)" if self.tries_left is not None else ""
-            return f"The applicant's PIV card {self.pin_kind} PIN{tries}"
+            wrong = "Wrong PIN. " if self.again else ""
+            return f"{wrong}The applicant's PIV card {self.pin_kind} PIN{tries}"
         if self.kind is PromptKind.NEW_PIN:
             return "The applicant chooses the new credential's PIN and types it twice"
         if self.kind is PromptKind.PHOTO:
@@ -176,10 +178,15 @@ class InteractionBridge:
         self.cancel = cancel
         self._timeout = timeout
         self._timeouts = dict(timeouts or {})
+        self._pins_asked: set[str | None] = set()  # a PIN asked again in one operation: the last one was wrong
 
     # --- the Interaction --------------------------------------------------------------------
+    asks_again = True  # a person at a screen types a mistyped PIN again (pkiauth.PinEntry)
+
     def request_pin(self, *, pin_kind: str, tries_left: int | None) -> str:
-        return _text(self._ask(Prompt(PromptKind.PIN, pin_kind=pin_kind, tries_left=tries_left)), PromptKind.PIN)
+        again = pin_kind in self._pins_asked
+        self._pins_asked.add(pin_kind)
+        return _text(self._ask(Prompt(PromptKind.PIN, pin_kind=pin_kind, tries_left=tries_left, again=again)), PromptKind.PIN)
 
     def request_new_pin(self) -> tuple[str, str]:
         answer = self._ask(Prompt(PromptKind.NEW_PIN))

@@ -394,8 +394,9 @@ class IssuanceEngine:
 
     # --- 3. applicant authentication ------------------------------------------------------------------
     def _authenticate(self, req: _Request, card: PivSession | None) -> None:
-        """A PKI-AUTH that fails (card rejected, wrong PIN, last PIN try, another card, photo not
-        confirmed) ends the request: it is not left approved for anyone to try again."""
+        """A PKI-AUTH that fails (card rejected, wrong PIN not asked again, last PIN try, another
+        card, photo not confirmed) ends the request: it is not left approved for anyone to try
+        again. A person at a screen is asked a mistyped PIN again (``pkiauth.PinEntry``)."""
         if card is None:
             raise IssuanceRefused("PKI-AUTH needs the applicant's PIV card in a reader",
                                   code=IssuanceRefused.Code.CARD_NEEDED, hint="name the applicant's reader")

@@ -8,7 +8,9 @@ and verify it with the PIV Authentication certificate's key.
 
 Refusals and outcomes:
 - a blocked PIN is a reject with ``pin-blocked``; a wrong PIN a reject with ``pin-incorrect``
-  (the details say how many tries are left);
+  (the details say how many tries are left), unless the person typing it can type it again
+  (:attr:`PinEntry.asks_again`: the kiosk can, a line of standard input cannot), who is then
+  asked again with the tries now left, for as long as more than one is;
 - with one try left the PIN is not sent unless the caller allows it (:class:`LastTryRefused`);
 - a card pulled out raises :class:`CardRemoved` (``card-removed``): nothing was written anywhere;
 - a card without a PIV application is a reject with ``not-piv``;
@@ -52,7 +54,10 @@ _PIN_OBJECTS = {
 
 
 class PinEntry(Protocol):
-    """How PKI-AUTH asks the person at the card for the PIN (CLI prompt, kiosk screen)."""
+    """How PKI-AUTH asks the person at the card for the PIN (CLI prompt, kiosk screen).
+    ``asks_again`` (optional, default False): after a wrong PIN the person can be asked again
+    (a kiosk), rather than the wrong PIN ending PKI-AUTH (a line of standard input, read
+    once)."""
 
     def request_pin(self, *, pin_kind: str, tries_left: int | None) -> str: ...
 
@@ -140,20 +145,26 @@ def pki_auth(
     status = session.get_pin_status(key_ref)
     if status.blocked:
         return _reject("pin-blocked", f"the {pin_kind} PIN is blocked")
-    if status.retries_left == 1 and not allow_last_try:
-        raise LastTryRefused(f"only one {pin_kind} PIN try is left; the station will not spend it")
-    check(cancel, "before asking for the PIN")
-    _tell(progress, "PIN", f"asking for the {pin_kind} PIN ({status.retries_left} tries left)"
-          if status.retries_left is not None else f"asking for the {pin_kind} PIN")
-    pin = pin_entry.request_pin(pin_kind=pin_kind, tries_left=status.retries_left)
-    try:
-        session.verify(pin, key_ref)  # not sent once cancelled: the session checks the token before each command
-    except PinIncorrect as exc:
-        return _reject("pin-incorrect", f"wrong {pin_kind} PIN, {exc.retries_left} tries left")
-    except PinBlocked:
-        return _reject("pin-blocked", f"the {pin_kind} PIN is blocked")
-    finally:
-        del pin
+    tries_left, asks_again = status.retries_left, bool(getattr(pin_entry, "asks_again", False))
+    while True:
+        if tries_left == 1 and not allow_last_try:
+            raise LastTryRefused(f"only one {pin_kind} PIN try is left; the station will not spend it")
+        check(cancel, "before asking for the PIN")
+        _tell(progress, "PIN", f"asking for the {pin_kind} PIN ({tries_left} tries left)"
+              if tries_left is not None else f"asking for the {pin_kind} PIN")
+        pin = pin_entry.request_pin(pin_kind=pin_kind, tries_left=tries_left)
+        try:
+            session.verify(pin, key_ref)  # not sent once cancelled: the session checks the token before each command
+            break
+        except PinIncorrect as exc:
+            if not asks_again or exc.retries_left is None or exc.retries_left < 1:
+                return _reject("pin-incorrect", f"wrong {pin_kind} PIN, {exc.retries_left} tries left")
+            tries_left = exc.retries_left  # the person at the kiosk types it again
+            _tell(progress, "PIN", f"wrong {pin_kind} PIN, {tries_left} tries left")
+        except PinBlocked:
+            return _reject("pin-blocked", f"the {pin_kind} PIN is blocked")
+        finally:
+            del pin
     try:
         return _after_verify(session, contents, profile, mode=mode, now=now, cache_dir=cache_dir, cancel=cancel, progress=progress)
     finally:

@@ -5,7 +5,8 @@ sees it).
 A separate top-level window: full screen on a second screen when the station has one (the
 screen that faces the applicant), else a window-modal panel over the registrar's window (the
 registrar's screen then shows only "the applicant is entering the PIN"). It shows only the
-question meant for the applicant, the tries left in words and, for a new PIN, what the PIN
+question meant for the applicant (after a PIN the card refused: that it was not right), the
+tries left in words and, for a new PIN, what the PIN
 policy (``station/issuance/pin_policy.py``) finds wrong while it is typed; never the
 registrar's name, the request or anything typed (the entries are masked and have no "show").
 
@@ -195,6 +196,8 @@ class KioskWindow(QWidget):
             self.question.setText(tr("Choose a PIN for your new credential and type it twice."))
         elif prompt.pin_kind == "credential":
             self.question.setText(tr("Type the PIN of your new credential, to test it."))
+        elif prompt.again:
+            self.question.setText(tr("That PIN was not right. Type the PIN of your PIV card again."))
         else:
             self.question.setText(tr("Type the PIN of your PIV card."))
         self.tries.setText(tries_in_words(prompt.tries_left) if prompt is not None and not new else "")

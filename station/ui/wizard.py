@@ -683,7 +683,9 @@ class IssuanceWindow(QWidget):
             self.kiosk.show_for(prompt)
             self.pages[self.flow.current].message.setText(
                 tr("The applicant is choosing the new PIN at the kiosk (it is set on the device at activation).")
-                if prompt.kind is PromptKind.NEW_PIN else tr("The applicant is entering the PIN at the kiosk."))
+                if prompt.kind is PromptKind.NEW_PIN else
+                tr("The card refused that PIN; the applicant is entering it again at the kiosk.") if prompt.again else
+                tr("The applicant is entering the PIN at the kiosk."))
         elif prompt.kind is PromptKind.PHOTO:
             self.pki_page.ask_photo(prompt)
         else:

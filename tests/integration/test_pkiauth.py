@@ -109,6 +109,36 @@ def test_wrong_pin_counts_down_and_reports_tries_left(icam_profile, crl_cache):
     assert entry.asked[-1] == ("application", 4) and card.pin_tries == 3
 
 
+class Kiosk(FixedPin):
+    """A person at a screen, who types the PIN again after a wrong one: ``pins`` in turn."""
+
+    asks_again = True
+
+    def __init__(self, *pins: str):
+        super().__init__()
+        self.pins = list(pins)
+
+    def request_pin(self, *, pin_kind: str, tries_left: int | None) -> str:
+        super().request_pin(pin_kind=pin_kind, tries_left=tries_left)
+        return self.pins.pop(0)
+
+
+def test_a_person_who_can_type_again_is_asked_again_after_a_wrong_pin(icam_profile, crl_cache):
+    card, _, session = golden_session()
+    kiosk = Kiosk("135791", "135792", TEST_PIN)
+    verdict = pki_auth(session, icam_profile, kiosk, mode="crl", cache_dir=crl_cache)
+    assert verdict.accepted and kiosk.asked == [("application", 5), ("application", 4), ("application", 3)]
+    assert card.pin_tries == 5  # the right PIN reset the counter
+
+
+def test_asked_again_down_to_the_last_try_the_station_stops_there(icam_profile, crl_cache):
+    card, _, session = golden_session()
+    kiosk = Kiosk(*["135791"] * 4, TEST_PIN)
+    with pytest.raises(LastTryRefused):
+        pki_auth(session, icam_profile, kiosk, mode="crl", cache_dir=crl_cache)
+    assert [tries for _, tries in kiosk.asked] == [5, 4, 3, 2] and card.pin_tries == 1  # the last try unspent
+
+
 def test_station_stops_at_one_try_left(icam_profile, crl_cache):
     card, _, session = golden_session()
     card.set_pin_tries(1)

@@ -1,5 +1,6 @@
-"""The wizard off the straight path, through its real windows: a wrong applicant PIN (the
-request ends, as the engine's rules say, and a new request with the right PIN issues), the card
+"""The wizard off the straight path, through its real windows: a wrong applicant PIN (asked
+again at the kiosk, the same request goes on), wrong PINs down to the last try (the request
+ends, as the engine's rules say, and a new request issues once the PIN is reset), the card
 pulled mid-wizard, Cancel on every page that waits for a person (nothing orphaned on the token;
 the request resumable from its state and then completed from a resumed window), a token
 unplugged and plugged in noticed without a click, and the receipt."""
@@ -43,29 +44,68 @@ def press_cancel_when(qtbot, window, ready) -> None:
     idle(qtbot, window)
 
 
-def test_a_wrong_pin_ends_the_request_and_a_new_one_with_the_right_pin_issues(qtbot, ctx, station, token):
+def kiosk_asked_again(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: window.kiosk.isVisible() and window.kiosk.prompt is not None and window.kiosk.prompt.again
+                    or window.controller.running is None, timeout=WAIT)
+
+
+def test_a_wrong_pin_is_asked_again_at_the_kiosk_and_the_right_one_issues(qtbot, ctx, station, token):
     window = open_window(qtbot, ctx)
-    first = approved(qtbot, window)
+    request_id = approved(qtbot, window)
     go_on(qtbot, window)
-    qtbot.waitUntil(lambda: window.kiosk.isVisible(), timeout=WAIT)
-    assert window.kiosk.tries.text()  # the tries left, in words, before the PIN is typed
+    qtbot.waitUntil(lambda: window.kiosk.isVisible() and window.kiosk.prompt is not None, timeout=WAIT)
+    assert window.kiosk.tries.text() == "Five tries left." and not window.kiosk.prompt.again
     qtbot.keyClicks(window.kiosk.pin, "135790")
     qtbot.mouseClick(window.kiosk.ok_button, Qt.MouseButton.LeftButton)
-    idle(qtbot, window)
-    page = window.pages[Step.PKI_AUTH]
-    assert page.problem.isVisible() and "PIN" in page.problem.message.text(), page.problem.message.text()
-    qtbot.waitUntil(lambda: window.next_button.text() == "New request", timeout=WAIT)  # the records say it ended
-    assert state_of(station, first) == "failed" and "new request" in page.problem.hint.text().lower()
-    qtbot.mouseClick(window.next_button, Qt.MouseButton.LeftButton)  # the applicant is still at the desk
-    assert window.flow.request_id is None and window.flow.current is Step.REQUEST and window.next_button.isEnabled()
-    second = approved(qtbot, window)
-    go_on(qtbot, window)
+    kiosk_asked_again(qtbot, window)
+    kiosk = window.kiosk
+    assert kiosk.isVisible() and kiosk.prompt.again and kiosk.pin.text() == ""  # the card said no: asked again
+    assert "not right" in kiosk.question.text() and kiosk.tries.text() == "Four tries left."
+    assert "refused that pin" in window.pages[Step.PKI_AUTH].message.text().lower()  # the registrar's page says it, no PIN
+    assert state_of(station, request_id) == "approved"  # nothing ended: the same request goes on
     kiosk_types(qtbot, window, TEST_PIN)
     kiosk_types(qtbot, window, NEW_PIN, twice=True)
     kiosk_types(qtbot, window, NEW_PIN)
     qtbot.waitUntil(lambda: window.flow.finished and window.controller.running is None, timeout=WAIT)
-    assert second != first and state_of(station, second) == "issued"
-    assert token_objects(token[0], NEW_PIN) == ONE_CREDENTIAL  # the failed request left nothing behind
+    assert state_of(station, request_id) == "issued" and window.flow.request_id == request_id
+    assert token_objects(token[0], NEW_PIN) == ONE_CREDENTIAL
+
+
+def test_wrong_pins_down_to_the_last_try_end_the_request_and_a_new_one_issues_once_the_pin_is_reset(
+        qtbot, ctx, station, token, pcscd):
+    """The station never spends a PIV card's last PIN try: the request ends (a failed PKI-AUTH
+    is not left approved for anyone to try again) and the wizard offers a new request for the
+    applicant at the desk, who has the PIN reset by the card office first."""
+    window = open_window(qtbot, ctx)
+    first = approved(qtbot, window)
+    go_on(qtbot, window)
+    for _ in range(4):  # five tries: four wrong ones leave the last, which the station will not spend
+        qtbot.waitUntil(lambda: window.kiosk.isVisible() and window.kiosk.prompt is not None, timeout=WAIT)
+        qtbot.keyClicks(window.kiosk.pin, "135790")
+        qtbot.mouseClick(window.kiosk.ok_button, Qt.MouseButton.LeftButton)
+        kiosk_asked_again(qtbot, window)
+    idle(qtbot, window)
+    page = window.pages[Step.PKI_AUTH]
+    assert page.problem.isVisible() and "one application PIN try is left" in page.problem.message.text(), \
+        page.problem.message.text()
+    qtbot.waitUntil(lambda: window.next_button.text() == "New request", timeout=WAIT)  # the records say it ended
+    assert state_of(station, first) == "failed" and "new request" in page.problem.hint.text().lower()
+    pcscd.remove(ctx.card_link)  # the card office resets the PIN; the card comes back
+    link = pcscd.insert(load_card_image(GOLDEN, pin=TEST_PIN))
+    try:
+        qtbot.waitUntil(lambda: window.flow.applicant is not None and window.next_button.isEnabled(), timeout=WAIT)
+        qtbot.mouseClick(window.next_button, Qt.MouseButton.LeftButton)
+        assert window.flow.request_id is None and window.flow.current is Step.REQUEST and window.next_button.isEnabled()
+        second = approved(qtbot, window)
+        go_on(qtbot, window)
+        kiosk_types(qtbot, window, TEST_PIN)
+        kiosk_types(qtbot, window, NEW_PIN, twice=True)
+        kiosk_types(qtbot, window, NEW_PIN)
+        qtbot.waitUntil(lambda: window.flow.finished and window.controller.running is None, timeout=WAIT)
+        assert second != first and state_of(station, second) == "issued"
+        assert token_objects(token[0], NEW_PIN) == ONE_CREDENTIAL  # the failed request left nothing behind
+    finally:
+        pcscd.remove(link)
 
 
 def test_the_card_pulled_mid_wizard_is_said_in_words_and_the_request_goes_on_once_it_is_back(qtbot, ctx, station, pcscd):
