@@ -22,7 +22,7 @@ def disable() -> None:
         pass
     try:
         # the C library is already in the process: its symbols through dlopen(NULL), without
-        # ctypes.util.find_library (which imports subprocess and runs ldconfig: ~10 ms of a start)
+        # ctypes.util.find_library (which imports subprocess and runs ldconfig: a few ms of a start)
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     except (OSError, AttributeError):
         pass

@@ -160,7 +160,6 @@ def pki_auth(
             if not asks_again or exc.retries_left is None or exc.retries_left < 1:
                 return _reject("pin-incorrect", f"wrong {pin_kind} PIN, {exc.retries_left} tries left")
             tries_left = exc.retries_left  # the person at the kiosk types it again
-            _tell(progress, "PIN", f"wrong {pin_kind} PIN, {tries_left} tries left")
         except PinBlocked:
             return _reject("pin-blocked", f"the {pin_kind} PIN is blocked")
         finally:

@@ -223,7 +223,6 @@ class Shell(QObject):
         # imports hold the GIL in turns with the GUI thread and would slow the first paint.
         # A sign-in submitted sooner starts it at once (UiContext.call).
         ctx.open_later(open_station, self.home)
-        self._open_job = -1  # the context's, once submitted
         QApplication.instance().focusWindowChanged.connect(self._screen_up)
         QTimer.singleShot(OPEN_AFTER_MS, self, self._open)
 
@@ -236,7 +235,8 @@ class Shell(QObject):
         self.ctx.open_deferred()
 
     def _is_open_job(self, job: int) -> bool:
-        return job == (self.ctx.open_job if self._open_job == -1 else self._open_job)
+        """The opening's job: the context's, or (no configuration read, no context yet) the shell's own."""
+        return job == (self.ctx.open_job if self.ctx is not None else self._open_job)
 
     def _open_done(self, job: int, station) -> None:
         if not self._is_open_job(job):

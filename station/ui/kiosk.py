@@ -6,9 +6,9 @@ A separate top-level window: full screen on a second screen when the station has
 screen that faces the applicant), else a window-modal panel over the registrar's window (the
 registrar's screen then shows only "the applicant is entering the PIN"). It shows only the
 question meant for the applicant (after a PIN the card refused: that it was not right), the
-tries left in words and, for a new PIN, what the PIN
-policy (``station/issuance/pin_policy.py``) finds wrong while it is typed; never the
-registrar's name, the request or anything typed (the entries are masked and have no "show").
+tries left in words and, for a new PIN, what the PIN policy
+(``station/issuance/pin_policy.py``) finds wrong while it is typed; never the registrar's
+name, the request or anything typed (the entries are masked and have no "show").
 
 The typed PIN lives only in the entry widgets: :meth:`KioskWindow._ok` hands it to the
 prompt (:class:`station.issuance.bridge.Prompt`) and empties every field at once.
