@@ -663,7 +663,8 @@ class IssuanceWindow(QWidget):
     def _open_approval(self) -> None:
         from station.wizard.facts import ApprovalFacts
 
-        a, flow = self.flow.applicant, self.flow
+        flow = self.flow
+        a = flow.requested_for or flow.applicant  # the request's applicant, even if the card is out just now
         facts = ApprovalFacts(request_id=flow.request_id, applicant=a.name if a else "", registrar=self.ctx.operator.identity,
                               aal=flow.aal.value, target=flow.target.name if flow.target else "", photo=a.photo if a else None)
         self.lock.show_request(facts)

@@ -112,6 +112,7 @@ class IssuanceFlow:
     target: TargetOffer | None = None
     aal: Aal = Aal.AAL2
     outcome: object | None = None  # the engine's Outcome once the request ends
+    requested_for: Applicant | None = None  # the card the request was recorded from (a supervisor sees it)
 
     @classmethod
     def resume(cls, request_id: int, state: str, *, aal: str = Aal.AAL2.value) -> IssuanceFlow:
@@ -204,6 +205,7 @@ class IssuanceFlow:
     def progressed(self, event: Progress) -> None:
         if event.request_id is not None and self.request_id is None:
             self.request_id = event.request_id
+            self.requested_for = self.applicant
         if event.state:
             self._reached(RequestState(event.state), event.step, event.message)
             return

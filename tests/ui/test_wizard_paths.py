@@ -91,6 +91,7 @@ def test_wrong_pins_down_to_the_last_try_end_the_request_and_a_new_one_issues_on
     qtbot.waitUntil(lambda: window.next_button.text() == "New request", timeout=WAIT)  # the records say it ended
     assert state_of(station, first) == "failed" and "new request" in page.problem.hint.text().lower()
     pcscd.remove(ctx.card_link)  # the card office resets the PIN; the card comes back
+    qtbot.waitUntil(lambda: window.flow.applicant is None, timeout=WAIT)  # the window saw it go
     link = pcscd.insert(load_card_image(GOLDEN, pin=TEST_PIN))
     try:
         qtbot.waitUntil(lambda: window.flow.applicant is not None and window.next_button.isEnabled(), timeout=WAIT)

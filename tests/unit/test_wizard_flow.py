@@ -59,6 +59,8 @@ def test_progress_moves_the_pages_and_marks_steps_done():
     assert flow.view().status is Status.BUSY and not flow.valid()
     flow.progressed(Progress(Step.REQUEST, "request 7 opened", state="requested", request_id=7))
     assert flow.request_id == 7 and flow.current is Step.APPROVAL
+    flow.card_removed()  # out of the reader for a moment: the supervisor still sees whose request it is
+    assert flow.applicant is None and flow.requested_for == CARD
     assert flow.view(Step.REQUEST).status is Status.DONE and flow.view().status is Status.WAITING
     assert flow.next_operation() is Operation.DECIDE
     flow.started(Operation.DECIDE)
