@@ -277,3 +277,18 @@ def _connect(reader: str, exclusive: bool) -> PcscConnection | InProcessConnecti
     if INPROCESS.owns(reader):
         return INPROCESS.connect(reader, exclusive=exclusive)
     return PcscConnection(reader, exclusive=exclusive)
+
+
+@contextlib.contextmanager
+def piv_session(reader: str, *, cancel: threading.Event | None = None):
+    """A PivSession on an exclusive connection to ``reader``, inside a PC/SC transaction (no
+    other program talks to the card meanwhile); the card is reset when the block ends, however
+    it ends (no PIN stays verified, no management key stays authenticated)."""
+    from station.devices.piv import PivSession
+
+    conn = open_reader(reader, exclusive=True)
+    try:
+        with conn.transaction():
+            yield PivSession(conn, cancel=cancel)
+    finally:
+        conn.close(reset=True)

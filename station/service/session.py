@@ -70,25 +70,22 @@ def crl_cache(station: Station) -> Path:
 def open_target(station: Station, uri: str, pin_entry=None):
     """The target of ``uri`` through the registry, with the configured hardware modules."""
     from station.issuance.targets import open_target as open_by_scheme
+    from station.issuance.targets.attestation import load_roots
 
-    hardware = set((station.config.get("targets") or {}).get("hardware_modules", []))
-    return open_by_scheme(uri, hardware_modules=hardware, pin_entry=pin_entry)
+    targets = station.config.get("targets") or {}
+    hardware = set(targets.get("hardware_modules", []))
+    roots = load_roots(targets.get("attestation_roots", []), station.home.root) if uri.startswith("piv:") else []
+    return open_by_scheme(uri, hardware_modules=hardware, pin_entry=pin_entry, secrets=station.secrets,
+                          puk_handling=targets.get("piv_puk", "escrow"), attestation_roots=roots)
 
 
-@contextlib.contextmanager
 def card_session(reader: str, *, cancel: threading.Event | None = None):
-    """A PivSession on an exclusive connection to ``reader``, inside a PC/SC transaction (no
-    other program talks to the card meanwhile); the card is reset when the block ends, however
-    it ends (no PIN stays verified). The one place the station opens a PIV card's reader."""
+    """A PivSession on an exclusive connection to ``reader``, inside a PC/SC transaction, the
+    card reset when the block ends (:func:`station.devices.pcsc.piv_session`). The one place
+    the station opens an applicant's or operator's PIV card."""
     from station.devices import pcsc
-    from station.devices.piv import PivSession
 
-    conn = pcsc.open_reader(reader, exclusive=True)
-    try:
-        with conn.transaction():
-            yield PivSession(conn, cancel=cancel)
-    finally:
-        conn.close(reset=True)
+    return pcsc.piv_session(reader, cancel=cancel)
 
 
 def operator_sign_in(station: Station, identity: str, secret, role, *, reader: str | None = None,

@@ -23,7 +23,11 @@ NEW_PIN = "k9Pz4mQ1"
 
 @pytest.fixture
 def home(sqlite_station, icam_profile_path):
-    st = sqlite_station
+    return operators_home(sqlite_station, icam_profile_path)
+
+
+def operators_home(st, icam_profile_path):
+    """The station home with three password operators (reg, sup, adm) and the ICAM trust profile."""
     for identity, roles in (("reg", [Role.REGISTRAR]), ("sup", [Role.SUPERVISOR]), ("adm", [Role.ADMINISTRATOR])):
         add_operator(st, identity, display_name=identity, roles=roles, auth_method=AuthMethod.PASSWORD,
                      auth_reference=hash_password(SECRETS[identity]), actor="admin")

@@ -20,6 +20,13 @@ INS_GENERAL_AUTHENTICATE = 0x87
 INS_GENERATE_ASYMMETRIC_KEY_PAIR = 0x47
 INS_PUT_DATA = 0xDB
 INS_GET_RESPONSE = 0xC0
+# YubiKey-compatible tokens' vendor instructions (yubikit's names; STANDARDS.md "Tokens")
+INS_GET_METADATA = 0xF7
+INS_GET_SERIAL = 0xF8
+INS_ATTEST = 0xF9
+INS_GET_VERSION = 0xFD
+INS_SET_MANAGEMENT_KEY = 0xFF
+TAG_PIN_POLICY = 0xAA  # in GENERATE's AC template
 
 TAG_DYNAMIC_AUTH = 0x7C
 TAG_AUTH_WITNESS = 0x80
@@ -113,3 +120,11 @@ class Algorithm(enum.IntEnum):
     @property
     def is_symmetric(self) -> bool:
         return self in (Algorithm.TDEA_3KEY, Algorithm.AES_128, Algorithm.AES_192, Algorithm.AES_256)
+
+
+class PinPolicyOnKey(enum.IntEnum):
+    """A YubiKey-compatible token's PIN policy for a key (GENERATE tag AA)."""
+
+    NEVER = 0x01
+    ONCE = 0x02
+    ALWAYS = 0x03

@@ -41,6 +41,13 @@ from station.devices.piv.constants import (
     INS_SELECT,
     INS_VERIFY,
     PIV_AID,
+    TAG_PIN_POLICY,
+    INS_ATTEST,
+    INS_GET_METADATA,
+    INS_GET_SERIAL,
+    INS_GET_VERSION,
+    INS_SET_MANAGEMENT_KEY,
+    PinPolicyOnKey,
     TAG_AUTH_CHALLENGE,
     TAG_AUTH_RESPONSE,
     TAG_AUTH_WITNESS,
@@ -282,12 +289,58 @@ class PivSession:
             raise mgmkey.ManagementKeyError("the card failed to prove it holds the same management key")
 
     # --- Key generation ----------------------------------------------------------------------
-    def generate_asymmetric_key_pair(self, slot: Slot, algorithm: Algorithm):
-        """GENERATE ASYMMETRIC KEY PAIR; returns the public key (cryptography object)."""
+    def generate_asymmetric_key_pair(self, slot: Slot, algorithm: Algorithm, *, pin_policy: PinPolicyOnKey | None = None):
+        """GENERATE ASYMMETRIC KEY PAIR; returns the public key (cryptography object).
+        ``pin_policy`` (tag AA) is a YubiKey-compatible token's extension, not SP 800-73-4's:
+        give it only to a token that answers :meth:`get_version`."""
         self._command("GENERATE ASYMMETRIC KEY PAIR")
-        template = tlv.encode_tlv(0xAC, tlv.encode_tlv(0x80, bytes([int(algorithm)])))
-        resp = self.protocol.send_apdu(0x00, INS_GENERATE_ASYMMETRIC_KEY_PAIR, 0x00, int(slot), template)
+        items = [(0x80, bytes([int(algorithm)]))] + ([(TAG_PIN_POLICY, bytes([int(pin_policy)]))] if pin_policy else [])
+        resp = self.protocol.send_apdu(0x00, INS_GENERATE_ASYMMETRIC_KEY_PAIR, 0x00, int(slot),
+                                       tlv.encode_tlv(0xAC, tlv.encode_tlvs(items)))
         return parse_public_key(algorithm, resp)
+
+    # --- YubiKey-compatible tokens' vendor commands (yubikit's names; STANDARDS.md "Tokens") --------
+    def get_version(self) -> tuple[int, int, int] | None:
+        """GET VERSION (INS FD): the token's firmware version; None from a card without the
+        vendor commands (a plain SP 800-73-4 card answers 6D00)."""
+        self._command("GET VERSION")
+        resp, sw = self.protocol.transmit(0x00, INS_GET_VERSION, 0x00, 0x00, b"")
+        if sw in (0x6D00, 0x6E00, 0x6A81) or (sw == SW_OK and len(resp) != 3):
+            return None
+        if sw != SW_OK:
+            raise error_for_sw(sw)
+        return resp[0], resp[1], resp[2]
+
+    def get_serial(self) -> int:
+        """GET SERIAL (INS F8): the token's serial number."""
+        self._command("GET SERIAL")
+        return int.from_bytes(self.protocol.send_apdu(0x00, INS_GET_SERIAL, 0x00, 0x00), "big")
+
+    def get_metadata(self, key_ref: int) -> dict[int, bytes]:
+        """GET METADATA (INS F7) of a key, PIN, PUK or the management key: 01 algorithm,
+        02 PIN/touch policy, 03 origin (01 generated), 04 public key, 05 default value, 06 retries."""
+        self._command("GET METADATA")
+        resp = self.protocol.send_apdu(0x00, INS_GET_METADATA, 0x00, int(key_ref))
+        try:
+            return tlv.tlv_map(resp)
+        except TlvError as exc:
+            raise ProtocolError(f"GET METADATA reply is malformed: {exc}") from None
+
+    def set_management_key(self, algorithm: Algorithm, key: bytes) -> None:
+        """SET MANAGEMENT KEY (INS FF, no touch): after :meth:`authenticate_management_key`."""
+        mgmkey.check_key(algorithm, key)
+        self._command("SET MANAGEMENT KEY")
+        self.protocol.send_apdu(0x00, INS_SET_MANAGEMENT_KEY, 0xFF, 0xFF,
+                                bytes([int(algorithm)]) + tlv.encode_tlv(KeyRef.MANAGEMENT, key), le=None)
+
+    def attest(self, slot: Slot) -> x509.Certificate:
+        """ATTEST (INS F9): the token's certificate that it generated the key in ``slot``."""
+        self._command("ATTEST")
+        resp = self.protocol.send_apdu(0x00, INS_ATTEST, int(slot), 0x00)
+        try:
+            return x509.load_der_x509_certificate(resp)
+        except ValueError:
+            raise ProtocolError("ATTEST reply is not a certificate") from None
 
 
 def parse_public_key(algorithm: Algorithm, data: bytes):

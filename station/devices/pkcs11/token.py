@@ -23,14 +23,15 @@ from dataclasses import dataclass
 from enum import Enum
 
 import pkcs11
-from asn1crypto import csr as asn1csr, keys as asn1keys, x509 as asn1x509
+from asn1crypto import x509 as asn1x509
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
+from cryptography.hazmat.primitives.serialization import Encoding, load_der_public_key
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as p11exc
 from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature, encode_named_curve_parameters
 from pkcs11.util.rsa import encode_rsa_public_key
 
+from station.devices.csr import certification_request
 from station.devices.errors import PinBlocked, PinIncorrect
 from station.devices.pkcs1 import digest_info
 from station.devices.pkcs11.remnants import Remnants
@@ -255,22 +256,7 @@ class Pkcs11Token:
 
     def certification_request(self, pin: str, key_id: bytes, public_key, subject: x509.Name) -> bytes:
         """A PKCS#10 request for ``public_key``, signed by its private key on the token (DER)."""
-        spki = asn1keys.PublicKeyInfo.load(public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
-        info = asn1csr.CertificationRequestInfo({
-            "version": "v1",
-            "subject": asn1x509.Name.load(subject.public_bytes()),
-            "subject_pk_info": spki,
-            "attributes": [],
-        })
-        is_ec = spki.algorithm == "ec"
-        hash_name = "sha384" if is_ec and spki.curve[1] == "secp384r1" else "sha256"
-        signature = self.sign(pin, key_id, info.dump(), hash_name)
-        algorithm = f"{hash_name}_{'ecdsa' if is_ec else 'rsa'}"
-        return asn1csr.CertificationRequest({
-            "certification_request_info": info,
-            "signature_algorithm": {"algorithm": algorithm},
-            "signature": signature,
-        }).dump()
+        return certification_request(public_key, subject, lambda data, hash_name: self.sign(pin, key_id, data, hash_name))
 
     # --- certificates and PIN ----------------------------------------------------------------------
     def install_certificate(self, pin: str, key_id: bytes, certificate: x509.Certificate, label: str) -> None:

@@ -99,35 +99,41 @@ class Pkcs11Uri:
     def pin(self, fallback: Callable[[], str] | None = None) -> str:
         """The PIN named by the URI (pin-value, pin-source=file:…, or pin-source=keyring:…), else
         ``fallback()`` (e.g. a line of standard input) when the caller gives one."""
-        if "pin-value" in self.query:
-            return self.query["pin-value"]
-        source = self.query.get("pin-source")
-        if source is None:
-            if fallback is not None:
-                return fallback()
-            raise UriError("the PKCS#11 URI carries no PIN",
-                           hint="add pin-source=file:<PIN file> or pin-source=keyring:<service>/<user> to the URI")
-        scheme, _, rest = source.partition(":")
-        if scheme == "file":
-            path = Path(urllib.parse.urlparse(source).path if rest.startswith("//") else rest)
-            try:
-                return path.read_text().strip("\r\n")
-            except OSError as exc:
-                raise UriError(f"cannot read the PIN file named by pin-source: {exc.strerror}",
-                               hint="check the pin-source=file: path and that the station may read it") from None
-        if scheme == "keyring":
-            import keyring
-
-            service, _, user = rest.partition("/")
-            secret = keyring.get_password(service, user)
-            if secret is None:
-                raise UriError("no keyring entry named by pin-source holds the token PIN",
-                               hint="store the PIN under that service and user, or fix pin-source=keyring:<service>/<user>")
-            return secret
-        raise UriError("unsupported pin-source scheme", hint="use pin-source=file:<path> or pin-source=keyring:<service>/<user>")
+        return pin_from_query(self.query, fallback)
 
     def __str__(self) -> str:
         """The URI without any PIN (safe for logs, audit events and the database)."""
         path = ";".join(f"{k}={urllib.parse.quote(v, safe='', encoding=_encoding(k))}" for k, v in self.path.items())
         query = "&".join(f"{k}={urllib.parse.quote(v, safe='/')}" for k, v in self.query.items() if k != "pin-value")
         return f"pkcs11:{path}" + (f"?{query}" if query else "")
+
+
+def pin_from_query(query: dict[str, str], fallback: Callable[[], str] | None = None) -> str:
+    """The PIN a device URI's query names (RFC 7512 ``pin-value``; ``pin-source=file:<path>``
+    or ``pin-source=keyring:<service>/<user>``), else ``fallback()`` when the caller gives one."""
+    if "pin-value" in query:
+        return query["pin-value"]
+    source = query.get("pin-source")
+    if source is None:
+        if fallback is not None:
+            return fallback()
+        raise UriError("the PKCS#11 URI carries no PIN",
+                       hint="add pin-source=file:<PIN file> or pin-source=keyring:<service>/<user> to the URI")
+    scheme, _, rest = source.partition(":")
+    if scheme == "file":
+        path = Path(urllib.parse.urlparse(source).path if rest.startswith("//") else rest)
+        try:
+            return path.read_text().strip("\r\n")
+        except OSError as exc:
+            raise UriError(f"cannot read the PIN file named by pin-source: {exc.strerror}",
+                           hint="check the pin-source=file: path and that the station may read it") from None
+    if scheme == "keyring":
+        import keyring
+
+        service, _, user = rest.partition("/")
+        secret = keyring.get_password(service, user)
+        if secret is None:
+            raise UriError("no keyring entry named by pin-source holds the token PIN",
+                           hint="store the PIN under that service and user, or fix pin-source=keyring:<service>/<user>")
+        return secret
+    raise UriError("unsupported pin-source scheme", hint="use pin-source=file:<path> or pin-source=keyring:<service>/<user>")

@@ -2,9 +2,11 @@
 
 ``register(scheme, factory)`` adds a kind of device; ``open_target(uri, ...)`` calls the
 factory of the URI's scheme with the URI and the keywords ``hardware_modules`` (the module
-paths the configuration counts as hardware) and ``pin_entry`` (gives the device's transport
-secret when the URI names none). ``pkcs11:`` (RFC 7512) is registered here; ``piv:`` and
-``phone:`` come with their targets.
+paths the configuration counts as hardware), ``pin_entry`` (gives the device's transport
+secret when the URI names none), ``secrets`` (the station's secret store, where a PIV token's
+own management key and escrowed PUK live) and ``puk_handling``; a factory ignores the keywords
+it has no use for. ``pkcs11:`` (RFC 7512) and ``piv:`` (a PIV-applet token in a PC/SC reader)
+are registered here; ``phone:`` comes with its target.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def schemes() -> list[str]:
 
 
 def open_target(uri: str, *, hardware_modules: set[str] | frozenset[str] = frozenset(),
-                pin_entry: Callable[[], str] | None = None) -> Target:
+                pin_entry: Callable[[], str] | None = None, **options) -> Target:
     """A target for ``uri``, by its scheme. ``pin_entry()`` gives the device's transport secret
     when the URI names none (asked once, when first needed)."""
     scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
@@ -36,7 +38,7 @@ def open_target(uri: str, *, hardware_modules: set[str] | frozenset[str] = froze
         known = ", ".join(f"{s}:" for s in schemes())
         raise TargetError(f"unknown target {scheme or uri!r}: the station knows {known} URIs",
                           hint=f"give the device as a URI of a known scheme ({known})")
-    return factory(uri, hardware_modules=hardware_modules, pin_entry=pin_entry)
+    return factory(uri, hardware_modules=hardware_modules, pin_entry=pin_entry, **options)
 
 
 def _open_pkcs11(uri: str, **options) -> Target:
@@ -45,7 +47,14 @@ def _open_pkcs11(uri: str, **options) -> Target:
     return open_pkcs11(uri, **options)
 
 
+def _open_piv(uri: str, **options) -> Target:
+    from station.issuance.targets.piv import open_piv
+
+    return open_piv(uri, **options)
+
+
 register("pkcs11", _open_pkcs11)
+register("piv", _open_piv)
 
 __all__ = ["DeviceDescription", "DeviceIdentity", "RequestNotReceived", "Target", "TargetError", "open_target", "register",
            "schemes"]

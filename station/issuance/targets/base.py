@@ -118,6 +118,7 @@ class DeviceDescription:
     uri: str = ""  # the target URI without any secret, recorded with the request (resume names it)
     smart_card: bool = False  # Smart Card Logon EKU only for keys on a smart card
     details: dict[str, str] = field(default_factory=dict)
+    not_hardware_because: str = ""  # why the device cannot carry AAL3, where more than configuration decides
 
     @property
     def identity(self) -> str:

@@ -23,7 +23,7 @@ CERT_LABEL = "Derived PIV Authentication"
 
 
 def open_pkcs11(uri: str, *, hardware_modules: set[str] | frozenset[str] = frozenset(),
-                pin_entry: Callable[[], str] | None = None) -> Pkcs11Target:
+                pin_entry: Callable[[], str] | None = None, **_options) -> Pkcs11Target:
     """The ``pkcs11:`` factory of the target registry: the module is hardware only when the
     configuration lists its path in ``hardware_modules``."""
     parsed = Pkcs11Uri.parse(uri)

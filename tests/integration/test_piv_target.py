@@ -1,0 +1,155 @@
+"""The PIV token target over the suite's real pcscd: a blank virtual token in the second
+reader is given a key in 9A, its certificate, a CHUID and Discovery Object, the applicant's
+PIN and a fresh PUK; OpenSC, which no one here wrote, reads the certificate byte for byte
+and signs with the new PIN."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from station.devices import pcsc
+from station.devices.connection import Interface
+from station.devices.errors import PinIncorrect
+from station.devices.piv import Slot
+from station.devices.piv.constants import KeyRef
+from station.devices.piv.fascn import FascN
+from station.devices.virtual import blank_token
+from station.issuance import selftest
+from station.issuance.targets import TargetError, open_target
+from station.issuance.targets.base import DeviceMustBeReset
+from station.issuance.targets.piv import PivUri, PivUriError
+from station.secret_store import DemoFileStore
+from tests.integration.test_pkcs11_target import AAL2, LocalCa
+
+OPENSC_PKCS11 = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
+NEW_PIN = "k9Pz4mQ1"
+SUBJECT = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Applicant")])
+
+
+@pytest.fixture
+def token_reader(pcscd, insert_card):
+    def insert(token=None):
+        insert_card(token or blank_token(), slot=1)
+        return pcscd.reader(1)
+    return insert
+
+
+@pytest.fixture
+def store(tmp_path):
+    return DemoFileStore(tmp_path / "secrets.json")
+
+
+def uri(reader: str) -> str:
+    return "piv:reader=" + reader.replace(" ", "%20")
+
+
+def issue(target, ca):
+    target.plan_key("P-256")
+    target.generate_key("P-256")
+    cert = ca.issue(target.proof_of_possession(SUBJECT))
+    target.install_certificate(cert, [ca.cert])
+    return cert
+
+
+def test_a_blank_token_is_issued_activated_and_self_tested_and_opensc_agrees(token_reader, store, pcscd):
+    reader, ca = token_reader(), LocalCa()
+    target = open_target(uri(reader), secrets=store)
+    desc = target.describe()
+    assert desc.kind == "piv-token" and desc.smart_card and desc.device.kind == "piv" and desc.details["interface"] == "contact"
+    cert = issue(target, ca)
+    assert target.installed_certificate() == cert
+    assert not target.activation_secret_set(NEW_PIN)  # the transport (factory) PIN is still set
+    target.set_activation_secret(NEW_PIN)
+    assert target.activation_secret_set(NEW_PIN)
+    result = selftest.run(target, NEW_PIN, cert, ca.cert, AAL2)
+    assert result.passed and set(result.checks) == {"signature", "chain", "validity", "policy"}
+    with pytest.raises(PinIncorrect):
+        target.sign_challenge("123456", b"challenge")  # the factory PIN no longer opens it
+
+    with pcsc.piv_session(reader) as session:  # a coherent token for middleware
+        chuid = session.read_chuid()
+        assert FascN.from_bytes(chuid.fascn).agency_code == "9999" and chuid.card_uuid is not None
+        assert chuid.expiry == cert.not_valid_after_utc.date()
+        assert session.read_discovery().pin_usage_policy[0] == 0x40  # the application PIN, SP 800-157r1 App. B
+        with pytest.raises(PinIncorrect):  # the factory PUK was replaced
+            session.change_reference_data(KeyRef.PUK, "12345678", "87654321")
+
+    pem = subprocess.run(["pkcs15-tool", "--reader", "1", "--read-certificate", "01"], env=pcscd.env,
+                         capture_output=True, text=True, timeout=60)
+    assert pem.returncode == 0, pem.stderr
+    assert x509.load_pem_x509_certificate(pem.stdout.encode()).public_bytes(Encoding.DER) == cert.public_bytes(Encoding.DER)
+    message = b"signed through OpenSC with the applicant's new PIN"
+    signed = subprocess.run(["pkcs11-tool", "--module", OPENSC_PKCS11, "--slot-index", "1", "--login", "--pin", NEW_PIN,
+                             "--sign", "--id", "01", "--mechanism", "ECDSA", "--signature-format", "sequence",
+                             "--input-file", "/dev/stdin", "--output-file", "/dev/stdout"],
+                            input=_sha256(message), env=pcscd.env, capture_output=True, timeout=60)
+    assert signed.returncode == 0, signed.stderr.decode()
+    cert.public_key().verify(signed.stdout, message, ec.ECDSA(hashes.SHA256()))
+
+
+def test_the_state_finds_the_key_again_and_a_resumed_run_installs_once(token_reader, store):
+    reader, ca = token_reader(), LocalCa()
+    first = open_target(uri(reader), secrets=store)
+    first.plan_key("P-384")
+    public = first.generate_key("P-384")
+    saved = first.state()
+    assert saved["algorithm"] == "ECC_P384" and saved["key"] == "generated" and "123456" not in str(saved)
+    second = open_target(uri(reader), secrets=store)
+    second.restore(saved)
+    assert second.public_key == public
+    cert = ca.issue(second.proof_of_possession(SUBJECT))  # signed by the key the first run made
+    assert cert.public_key() == public
+    second.install_certificate(cert, [ca.cert])
+    second.install_certificate(cert, [ca.cert])  # idempotent
+    assert second.locate_credential() == cert
+
+
+def test_cancel_with_the_transport_pin_overwrites_the_key_and_after_activation_asks_for_a_reset(token_reader, store):
+    reader, ca = token_reader(), LocalCa()
+    target = open_target(uri(reader), secrets=store)
+    cert = issue(target, ca)
+    target.discard_key()
+    assert target.installed_certificate() is None
+    with pcsc.piv_session(reader) as session:
+        session.verify("123456", token=True)
+        other = session.sign(Slot.AUTHENTICATION, target.algorithm, b"x")
+    with pytest.raises(Exception):
+        cert.public_key().verify(other, b"x", ec.ECDSA(hashes.SHA256()))  # the request's key is gone
+    again = open_target(uri(reader), secrets=store)
+    issue(again, ca)
+    again.set_activation_secret(NEW_PIN)
+    with pytest.raises(DeviceMustBeReset):
+        again.discard_key()
+
+
+def test_a_token_that_keeps_the_contactless_rules_is_refused_with_nothing_written(token_reader, store):
+    token = blank_token(interface=Interface.CONTACTLESS)
+    target = open_target(uri(token_reader(token)), secrets=store)
+    target.plan_key("P-256")
+    with pytest.raises(TargetError, match="contactless") as refused:
+        target.generate_key("P-256")
+    assert "USB/contact" in refused.value.hint
+    assert token.objects == {} and token.keys == {}  # nothing written: no key, no object
+
+
+def test_uri_errors_name_no_query_text():
+    assert PivUri.parse("piv:reader=A%20B;serial=7").reader == "A B"
+    with pytest.raises(PivUriError) as bad:
+        PivUri.parse("piv:reader=A?pin=123456")
+    assert "123456" not in str(bad.value)
+    with pytest.raises(PivUriError, match="no reader"):
+        PivUri.parse("piv:serial=7")
+    assert "pin-value" not in str(PivUri.parse("piv:reader=A?pin-value=123456"))
+
+
+def _sha256(data: bytes) -> bytes:
+    h = hashes.Hash(hashes.SHA256())
+    h.update(data)
+    return h.finalize()

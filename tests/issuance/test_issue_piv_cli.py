@@ -1,0 +1,53 @@
+"""`station issue` onto a blank PIV token in the second reader of the real pcscd: the golden
+GSA card in the first, PINs piped in; the token's factory PIN is its transport secret."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from station.devices import pcsc
+from station.devices.piv.constants import Slot
+from station.devices.virtual import blank_token, load_card_image
+from tests.conftest import GOLDEN, TEST_PIN
+from tests.issuance.test_issue_cli import NEW_PIN, SECRETS, operators_home, run
+
+AAL2, AAL3 = "2.16.840.1.101.3.2.1.3.40", "2.16.840.1.101.3.2.1.3.41"
+
+
+@pytest.fixture
+def home(sqlite_station, icam_profile_path):
+    return operators_home(sqlite_station, icam_profile_path)
+
+
+def issue(home, pcscd, insert_card, aal: str, *extra: str):
+    """The golden card in the first reader, a blank token in the second, `station issue`."""
+    insert_card(load_card_image(GOLDEN, pin=TEST_PIN))
+    token = blank_token()
+    insert_card(token, slot=1)
+    stdin = f"{SECRETS['reg']}\n{SECRETS['sup']}\n{TEST_PIN}\n{NEW_PIN}\n"
+    target = "piv:reader=" + pcscd.reader(1).replace(" ", "%20")
+    return token, run(["issue", "--home", str(home), "--applicant-reader", pcscd.reader(), "--target", target, "--aal", aal,
+                       "--registrar", "reg", "--approver", "sup", *extra], pcscd.env, stdin)
+
+
+def test_headless_issue_onto_a_piv_token(home, insert_card, pcscd):
+    _, result = issue(home, pcscd, insert_card, "2", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = json.loads(result.stdout)
+    assert out["state"] == "issued" and out["selftest"] == "pass"
+    cred = out["credential"]
+    assert cred["policy_oid"] == AAL2 and cred["target"].startswith("piv:token=")
+    for secret in (*SECRETS.values(), TEST_PIN, NEW_PIN):
+        assert secret not in result.stdout + result.stderr
+    with pcsc.piv_session(pcscd.reader(1)) as session:
+        on_token = session.read_certificate(Slot.AUTHENTICATION)
+    assert format(on_token.serial_number, "x") == cred["serial"].lower().lstrip("0")
+
+
+def test_aal3_onto_a_piv_token_without_a_verified_attestation_is_refused(home, insert_card, pcscd):
+    token, result = issue(home, pcscd, insert_card, "3")
+    assert result.returncode == 1, result.stderr  # refused
+    assert "AAL3 on a PIV token needs an attestation" in result.stderr and "Traceback" not in result.stderr
+    assert token.keys == {} and token.objects == {}
