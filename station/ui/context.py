@@ -44,6 +44,15 @@ class Settings:
                    applicant_reader=ui.get("applicant_reader"), operator_reader=ui.get("operator_reader"),
                    targets=dict(ui.get("targets") or {}))
 
+    @property
+    def target_readers(self) -> set[str]:
+        """The readers of PIV-token targets (``piv:reader=…``): a card there is a target, never
+        the applicant's."""
+        from urllib.parse import unquote
+
+        return {unquote(uri[len("piv:reader="):].split(";")[0].split("?")[0])
+                for uri in self.targets.values() if uri.startswith("piv:reader=")}
+
 
 class StationNotOpen(StationError):
     """A job ran on the worker while no station was open (the opening failed)."""

@@ -538,8 +538,10 @@ class IssuanceWindow(QWidget):
     def _readers_changed(self, states) -> None:
         wanted = self.ctx.settings.applicant_reader
         cards = [s.reader for s in states if s.present and (wanted is None or s.reader == wanted)]
-        operator_reader = self.ctx.settings.operator_reader
-        cards = [r for r in cards if r != operator_reader]
+        operator_reader, token_readers = self.ctx.settings.operator_reader, self.ctx.settings.target_readers
+        if token_readers & {s.reader for s in states}:
+            self._describe()  # a PIV token plugged in or pulled out: noticed at once, not at the next poll
+        cards = [r for r in cards if r != operator_reader and r not in token_readers]
         if not cards:
             self.flow.card_removed()
             self.render()

@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from station.devices import pcsc
 from station.devices.connection import Interface
-from station.devices.errors import PinIncorrect
+from station.devices.errors import PinBlocked, PinIncorrect
 from station.devices.piv import Slot
 from station.devices.piv.constants import KeyRef
 from station.devices.piv.fascn import FascN
@@ -153,3 +153,48 @@ def _sha256(data: bytes) -> bytes:
     h = hashes.Hash(hashes.SHA256())
     h.update(data)
     return h.finalize()
+
+
+def test_a_token_pulled_after_key_generation_says_so_and_the_run_goes_on_from_its_state(store, pcscd):
+    token, ca, reader = blank_token(), LocalCa(), pcscd.reader(1)
+    link = pcscd.insert(token, 1)
+    first = open_target(uri(reader), secrets=store)
+    first.plan_key("P-256")
+    public = first.generate_key("P-256")
+    saved = first.state()
+    pcscd.remove(link, 1)  # pulled
+    with pytest.raises(TargetError, match="the PIV token is not in") as pulled:
+        first.proof_of_possession(SUBJECT)
+    assert "\n" not in str(pulled.value) and "put the token back" in pulled.value.hint
+    link = pcscd.insert(token, 1)  # back: a new run restores the state the engine kept
+    try:
+        again = open_target(uri(reader), secrets=store)
+        again.restore(saved)
+        cert = ca.issue(again.proof_of_possession(SUBJECT))
+        assert cert.public_key() == public  # the key the first run made, not a second one
+        again.install_certificate(cert, [ca.cert])
+        assert token.objects and len(token.keys) == 1
+    finally:
+        pcscd.remove(link, 1)
+
+
+def test_a_management_key_the_station_does_not_know_or_a_blocked_pin_stops_before_anything_is_written(token_reader, store):
+    from station.devices.piv.constants import Algorithm
+    from station.devices.virtual import VirtualPivCard
+
+    foreign = VirtualPivCard(management_key=bytes(range(24)), management_algorithm=Algorithm.TDEA_3KEY, label="someone's token")
+    target = open_target(uri(token_reader(foreign)), secrets=store)
+    target.plan_key("P-256")
+    with pytest.raises(TargetError, match="management key") as refused:
+        target.generate_key("P-256")
+    assert "reset" in refused.value.hint and foreign.keys == {} and foreign.objects == {}
+
+
+def test_a_reused_token_with_a_blocked_pin_is_refused_before_a_key_is_made(token_reader, store):
+    token = blank_token()
+    token.set_pin_tries(0)
+    target = open_target(uri(token_reader(token)), secrets=store)
+    target.plan_key("P-256")
+    with pytest.raises(PinBlocked, match="blocked") as refused:
+        target.generate_key("P-256")
+    assert "PUK" in refused.value.hint and token.keys == {}

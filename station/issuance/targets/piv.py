@@ -46,7 +46,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat,
 from station.devices import pcsc
 from station.devices.connection import Interface
 from station.devices.csr import certification_request
-from station.devices.errors import CardError, FileNotFound, InterfaceRestricted, PinBlocked, PinIncorrect, SecurityStatusNotSatisfied
+from station.devices.errors import (CardError, FileNotFound, InterfaceRestricted, NoCard, NoReader, PinBlocked, PinIncorrect,
+                                   SecurityStatusNotSatisfied, TransportError)
 from station.devices.piv import mgmkey
 from station.devices.piv.chuid import Chuid
 from station.devices.piv.constants import Algorithm, KeyRef, ObjectId, PinPolicyOnKey, Slot
@@ -137,6 +138,9 @@ class PivTarget(Target):
                 yield session
         except InterfaceRestricted:
             raise _contactless() from None
+        except (NoCard, NoReader, TransportError) as exc:  # not in its reader, pulled out, the reader gone
+            raise TargetError(f"the PIV token is not in {self.uri.reader} ({exc})",
+                              hint="put the token back in its reader and go on: the request goes on where it stopped") from None
 
     def _meet(self, session) -> None:
         """Once per target: which token this is, and whether it lets the station work over the
@@ -224,6 +228,9 @@ class PivTarget(Target):
         with self._session("generating the key on the token") as session:
             if self.public_key is not None and self.vendor and self._holds(session, self.public_key):
                 return self.public_key
+            if session.get_pin_status().blocked:  # a reused token: nothing is made that its PIN cannot then use
+                raise PinBlocked("the token's PIN is blocked; nothing was written to it",
+                                 hint="unblock it with its PUK (or reset the token's PIV application), then issue again")
             self._manage(session)
             self._check_cancel("before generating the key on the token")
             policy = PinPolicyOnKey.ONCE if self.vendor else None
