@@ -1,4 +1,4 @@
-# One entry point for people and CI: `make demo`, `make test`, `make bench`, `make screenshots`, `make mutants`.
+# One entry point for people and CI: `make demo` (`make demo-piv`: onto a virtual PIV token), `make test`, `make bench`, `make screenshots`, `make mutants`.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +9,7 @@ APT_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev softhsm2 opensc zbar-tools
 	postgresql gnome-keyring dbus-daemon libengine-pkcs11-openssl openssl strace poppler-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup apt venv test demo bench screenshots mutants clean
+.PHONY: setup apt venv test demo demo-piv bench screenshots mutants clean
 
 setup: apt venv
 
@@ -36,6 +36,9 @@ test: setup
 
 demo: setup
 	$(BIN)/station demo
+
+demo-piv: setup
+	$(BIN)/station demo --target piv
 
 # every bench/*.py in turn (issue, cancel: cancel to idle per step, verify, card_read, ca, ui: GUI start and stall)
 bench: setup

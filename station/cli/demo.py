@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from station.errors import Exit
-from station.sim.demo import ADMIN, DEFAULT_ICAM, OPERATORS, DemoEnvironment
+from station.sim.demo import ADMIN, DEFAULT_ICAM, OPERATORS, TARGETS, DemoEnvironment
 
 
 def register(sub) -> None:
@@ -27,6 +27,8 @@ def register(sub) -> None:
     demo.add_argument("--headless", action="store_true",
                       help="drive the windows offscreen through one issuance even when a display is there")
     demo.add_argument("--json", action="store_true", help="(headless) print the results as a JSON list, nothing else")
+    demo.add_argument("--target", choices=TARGETS, default="softhsm",
+                      help="where the credential goes: a SoftHSM token (default) or a virtual PIV token in its own reader")
     demo.set_defaults(func=cmd_demo)
 
 
@@ -35,7 +37,7 @@ def cmd_demo(args) -> int:
 
     headless = args.headless or args.json or display_problem() is not None
     say = (lambda text: None) if args.json else (lambda text: print(text, flush=True))
-    with DemoEnvironment(args.icam) as env:
+    with DemoEnvironment(args.icam, args.target) as env:
         if not headless:
             print("Demo: the station's windows are open. Sign in as registrar, supervisor or admin (their passwords are "
                   "on the sign-in screen); the demo controls put the applicant's card in and out.")

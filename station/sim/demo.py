@@ -9,8 +9,11 @@ made in a throwaway folder and torn down after.
   with passwords the demo shows;
 * an in-process virtual reader holding the golden card (no pcscd needed:
   :mod:`station.devices.virtual.readers`), which the demo controls pull and put back;
-* a SoftHSM token as the target, in a SoftHSM configuration of its own, which the demo
-  controls unplug (delete) and plug in again (a fresh token with its transport PIN).
+* the target: a SoftHSM token, in a SoftHSM configuration of its own, which the demo
+  controls unplug (delete) and plug in again (a fresh token with its transport PIN); or, with
+  ``target="piv"`` (``station demo --target piv``, ``make demo-piv``), a blank virtual PIV
+  token in a second in-process reader (factory PIN, PUK and management key), plugged in and
+  pulled out alike.
 
 No Qt here: the GUI demo (:mod:`station.ui.demo`) and the tests use it alike.
 """
@@ -38,6 +41,9 @@ DEFAULT_ICAM = Path(__file__).resolve().parents[2].parent / "shared" / "icam-tes
 READER = "Station demo reader 0"
 TOKEN_LABEL = "demo-token"
 TOKEN_NAME = "SoftHSM token (demo; software, AAL2)"
+PIV_READER = "Station demo token reader 1"
+PIV_TOKEN_NAME = "PIV token (demo; virtual, in its own reader)"
+TARGETS = ("softhsm", "piv")
 
 
 class DemoIncomplete(StationError):
@@ -76,7 +82,10 @@ class DemoEnvironment:
     settings naming the demo reader and token, and :meth:`insert_card` / :meth:`remove_card` /
     :meth:`plug_token` / :meth:`unplug_token` for the demo controls."""
 
-    def __init__(self, icam: Path = DEFAULT_ICAM):
+    def __init__(self, icam: Path = DEFAULT_ICAM, target: str = "softhsm"):
+        if target not in TARGETS:
+            raise ValueError(f"the demo's targets are {', '.join(TARGETS)}")
+        self.target = target
         self.icam = Path(icam)
         if not (self.icam / "cards" / GOLDEN).is_dir():
             raise DemoIncomplete(f"no GSA ICAM test cards in {self.icam / 'cards'}")
@@ -88,7 +97,13 @@ class DemoEnvironment:
 
     @property
     def token_uri(self) -> str:
+        if self.target == "piv":
+            return "piv:reader=" + PIV_READER.replace(" ", "%20")
         return f"pkcs11:token={TOKEN_LABEL}?module-path={SOFTHSM_MODULE}&pin-value={TRANSPORT_PIN}"
+
+    @property
+    def token_name(self) -> str:
+        return PIV_TOKEN_NAME if self.target == "piv" else TOKEN_NAME
 
     def __enter__(self) -> DemoEnvironment:
         from station.sim.pki_mirror import PkiMirror
@@ -99,14 +114,16 @@ class DemoEnvironment:
             (self.work / "tokens").mkdir()
             (self.work / "softhsm2.conf").write_text(f"directories.tokendir = {self.work / 'tokens'}\nobjectstore.backend = file\n")
             self._set_env("SOFTHSM2_CONF", str(self.work / "softhsm2.conf"))
+            from station.devices.virtual.readers import READERS
+
+            if self.target == "piv":
+                READERS.add_reader(PIV_READER)
             self.plug_token()
             self._mirror = PkiMirror(self.icam).__enter__()
             profile = self._mirror.write_profile(self.work / "icam-test.toml")
-            ui = {"idle_lock_minutes": 5, "applicant_reader": READER, "targets": {TOKEN_NAME: self.token_uri}}
+            ui = {"idle_lock_minutes": 5, "applicant_reader": READER, "targets": {self.token_name: self.token_uri}}
             self.home = demo_station(self.work / "home", profile, {"registrar": Role.REGISTRAR, "supervisor": Role.SUPERVISOR},
                                      OPERATORS, {"ui": ui})
-            from station.devices.virtual.readers import READERS
-
             READERS.add_reader(READER)
             self.insert_card()
         except BaseException:
@@ -139,10 +156,22 @@ class DemoEnvironment:
     def plug_token(self) -> None:
         """A fresh token with its transport PIN (the previous one, if any, goes first)."""
         self.unplug_token()
+        if self.target == "piv":
+            from station.devices.virtual import blank_token
+            from station.devices.virtual.readers import READERS
+
+            READERS.insert(PIV_READER, blank_token(label="demo PIV token"))
+            return
         subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", TOKEN_LABEL, "--pin", TRANSPORT_PIN,
                         "--so-pin", SO_PIN], check=True, capture_output=True, timeout=30)
 
     def unplug_token(self) -> None:
+        if self.target == "piv":
+            from station.devices.virtual.readers import READERS
+
+            if READERS.owns(PIV_READER) and READERS.state(PIV_READER)[0]:
+                READERS.remove(PIV_READER)
+            return
         subprocess.run(["softhsm2-util", "--delete-token", "--token", TOKEN_LABEL], capture_output=True, timeout=30)
 
     def __exit__(self, *exc) -> None:

@@ -41,7 +41,7 @@ class DemoControls(QWidget):
         for button in (self.insert_card, self.remove_card):
             card_layout.addWidget(button)
         layout.addWidget(card)
-        token = QGroupBox(tr("Target token (SoftHSM)"))
+        token = QGroupBox(tr("Target token (virtual PIV token)") if env.target == "piv" else tr("Target token (SoftHSM)"))
         token_layout = QVBoxLayout(token)
         self.plug = QPushButton(tr("Plug in a &fresh token"))
         self.unplug = QPushButton(tr("&Unplug the token"))
