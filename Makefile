@@ -6,12 +6,15 @@ BIN := $(VENV)/bin
 # Debian packages the station and its test suite run against (real middleware, not mocks).
 APT_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev softhsm2 opensc zbar-tools xvfb \
 	libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libegl1 libgl1 iproute2 util-linux \
-	postgresql gnome-keyring dbus-daemon libengine-pkcs11-openssl openssl strace poppler-utils
+	postgresql gnome-keyring dbus-daemon libengine-pkcs11-openssl openssl strace poppler-utils yubico-piv-tool
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# yubikey-manager, a witness of the virtual token in its own venv (never the station's dependency);
+# tests/integration/test_virtual_token.py finds it there (or through $$YKMAN).
+YKMAN_VENV := /opt/ykman-venv
 
-.PHONY: setup apt venv test demo demo-piv bench screenshots mutants clean
+.PHONY: setup apt venv witnesses test demo demo-piv bench screenshots mutants clean
 
-setup: apt venv
+setup: apt venv witnesses
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -30,6 +33,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
+
+witnesses: $(YKMAN_VENV)/bin/ykman
+
+$(YKMAN_VENV)/bin/ykman:
+	$(SUDO) $(PYTHON) -m venv $(YKMAN_VENV)
+	$(SUDO) $(YKMAN_VENV)/bin/pip install -q 'yubikey-manager>=5.4,<6'
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)

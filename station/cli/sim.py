@@ -7,13 +7,17 @@ stopping it removes the card.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import signal
 import sys
+from pathlib import Path
 
 from station.devices.connection import Interface
 from station.devices.virtual import blank_token, load_card_image
 from station.devices.virtual import vpcd
+from station.devices.virtual.token import DEFAULT_FIRMWARE, parse_firmware
+from station.errors import StationError
 
 # Other modules may add ``station sim`` subcommands (``register(sim_subparsers)``).
 SIM_MODULES = ["station.cli.sim_pki"]
@@ -31,15 +35,36 @@ def register(sub) -> None:
     card.add_argument("--pin", default="123456", help="the card's PIN (default 123456; the Global PIN too where the card uses one)")
     card.add_argument("--vpcd", required=True, metavar="HOST:PORT", help="the vpcd reader to connect to (vpcd listens on 35963)")
     card.add_argument("--contactless", action="store_true", help="present the card over a contactless interface (SP 800-73-4 restrictions apply)")
+    card.add_argument("--firmware", type=_firmware, metavar="X.Y.Z",
+                      help="with --blank-token: the firmware version it reports (default 5.4.3; from 5.7 the default management key is AES-192)")
+    card.add_argument("--attestation-root-out", metavar="FILE",
+                      help="with --blank-token: write the token's test attestation root certificate (PEM) to FILE")
     card.set_defaults(func=cmd_card)
     for name in SIM_MODULES:
         importlib.import_module(name).register(sim_sub)
 
 
+class TokenOptionError(StationError):
+    code = "sim.token_option"
+    hint = "use them with --blank-token"
+
+
+def _firmware(text: str) -> tuple[int, int, int]:
+    try:
+        return parse_firmware(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_card(args):
     interface = Interface.CONTACTLESS if args.contactless else Interface.CONTACT
+    if not args.blank_token and (args.firmware or args.attestation_root_out):
+        raise TokenOptionError("--firmware and --attestation-root-out describe a token")
     if args.blank_token:
-        return blank_token(interface=interface)
+        token = blank_token(interface=interface, firmware=args.firmware or DEFAULT_FIRMWARE)
+        if args.attestation_root_out:
+            Path(args.attestation_root_out).write_bytes(token.attestation_root_pem())
+        return token
     if args.demo:
         from station.devices.virtual.demo import make_demo_card
 

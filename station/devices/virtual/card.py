@@ -224,12 +224,17 @@ class VirtualPivCard:
         handler = {
             0xA4: self._select, 0xCB: self._get_data, 0x20: self._verify, 0x24: self._change_reference_data,
             0x2C: self._reset_retry_counter, 0x87: self._general_authenticate, 0x47: self._generate, 0xDB: self._put_data,
-        }.get(c.ins)
+        }.get(c.ins) or self._vendor_dispatch(c.ins)
         if handler is None:
             raise _Status(0x6D00)
         if c.ins != 0xA4 and not self._selected:
             raise _Status(0x6985)
         return handler(c, data)
+
+    def _vendor_dispatch(self, ins: int):
+        """The handler of a vendor instruction, ``handler(command, data) -> reply``, or None. The
+        SP 800-73-4 card has none (6D00); a token subclass adds its own (token.py)."""
+        return None
 
     # --- commands ------------------------------------------------------------------------------
     def _select(self, c: CommandApdu, data: bytes) -> bytes:

@@ -20,6 +20,7 @@ from station.devices.connection import Interface
 from station.devices.piv.constants import ObjectId, Slot
 from station.devices.piv.containers import CertificateContainer
 from station.devices.virtual.card import VirtualPivCard
+from station.devices.virtual.token import DEFAULT_FIRMWARE, VirtualPivToken
 from station.errors import StationError
 
 # The card builder's file names; other files with the same number ("10 - Face Object
@@ -118,6 +119,11 @@ def load_card_image(
     return card
 
 
-def blank_token(*, interface: Interface = Interface.CONTACT, label: str = "blank PIV token") -> VirtualPivCard:
-    """A PIV token as shipped: default PIN, PUK and management key, no keys, no objects."""
-    return VirtualPivCard(interface=interface, label=label)
+def blank_token(
+    *, interface: Interface = Interface.CONTACT, label: str = "blank PIV token",
+    firmware: tuple[int, int, int] = DEFAULT_FIRMWARE, serial: int | None = None,
+) -> VirtualPivToken:
+    """A PIV token as shipped: default PIN, PUK and management key (3DES before firmware 5.7,
+    AES-192 from it), no keys, no objects but its attestation certificate; it answers the
+    vendor commands of YubiKey administration tools (token.py)."""
+    return VirtualPivToken(interface=interface, label=label, firmware=firmware, serial=serial)
