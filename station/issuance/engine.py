@@ -468,8 +468,10 @@ class IssuanceEngine:
         public_key = target.generate_key(KEY_ALGORITHM)
         made = {**target.state(), "public_key_sha256": issuance.public_key_sha256(public_key)}
         if made != recorded:  # a key the records do not know yet (also: one made again)
+            attested = {k: v for k, v in made.items() if k.startswith("attest")}  # a verified attestation's facts
             self._advance(req, RequestState.AUTHENTICATED, RequestState.AUTHENTICATED, "target.key_generated",
-                          {"device": device, "public_key_sha256": made["public_key_sha256"]}, target_state=json.dumps(made))
+                          {"device": device, "public_key_sha256": made["public_key_sha256"], **attested},
+                          target_state=json.dumps(made))
         self._check("after key generation, before the certification request")  # the key is on record: resume uses it
         return target.proof_of_possession(req.subject)
 

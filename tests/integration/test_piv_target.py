@@ -130,7 +130,9 @@ def test_cancel_with_the_transport_pin_overwrites_the_key_and_after_activation_a
 
 
 def test_a_token_that_keeps_the_contactless_rules_is_refused_with_nothing_written(token_reader, store):
-    token = blank_token(interface=Interface.CONTACTLESS)
+    from station.devices.virtual import VirtualPivCard
+
+    token = VirtualPivCard(interface=Interface.CONTACTLESS, label="blank card keeping SP 800-73-4's contactless rules")
     target = open_target(uri(token_reader(token)), secrets=store)
     target.plan_key("P-256")
     with pytest.raises(TargetError, match="contactless") as refused:
@@ -198,3 +200,45 @@ def test_a_reused_token_with_a_blocked_pin_is_refused_before_a_key_is_made(token
     with pytest.raises(PinBlocked, match="blocked") as refused:
         target.generate_key("P-256")
     assert "PUK" in refused.value.hint and token.keys == {}
+
+
+def test_yubikey_tools_read_what_the_station_wrote_and_the_token_attests_the_key(token_reader, store, pcscd):
+    """yubico-piv-tool and yubikey-manager, written for YubiKeys, see the issued certificate in
+    9A, a CHUID, the key generated (not imported) with PIN policy once, and ykman's attestation
+    of 9A names the very public key the station certified."""
+    from tests.integration.test_virtual_token import YKMAN_CANDIDATES, _tool
+
+    token, ca = blank_token(), LocalCa()
+    reader = token_reader(token)
+    target = open_target(uri(reader), secrets=store, attestation_roots=[token.attestation_root])
+    cert = issue(target, ca)
+    assert target.state()["attested_serial"] == str(token.serial)  # verified before the key was certified
+    target.set_activation_secret(NEW_PIN)
+    status = subprocess.run([_tool("yubico-piv-tool", []), "-r", reader, "-a", "status"], env=pcscd.env,
+                            capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0, status.stderr
+    assert "Slot 9a:" in status.stdout and "CN=Applicant" in status.stdout and "CHUID:\tNo data" not in status.stdout
+    ykman = _tool("ykman", YKMAN_CANDIDATES)
+    info = subprocess.run([ykman, "--reader", reader, "piv", "keys", "info", "9a"], env=pcscd.env,
+                          capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0, info.stderr
+    assert "Origin:                 GENERATED" in info.stdout and "PIN required for use:   ONCE" in info.stdout
+    attested = subprocess.run([ykman, "--reader", reader, "piv", "keys", "attest", "9a", "-"], env=pcscd.env,
+                              capture_output=True, timeout=60)
+    assert attested.returncode == 0, attested.stderr
+    assert x509.load_pem_x509_certificate(attested.stdout).public_key() == cert.public_key()
+    assert store.get(f"piv-management-key:{token.serial}").startswith("AES_192:")  # rotated off the factory key
+    assert token.management_key != bytes.fromhex("010203040506070801020304050607080102030405060708")
+    assert len(store.get(f"piv-puk:{token.serial}")) == 8 and target.state()["puk"] == "escrowed"
+
+
+def test_an_attestation_that_does_not_chain_to_a_configured_root_stops_before_the_key_is_certified(token_reader, store):
+    from station.issuance.targets.attestation import AttestationError
+
+    token = blank_token()
+    target = open_target(uri(token_reader(token)), secrets=store, attestation_roots=[blank_token().attestation_root])
+    target.plan_key("P-256")
+    assert target.describe().hardware  # it will be verified, so AAL3 may be asked for ...
+    with pytest.raises(AttestationError, match="does not chain to a root"):
+        target.generate_key("P-256")  # ... and it is refused here, before any request is signed
+    assert target.public_key is None and "attested_serial" not in target.state()

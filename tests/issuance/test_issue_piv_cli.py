@@ -3,6 +3,7 @@ GSA card in the first, PINs piped in; the token's factory PIN is its transport s
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -47,7 +48,36 @@ def test_headless_issue_onto_a_piv_token(home, insert_card, pcscd):
 
 
 def test_aal3_onto_a_piv_token_without_a_verified_attestation_is_refused(home, insert_card, pcscd):
+    factory = dict(blank_token(serial=1).objects)  # its attestation certificate only
     token, result = issue(home, pcscd, insert_card, "3")
     assert result.returncode == 1, result.stderr  # refused
     assert "AAL3 on a PIV token needs an attestation" in result.stderr and "Traceback" not in result.stderr
-    assert token.keys == {} and token.objects == {}
+    assert token.keys == {} and token.objects.keys() == factory.keys()  # nothing written
+
+
+def test_aal3_onto_a_piv_token_whose_attestation_chains_to_a_configured_root(home, insert_card, pcscd):
+    from station.home import StationHome
+    from station.service.audit import export
+    from station.service.station import Station
+
+    token = blank_token()
+    station_home = StationHome(home)
+    (home / "attestation-roots.pem").write_bytes(token.attestation_root_pem())
+    config = station_home.load_config()
+    station_home.save_config({**config, "targets": {**config.get("targets", {}), "attestation_roots": ["attestation-roots.pem"]}})
+    insert_card(load_card_image(GOLDEN, pin=TEST_PIN))
+    insert_card(token, slot=1)
+    stdin = f"{SECRETS['reg']}\n{SECRETS['sup']}\n{TEST_PIN}\n{NEW_PIN}\n"
+    result = run(["issue", "--home", str(home), "--applicant-reader", pcscd.reader(), "--target",
+                  "piv:reader=" + pcscd.reader(1).replace(" ", "%20"), "--aal", "3", "--registrar", "reg", "--approver", "sup",
+                  "--photo-confirmed", "--json"], pcscd.env, stdin)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = json.loads(result.stdout)
+    assert out["state"] == "issued" and out["credential"]["policy_oid"] == AAL3
+    trail = io.StringIO()
+    with Station.open(StationHome(home), signing=False) as station:  # the attestation is on record, in the audit chain
+        export(station, trail)
+    generated = [e for e in map(json.loads, trail.getvalue().splitlines()) if e.get("action") == "target.key_generated"]
+    details = json.loads(generated[-1]["details"])
+    assert details["attested_serial"] == str(token.serial)
+    assert details["attested_key_policy"].startswith("PIN once")  # as the station asked

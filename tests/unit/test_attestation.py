@@ -39,7 +39,7 @@ def test_a_chain_to_a_configured_root_attesting_the_generated_key_is_verified(ch
     facts = verify(attested, f9, [root], slot_key.public_key())
     assert (facts.serial, facts.firmware, facts.pin_policy, facts.touch_policy) == ("123456", "5.7.1", 2, 1)
     assert facts.root == "CN=Test Attestation Root" and len(facts.certificate_sha256) == 64
-    assert facts.facts()["attested_serial"] == "123456"
+    assert facts.facts()["attested_serial"] == "123456" and facts.facts()["attested_key_policy"] == "PIN once, touch never"
 
 
 def test_another_key_another_signer_or_an_unconfigured_root_is_refused(chain):

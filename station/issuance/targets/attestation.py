@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from station.errors import Exit, StationError
 
 _ARC = "1.3.6.1.4.1.41482.3."
+_PIN_POLICIES = {1: "never", 2: "once", 3: "always"}  # yubikit PIN_POLICY / TOUCH_POLICY values
+_TOUCH_POLICIES = {1: "never", 2: "always", 3: "cached"}
 FIRMWARE, SERIAL, POLICY = (x509.ObjectIdentifier(_ARC + n) for n in ("3", "7", "8"))
 
 
@@ -49,8 +51,9 @@ class Attestation:
             out["attested_serial"] = self.serial
         if self.firmware:
             out["attested_firmware"] = self.firmware
-        if self.pin_policy is not None:
-            out["attested_pin_policy"] = str(self.pin_policy)
+        if self.pin_policy is not None or self.touch_policy is not None:  # named so: a field named *pin* reads as a secret
+            out["attested_key_policy"] = (f"PIN {_PIN_POLICIES.get(self.pin_policy, 'unknown')}, "
+                                          f"touch {_TOUCH_POLICIES.get(self.touch_policy, 'unknown')}")
         return out
 
 
