@@ -102,6 +102,10 @@ class DemoEnvironment:
         return f"pkcs11:token={TOKEN_LABEL}?module-path={SOFTHSM_MODULE}&pin-value={TRANSPORT_PIN}"
 
     @property
+    def _roots(self) -> Path:
+        return self.work / "attestation-roots.pem"
+
+    @property
     def token_name(self) -> str:
         return PIV_TOKEN_NAME if self.target == "piv" else TOKEN_NAME
 
@@ -122,8 +126,10 @@ class DemoEnvironment:
             self._mirror = PkiMirror(self.icam).__enter__()
             profile = self._mirror.write_profile(self.work / "icam-test.toml")
             ui = {"idle_lock_minutes": 5, "applicant_reader": READER, "targets": {self.token_name: self.token_uri}}
+            # the virtual tokens' test attestation roots (one per token plugged in): AAL3 may be chosen
+            targets = {"attestation_roots": [str(self._roots)]} if self.target == "piv" else {}
             self.home = demo_station(self.work / "home", profile, {"registrar": Role.REGISTRAR, "supervisor": Role.SUPERVISOR},
-                                     OPERATORS, {"ui": ui})
+                                     OPERATORS, {"ui": ui, **({"targets": targets} if targets else {})})
             READERS.add_reader(READER)
             self.insert_card()
         except BaseException:
@@ -160,7 +166,10 @@ class DemoEnvironment:
             from station.devices.virtual import blank_token
             from station.devices.virtual.readers import READERS
 
-            READERS.insert(PIV_READER, blank_token(label="demo PIV token"))
+            token = blank_token(label="demo PIV token")
+            with open(self._roots, "ab") as roots:
+                roots.write(token.attestation_root_pem())
+            READERS.insert(PIV_READER, token)
             return
         subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", TOKEN_LABEL, "--pin", TRANSPORT_PIN,
                         "--so-pin", SO_PIN], check=True, capture_output=True, timeout=30)

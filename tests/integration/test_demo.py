@@ -34,8 +34,8 @@ def test_the_headless_demo_issues_through_the_windows_and_says_so_in_json(tmp_pa
         assert secret not in result.stdout
 
 
-def test_without_a_display_the_demo_tells_what_the_people_did(tmp_path):
-    result = demo(cwd=tmp_path)  # no display in the environment: headless by itself
+def test_without_a_display_the_demo_tells_what_the_people_did_onto_a_piv_token(tmp_path):
+    result = demo("--target", "piv", cwd=tmp_path)  # no display in the environment: headless by itself
     assert result.returncode == 0, result.stderr
     out = result.stdout
     steps = [line.split("]")[0].strip(" [") for line in out.splitlines() if line.startswith("  [")]
@@ -43,7 +43,7 @@ def test_without_a_display_the_demo_tells_what_the_people_did(tmp_path):
     assert [s for i, s in enumerate(steps) if i == 0 or steps[i - 1] != s] == order
     assert "supervisor approves request 1 on the approval screen" in out
     assert "the applicant chooses the new PIN at the kiosk, twice" in out
-    assert out.rstrip().endswith("self-test pass")
+    assert out.rstrip().endswith("self-test pass") and out.splitlines()[-1].startswith("piv-token: request 1 issued")
     for secret in SECRETS:
         assert secret not in out + result.stderr
 
