@@ -10,7 +10,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from station.issuance.targets.attestation import FIRMWARE, POLICY, SERIAL, AttestationError, load_roots, verify
+from station.issuance.targets.attestation import (FIRMWARE, POLICY, SERIAL, AttestationError, AttestationRootsError,
+                                                 load_roots, verify)
 
 
 def _cert(name: str, key, issuer_name: str, issuer_key, *, extensions=()):
@@ -64,6 +65,6 @@ def test_roots_are_read_from_the_configured_files_relative_to_the_home(chain, tm
     root = chain[0]
     (tmp_path / "roots.pem").write_bytes(root.public_bytes(Encoding.PEM))
     assert load_roots(["roots.pem"], tmp_path) == [root]
-    with pytest.raises(AttestationError, match="cannot read the attestation root") as bad:
+    with pytest.raises(AttestationRootsError, match="cannot read the attestation root") as bad:
         load_roots(["missing.pem"], tmp_path)
-    assert bad.value.code == "config.attestation_roots"
+    assert bad.value.code == "config.attestation_roots" and bad.value.exit_code == 2

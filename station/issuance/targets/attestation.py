@@ -34,6 +34,13 @@ class AttestationError(StationError):
     hint = "issue at AAL2, or use a token whose attestation chains to a root in [targets] attestation_roots"
 
 
+class AttestationRootsError(StationError):
+    """A file ``[targets] attestation_roots`` names cannot be read as PEM certificates."""
+
+    code = "config.attestation_roots"
+    hint = "fix [targets] attestation_roots in station.toml (PEM files)"
+
+
 @dataclass(frozen=True)
 class Attestation:
     """What a verified attestation says; recorded with the request (no secret in it)."""
@@ -65,9 +72,7 @@ def load_roots(paths: list[str], base: Path) -> list[x509.Certificate]:
         try:
             roots.extend(x509.load_pem_x509_certificates(path.read_bytes()))
         except (OSError, ValueError) as exc:
-            raise AttestationError(f"cannot read the attestation root {path}: {getattr(exc, 'strerror', None) or exc}",
-                                   code="config.attestation_roots",
-                                   hint="fix [targets] attestation_roots in station.toml (PEM files)") from None
+            raise AttestationRootsError(f"cannot read the attestation root {path}: {getattr(exc, 'strerror', None) or exc}") from None
     return roots
 
 
