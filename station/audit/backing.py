@@ -106,6 +106,7 @@ class AuditedRequest:
     approver: str | None = None
     applicant_id: int | None = None  # from request.opened
     target_device: str | None = None  # the device it was opened for (request.opened)
+    replaces: str | None = None  # the serial of the credential on that device it replaces (request.opened)
     opened_seq: int = 0
     decided_seq: int = 0  # the request.approved / request.rejected event
     credentials: list[str] = field(default_factory=list)
@@ -160,7 +161,8 @@ class Replay:
             rid = int(ev.object_id)
             if action == "request.opened":
                 self.requests[rid] = AuditedRequest(RequestState.REQUESTED.value, ev.actor, applicant_id=details.get("applicant_id"),
-                                                    target_device=details.get("target_device"), opened_seq=ev.seq)
+                                                    target_device=details.get("target_device"), replaces=details.get("replaces"),
+                                                    opened_seq=ev.seq)
                 self._check_role(self.requests[rid], ev, Role.REGISTRAR)
             elif action in _REQUEST_STATE and rid in self.requests:
                 req = self.requests[rid]

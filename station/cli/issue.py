@@ -51,6 +51,9 @@ def register(sub) -> None:
     issue.add_argument("--registrar-reader", help="reader with the registrar's own PIV card (then the registrar's secret is its PIN)")
     issue.add_argument("--approver-reader", help="reader with the approver's own PIV card (then the approver's secret is its PIN)")
     issue.add_argument("--photo-confirmed", action="store_true", help="the registrar compared the card's photo with the person (AAL3)")
+    issue.add_argument("--replace", action="store_true",
+                       help="the target token already holds a derived credential: the new one replaces it (the old is "
+                            "revoked when the new key is made)")
     issue.add_argument("--json", action="store_true", help=JSON_HELP)
     issue.set_defaults(func=cmd_issue)
 
@@ -163,7 +166,7 @@ def cmd_issue(args) -> int:
                           photo_confirmed=args.photo_confirmed, progress_to=sys.stderr)
 
     def work(session):
-        return session.issue(registrar=args.registrar, approver=args.approver, aal=f"AAL{args.aal}")
+        return session.issue(registrar=args.registrar, approver=args.approver, aal=f"AAL{args.aal}", replace=args.replace)
 
     with interruptible() as cancel:  # Ctrl-C, SIGTERM: stop at the next safe point, exit 130
         return _drive(args, ui, work, cancel)

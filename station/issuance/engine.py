@@ -37,7 +37,7 @@ from station.issuance.pin_policy import check_new_pin
 from station.issuance.progress import Progress, Step
 from station.issuance.signin import SignedIn, sign_in
 from station.issuance.targets.base import DeviceIdentity, DeviceMustBeReset, RequestNotReceived, Target
-from station.service import issuance, operators, requests
+from station.service import issuance, operators, requests, revocation
 from station.service.requests import EndingCredential, StepFacts
 from station.terms import FINAL_STATES, Aal, RequestState, Role, TargetKind
 
@@ -63,6 +63,7 @@ class IssuanceRefused(StationError):
         APPROVAL_WITHDRAWN = "issuance.approval_withdrawn"
         APPROVAL_UNSIGNED = "audit.approval_unsigned"
         AAL3_NEEDS_HARDWARE = "assurance.aal3_needs_hardware"
+        HOLDS_CREDENTIAL = "target.holds_credential"
         PHOTO_NOT_CONFIRMED = "assurance.photo_not_confirmed"
         APPLICANT_IS_OPERATOR = "separation.applicant_is_operator"
         ACTIVE_CREDENTIALS = "limits.active_credentials"
@@ -91,6 +92,7 @@ class _Request:
     serial: str | None
     policy: str | None
     new_pin: str | None = field(default=None, repr=False)  # asked before key generation; memory only
+    replaces: str | None = None  # the serial of the credential on the device it replaces (the chain's word)
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,7 @@ class IssuanceEngine:
         if obstacle is not None:
             rule, message, hint, ends = obstacle
             raise self._stop(req, rule, message, hint, ends=ends)
+        req.replaces = facts.replaces
 
     def _obstacle(self, req: _Request, record: StepFacts, device: DeviceIdentity | None):
         """Why ``req`` may not take its next step, as (rule, message, hint, ends), or None."""
@@ -281,10 +284,26 @@ class IssuanceEngine:
         return next((identity for identity, other in holders.fascns if (o := _fascn(other)) and _same_person(person, o)), None)
 
     # --- 1. request ------------------------------------------------------------------------------
-    def open_request(self, card: PivSession, *, registrar: str, aal: str, target: Target) -> int:
-        return self._open(card, registrar=registrar, aal=aal, target=target)[0]
+    def open_request(self, card: PivSession, *, registrar: str, aal: str, target: Target, replace: bool = False) -> int:
+        return self._open(card, registrar=registrar, aal=aal, target=target, replace=replace)[0]
 
-    def _open(self, card: PivSession, *, registrar: str, aal: str, target: Target) -> tuple[int, SignedIn]:
+    def _replacing(self, registrar: str, target: Target, replace: bool) -> str | None:
+        """A device whose one credential the new one replaces (a PIV token's 9A) and that holds
+        one: refused unless the registrar confirmed ``replace``; then the serial of this
+        station's credential there while it is active (revoked when the new key is made), else None."""
+        existing = target.installed_certificate() if target.replaces_credential else None
+        if existing is None:
+            return None
+        mine = revocation.on_device(self.station, existing)
+        if not replace:
+            what = (f"derived credential {mine[0]} of this station" if mine else "a certificate this station did not issue")
+            raise self._refuse(registrar, IssuanceRefused.Code.HOLDS_CREDENTIAL, f"the token already holds {what}",
+                               hint="if the new credential is to replace it, confirm so (station issue --replace; on the "
+                                    "request page: Replace it): it is revoked when the new key is made")
+        return mine[0] if mine and mine[1] else None
+
+    def _open(self, card: PivSession, *, registrar: str, aal: str, target: Target,
+              replace: bool = False) -> tuple[int, SignedIn]:
         self._devices(card, target)
         self._check("before the registrar signs in")
         signed = self._sign_in(registrar, "open a request", Role.REGISTRAR)
@@ -322,13 +341,15 @@ class IssuanceEngine:
         applicant_id, pac_id = issuance.record_applicant(
             self.station, cert, actor=signed.identity, fascn=fascn, card_uuid=card_uuid, cardholder_uuid=cardholder_uuid,
         )
-        active = requests.active_credentials(self.station, applicant_id)
+        replaces = self._replacing(registrar, target, replace)
+        active = requests.active_credentials(self.station, applicant_id, replaced=replaces)
         if active >= self.max_active:
             raise self._refuse(registrar, IssuanceRefused.Code.ACTIVE_CREDENTIALS, f"the applicant already holds {active} active derived credentials")
         kind = TargetKind.of_device(hardware=device.hardware, smart_card=device.smart_card)
         self._check("before the request is recorded")
         request_id = issuance.open_request(self.station, pac_id, aal=aal, target_kind=kind, registrar=signed.identity,
-                                          target_uri=device.uri or device.identity, target_device=device.identity)
+                                          target_uri=device.uri or device.identity, target_device=device.identity,
+                                          replaces=replaces)
         self._tell(Step.REQUEST, f"request {request_id} opened for {cert.subject.rfc4514_string()}", request_id=request_id,
                    state=RequestState.REQUESTED)
         return request_id, signed
@@ -464,6 +485,9 @@ class IssuanceEngine:
                 recorded = target.state()
                 self._advance(req, RequestState.AUTHENTICATED, RequestState.AUTHENTICATED, "target.key_planned",
                               {"device": device}, target_state=json.dumps(recorded))
+        if req.replaces and revocation.supersede(self.station, req.replaces, actor=req.actor, request_id=req.id):
+            self._tell(Step.KEY_GENERATION, f"credential {req.replaces}, which the new key replaces on the token, is revoked",
+                       "revoking the replaced credential", request_id=req.id)
         self._tell(Step.KEY_GENERATION, "generating the key on the token", "generating the key", request_id=req.id)
         public_key = target.generate_key(KEY_ALGORITHM)
         made = {**target.state(), "public_key_sha256": issuance.public_key_sha256(public_key)}
@@ -610,11 +634,12 @@ class IssuanceEngine:
         self._end(request_id, RequestState.FAILED, actor, "request.failed", reason)
 
     # --- all seven steps for the applicant at the station --------------------------------------------------------
-    def issue(self, card: PivSession, *, registrar: str, approver: str, aal: str, target: Target) -> Outcome:
+    def issue(self, card: PivSession, *, registrar: str, approver: str, aal: str, target: Target,
+              replace: bool = False) -> Outcome:
         """Open, approve and complete in one go. An attempt that stops part way (a refusal, a
         wrong token PIN, a missing input) ends its request ``failed``, a certificate already
         issued revoked: nothing is left half done for someone to resume."""
-        request_id, signed = self._open(card, registrar=registrar, aal=aal, target=target)
+        request_id, signed = self._open(card, registrar=registrar, aal=aal, target=target, replace=replace)
         try:
             self.approve(request_id, approver=approver)
             return self._complete(self._load(request_id, signed.identity), card, target)

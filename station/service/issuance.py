@@ -140,10 +140,12 @@ def record_applicant(
 
 def open_request(
     station: Station, piv_auth_certificate_id: int, *, aal: Aal | str, target_kind: TargetKind | str, registrar: str,
-    target_uri: str | None = None, target_device: str | None = None,
+    target_uri: str | None = None, target_device: str | None = None, replaces: str | None = None,
 ) -> int:
     """``target_uri``: the PIN-free URI of the device the credential goes to; ``target_device``:
-    its identity (label, model, serial), recorded in the chain so that no other device is used."""
+    its identity (label, model, serial), recorded in the chain so that no other device is used;
+    ``replaces``: the serial of this station's credential on that device, which the registrar
+    confirmed the new one replaces (revoked when the new key is made)."""
     aal, target = Aal(aal), TargetKind(target_kind)
     if aal is Aal.AAL3 and not target.is_hardware:
         raise AssuranceMismatch(f"AAL3 cannot be issued to a {target.value} key")
@@ -170,7 +172,7 @@ def open_request(
             object_type="request",
             object_id=req.id,
             details={"applicant_id": pac.applicant_id, "aal": aal.value, "target_kind": target.value, "piv_auth_sha256": pac.fingerprint,
-                     "target_device": target_device},
+                     "target_device": target_device, **({"replaces": replaces} if replaces else {})},
         )
         return req.id
 

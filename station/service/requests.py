@@ -87,7 +87,8 @@ class StepFacts:
     actor_not_registrar: StationError | None = None
     approver_not_supervisor: StationError | None = None
     target_device: str | None = None
-    active_credentials: int = 0
+    active_credentials: int = 0  # but for the one the request replaces
+    replaces: str | None = None  # the serial of the credential the request replaces on its device
 
 
 @dataclass(frozen=True)
@@ -136,16 +137,19 @@ def advance(station: Station, request_id: int, expected: RequestState, new: Requ
     return None
 
 
-def _active_credentials(session: Session, applicant_id: int | None, besides: int | None = None) -> int:
+def _active_credentials(session: Session, applicant_id: int | None, besides: int | None = None,
+                        replaced: str | None = None) -> int:
     audited = applicant_credentials(session, applicant_id, besides=besides)  # the chain's word, one query
-    return sum(1 for credential in audited.values() if credential.active)
+    return sum(1 for serial, credential in audited.items() if credential.active and serial != replaced)
 
 
-def active_credentials(station: Station, applicant_id: int | None, *, besides: int | None = None) -> int:
-    """The applicant's active derived credentials, but for request ``besides``'s own: as the
-    audit chain has them (a credential marked revoked in the records alone still counts)."""
+def active_credentials(station: Station, applicant_id: int | None, *, besides: int | None = None,
+                       replaced: str | None = None) -> int:
+    """The applicant's active derived credentials, but for request ``besides``'s own and the
+    one ``replaced`` on its token: as the audit chain has them (a credential marked revoked in
+    the records alone still counts)."""
     with station.db.transaction() as session:
-        return _active_credentials(session, applicant_id, besides)
+        return _active_credentials(session, applicant_id, besides, replaced)
 
 
 def step_facts(station: Station, request_id: int, actor: str) -> StepFacts:
@@ -171,7 +175,8 @@ def _step_facts(session: Session, request_id: int, actor: str) -> StepFacts:
     not_registrar = role_refusal(actor, row.actor_active, row.actor_roles, Role.REGISTRAR)
     not_supervisor = role_refusal(record.approver, row.approver_active, row.approver_roles, Role.SUPERVISOR)
     return StepFacts(row.state, None, record.approver, signed_in, not_registrar, not_supervisor, record.target_device,
-                     _active_credentials(session, record.applicant_id, besides=request_id))
+                     _active_credentials(session, record.applicant_id, besides=request_id, replaced=record.replaces),
+                     record.replaces)
 
 
 def record_refusal(station: Station, *, actor: str, rule: str, request_id: int | None = None) -> None:

@@ -119,6 +119,31 @@ def revoke(station: Station, serial: str, reason: str | x509.ReasonFlags, *, act
         return _view(cred, audited_status(session, cred.serial))
 
 
+def on_device(station: Station, certificate: x509.Certificate) -> tuple[str, bool] | None:
+    """A certificate found on a target device: (serial, still active as the chain says) when it
+    is this station's credential (same serial and bytes), else None."""
+    serial = serial_hex(certificate.serial_number)
+    with station.db.transaction() as session:
+        cred = session.execute(select(Credential).where(Credential.serial == serial)).scalar_one_or_none()
+        if cred is None or cred.certificate != certificate.public_bytes(serialization.Encoding.DER):
+            return None
+        audited = audited_status(session, serial)
+        return serial, audited is not None and audited.status == CredentialStatus.ACTIVE.value
+
+
+def supersede(station: Station, serial: str, *, actor: str, request_id: int) -> bool:
+    """Revoke (``superseded``) the credential whose key request ``request_id`` is about to
+    replace on its token; False when it is no longer active (revoked already: nothing to do)."""
+    with station.db.transaction() as session:
+        cred = session.execute(select(Credential).where(Credential.serial == serial).with_for_update()).scalar_one_or_none()
+        audited = audited_status(session, serial) if cred is not None else None
+        if audited is None or audited.status != CredentialStatus.ACTIVE.value:
+            return False
+        mark_revoked(station, session, cred, x509.ReasonFlags.superseded, actor=actor,
+                     because=f"replaced on its token by request {request_id}")
+        return True
+
+
 def mark_revoked(station: Station, session, cred: Credential, reason: x509.ReasonFlags, *, actor: str,  # noqa: ANN001
                  because: str | None = None) -> None:
     """Revoke ``cred`` inside ``session``: status, reason, time and the audit event commit together."""

@@ -162,14 +162,15 @@ class IssuanceSession:
         return self._engine
 
     # --- the engine's operations on this session's card and target -----------------------------------
-    def issue(self, *, registrar: str, approver: str, aal: str):
-        """All seven steps (:meth:`IssuanceEngine.issue`)."""
+    def issue(self, *, registrar: str, approver: str, aal: str, replace: bool = False):
+        """All seven steps (:meth:`IssuanceEngine.issue`); ``replace``: the registrar confirmed
+        that the new credential replaces the one on the device."""
         engine, target = self.engine, self.target
-        return engine.issue(self.card, registrar=registrar, approver=approver, aal=aal, target=target)
+        return engine.issue(self.card, registrar=registrar, approver=approver, aal=aal, target=target, replace=replace)
 
-    def open_request(self, *, registrar: str, aal: str) -> int:
+    def open_request(self, *, registrar: str, aal: str, replace: bool = False) -> int:
         engine, target = self.engine, self.target
-        return engine.open_request(self.card, registrar=registrar, aal=aal, target=target)
+        return engine.open_request(self.card, registrar=registrar, aal=aal, target=target, replace=replace)
 
     def approve(self, request_id: int, *, approver: str) -> None:
         self.engine.approve(request_id, approver=approver)

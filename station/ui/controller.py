@@ -48,7 +48,7 @@ class IssuanceController(QObject):
         registrar = self.ctx.operator.identity
         reader = flow.applicant.reader if flow.applicant else self.ctx.settings.applicant_reader
         uri = flow.target.uri if flow.target else None
-        request_id, aal = flow.request_id, flow.aal.value
+        request_id, aal, replace = flow.request_id, flow.aal.value, flow.replace_confirmed
 
         def job(station):
             options = {"cancel": bridge.cancel_token}
@@ -56,7 +56,7 @@ class IssuanceController(QObject):
                 options.update(applicant_reader=reader, target=uri)
             with station.issuance_session(bridge.interaction, **options) as session:
                 if operation is Operation.OPEN_REQUEST:
-                    return session.open_request(registrar=registrar, aal=aal)
+                    return session.open_request(registrar=registrar, aal=aal, replace=replace)
                 if operation is Operation.DECIDE:
                     if approve:
                         return session.approve(request_id, approver=approver)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
 from PySide6.QtGui import QAccessible, QFont, QImage, QPixmap
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                               QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar, QPushButton, QRadioButton,
-                               QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar,
+                               QPushButton, QRadioButton, QStackedWidget, QVBoxLayout, QWidget)
 
 from station.cancel import Cancelled
 from station.issuance.bridge import PromptKind
@@ -155,6 +155,7 @@ class StepPage(QWidget):
 class RequestPage(StepPage):
     target_chosen = Signal(str)
     aal_chosen = Signal(str)
+    replace_confirmed = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(Step.REQUEST, parent)
@@ -195,6 +196,11 @@ class RequestPage(StepPage):
         self.aal_reason.setWordWrap(True)
         aal_row.addWidget(self.aal_reason, 1)
         choices.addRow(tr("Assurance:"), aal_row)
+        self.replace = QCheckBox(tr("&Replace it: the new credential replaces the one on the token (revoked when the new key is made)"))
+        self.replace.setAccessibleName(tr("Replace the credential on the token"))
+        self.replace.toggled.connect(self.replace_confirmed.emit)
+        self.replace.hide()
+        choices.addRow("", self.replace)
         self.body.addLayout(choices)
 
     def idle_text(self, flow: IssuanceFlow) -> str:
@@ -231,6 +237,10 @@ class RequestPage(StepPage):
             if not choice.allowed:
                 reasons.append(f"{choice.value}: {choice.reason}")
         self.aal_reason.setText("; ".join(reasons))
+        self.replace.setVisible(flow.holds_credential and not locked)
+        self.replace.blockSignals(True)
+        self.replace.setChecked(flow.replace_confirmed)
+        self.replace.blockSignals(False)
 
 
 class ApprovalPage(StepPage):
@@ -372,6 +382,7 @@ class Pages(dict):
         if step is Step.REQUEST:
             page.target_chosen.connect(self.window._choose_target)
             page.aal_chosen.connect(self.window._choose_aal)
+            page.replace_confirmed.connect(self.window._confirm_replace)
         return page
 
 
@@ -581,6 +592,10 @@ class IssuanceWindow(QWidget):
     def _choose_target(self, name: str) -> None:
         if name:
             self.flow.choose_target(name)
+        self.render()
+
+    def _confirm_replace(self, confirmed: bool) -> None:
+        self.flow.confirm_replace(confirmed)
         self.render()
 
     def _choose_aal(self, value: str) -> None:

@@ -113,6 +113,8 @@ class IssuanceFlow:
     aal: Aal = Aal.AAL2
     outcome: object | None = None  # the engine's Outcome once the request ends
     requested_for: Applicant | None = None  # the card the request was recorded from (a supervisor sees it)
+    holds_credential: bool = False  # opening was refused: the target token holds a credential already
+    replace_confirmed: bool = False  # the registrar confirmed that the new credential replaces it
 
     @classmethod
     def resume(cls, request_id: int, state: str, *, aal: str = Aal.AAL2.value) -> IssuanceFlow:
@@ -145,6 +147,8 @@ class IssuanceFlow:
             needs.append(f"plug in {self.target.name}")
         if self.request_id is None and not {c.value: c.allowed for c in self.aal_choices()}.get(self.aal.value, False):
             needs.append("choose an assurance level the target allows")
+        if self.request_id is None and self.holds_credential and not self.replace_confirmed:
+            needs.append("confirm that the new credential replaces the one on the token")
         return needs
 
     def valid(self) -> bool:
@@ -185,8 +189,14 @@ class IssuanceFlow:
         if self.aal is Aal.AAL3 and not (self.target and self.target.hardware):
             self.aal = Aal.AAL2
 
+    def confirm_replace(self, confirmed: bool) -> None:
+        self.replace_confirmed = confirmed
+
     def choose_target(self, name: str) -> None:
-        self.target = next(t for t in self.targets if t.name == name)
+        chosen = next(t for t in self.targets if t.name == name)
+        if chosen != self.target:
+            self.holds_credential = self.replace_confirmed = False  # another token: its own question
+        self.target = chosen
         if self.aal is Aal.AAL3 and not self.target.hardware:
             self.aal = Aal.AAL2
 
@@ -239,6 +249,9 @@ class IssuanceFlow:
         The request (if one was recorded) stays in its last committed state, resumable."""
         if request_id is not None and self.request_id is None:
             self.request_id = request_id
+        if code == HOLDS_CREDENTIAL and self.request_id is None:
+            self.holds_credential = True  # the request page offers "Replace it"; Next opens the request again
+            hint = "tick “Replace it” if the new credential is to replace it (the old one is revoked when the new key is made)"
         resumable = self.request_id is not None and not self.finished
         if resumable and not hint:
             hint = "go on from the queue when ready (Resume)"
@@ -276,6 +289,7 @@ class IssuanceFlow:
 
 
 _STATES_IN_ORDER = [DONE_STATE[step] for step in PAGES]
+HOLDS_CREDENTIAL = "target.holds_credential"  # the engine's refusal code (IssuanceRefused.Code.HOLDS_CREDENTIAL)
 _ENDED_HINT = {
     RequestState.REJECTED: "the supervisor rejected the request; a new request may be opened",
     RequestState.CANCELLED: "the request was cancelled; a new request may be opened",

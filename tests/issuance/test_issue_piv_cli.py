@@ -81,3 +81,29 @@ def test_aal3_onto_a_piv_token_whose_attestation_chains_to_a_configured_root(hom
     details = json.loads(generated[-1]["details"])
     assert details["attested_serial"] == str(token.serial)
     assert details["attested_key_policy"].startswith("PIN once")  # as the station asked
+
+
+def test_reissuing_onto_a_token_asks_for_confirmation_then_revokes_the_old_credential(home, insert_card, pcscd):
+    """A PIV token holds one PIV Authentication key: a new credential replaces the old, only when
+    the registrar says so (--replace); the old one is revoked (superseded) when the new key is
+    made, and the chain records both."""
+    token, first = issue(home, pcscd, insert_card, "2", "--json")
+    assert first.returncode == 0, first.stderr
+    old = json.loads(first.stdout)["credential"]["serial"]
+    target = "piv:reader=" + pcscd.reader(1).replace(" ", "%20")
+    again = ["issue", "--home", str(home), "--applicant-reader", pcscd.reader(), "--target", target, "--aal", "2",
+             "--registrar", "reg", "--approver", "sup", "--json"]
+    # the token now has the applicant's PIN: the transport PIN the second run uses is that one
+    refused = run([*again[:6], target + f"?pin-value={NEW_PIN}", *again[7:]], pcscd.env, f"{SECRETS['reg']}\n")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert json.loads(refused.stdout)["error"] == "target.holds_credential", refused.stderr
+    assert f"derived credential {old} of this station" in refused.stderr and "--replace" in refused.stderr
+    replaced = run([*again[:6], target + f"?pin-value={NEW_PIN}", *again[7:], "--replace"], pcscd.env,
+                   f"{SECRETS['reg']}\n{SECRETS['sup']}\n{TEST_PIN}\n{NEW_PIN}\n")
+    assert replaced.returncode == 0, replaced.stderr
+    new = json.loads(replaced.stdout)["credential"]["serial"]
+    assert "which the new key replaces on the token, is revoked" in replaced.stderr
+    shown = json.loads(run(["credentials", "show", old, "--home", str(home), "--json"], pcscd.env).stdout)
+    assert shown["status"] == "revoked" and shown["revocation_reason"] == "superseded", shown
+    assert json.loads(run(["credentials", "show", new, "--home", str(home), "--json"], pcscd.env).stdout)["status"] == "active"
+    assert token._puk.tries == 3  # the PUK the first issuance set is kept: no try spent on the factory PUK

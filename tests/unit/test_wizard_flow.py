@@ -109,3 +109,18 @@ def test_issued_marks_every_page_done():
 
     flow.ended(Outcome())
     assert all(flow.view(step).status is Status.DONE for step in Step) and flow.finished
+
+
+def test_a_token_holding_a_credential_needs_replace_ticked_before_the_request_opens_again():
+    flow = IssuanceFlow()
+    flow.set_targets([SOFT, HARD])
+    flow.choose_target(HARD.name)
+    flow.card_inserted(CARD)
+    flow.started(Operation.OPEN_REQUEST)
+    flow.failed("the token already holds derived credential 1a2b of this station", "confirm so", "target.holds_credential")
+    assert flow.holds_credential and flow.request_id is None and "Replace it" in flow.view().problem.hint
+    assert flow.missing() == ["confirm that the new credential replaces the one on the token"]
+    flow.confirm_replace(True)
+    assert flow.missing() == [] and flow.next_operation() is Operation.OPEN_REQUEST and flow.replace_confirmed
+    flow.choose_target(SOFT.name)  # another token: nothing confirmed for it
+    assert not flow.holds_credential and not flow.replace_confirmed

@@ -129,6 +129,7 @@ class DeviceDescription:
 class Target(abc.ABC):
     kind: str = ""
     sends_request: bool = False  # the device sends its own PKCS#10 request when ready (a phone)
+    replaces_credential: bool = False  # the device holds one credential, which a new one replaces (a PIV token's 9A)
     cancel: threading.Event | None = None  # set by the engine; checked between device operations
 
     def _check_cancel(self, where: str) -> None:

@@ -111,6 +111,7 @@ def open_piv(uri: str, *, secrets=None, puk_handling: str = "escrow", attestatio
 
 class PivTarget(Target):
     kind = "piv"
+    replaces_credential = True  # one PIV Authentication key, in 9A
 
     def __init__(self, uri: PivUri, *, secrets=None, puk_handling: str = "escrow", attestation_roots=()):
         if puk_handling not in ("escrow", "discard"):
@@ -302,6 +303,11 @@ class PivTarget(Target):
             self._replace_puk(session)
 
     def _replace_puk(self, session) -> None:
+        """Only the factory PUK is replaced: a token that says (GET METADATA) its PUK is not the
+        factory one keeps it, and no PUK try is spent finding out (a re-issued token, whose PUK
+        the station set the first time)."""
+        if self.vendor and session.get_metadata(KeyRef.PUK).get(0x05, b"\x01") == b"\x00":
+            return
         puk = "".join(random.choice("0123456789") for _ in range(8))
         if self.puk_handling == "escrow" and self.secrets is not None and self.serial:
             self.secrets.put(f"piv-puk:{self.serial}", puk)
