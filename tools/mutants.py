@@ -46,6 +46,7 @@ CONFORMANCE = "tests/validation/test_conformance.py"
 OPERATORS_TESTS = "tests/issuance/test_operators.py"
 ENGINE_TRUST = "tests/issuance/test_engine_trust.py"
 CANCEL_TESTS = "tests/issuance/test_cancel.py"
+PIV_TARGET, PIV_CLI = "tests/integration/test_piv_target.py", "tests/issuance/test_issue_piv_cli.py"
 MUTANTS: tuple[Mutant, ...] = (
     # --- the strict in-person checks of a PIV card (FIPS 201-3 §6.2, SP 800-73-4, SP 800-76-2)
     M("certificate UUID agrees with the CHUID's", "station/validation/card_checks.py",
@@ -202,6 +203,23 @@ MUTANTS: tuple[Mutant, ...] = (
     M("a job submitted before the deferred opening runs after it", "station/ui/context.py",
       "        self.open_deferred()\n        job = self.worker.run", "        job = self.worker.run",
       ("tests/ui/test_context.py",)),
+    # --- PIV tokens (docs/piv-tokens.md)
+    M("a token keeping the contactless rules is refused before anything is written", "station/issuance/targets/piv.py",
+      "            except SecurityStatusNotSatisfied:\n                raise _contactless() from None",
+      "            except SecurityStatusNotSatisfied:\n                pass", (PIV_TARGET,)),
+    M("an attestation must name the generated key", "station/issuance/targets/attestation.py",
+      "if _spki(attestation.public_key()) != _spki(public_key):", "if False:", ("tests/unit/test_attestation.py",)),
+    M("an attestation must chain to a configured root", "station/issuance/targets/attestation.py",
+      "root = next((r for r in roots if _issued_by(intermediate, r)), None)", "root = (roots or [intermediate])[0]",
+      ("tests/unit/test_attestation.py",)),
+    M("AAL3 onto a PIV token only with a verified attestation", "station/issuance/targets/piv.py",
+      "return self.vendor and bool(self.attestation_roots)", "return True", (PIV_CLI,)),
+    M("a token holding a credential is replaced only when the registrar confirms", "station/issuance/engine.py",
+      "        if not replace:\n            what =", "        if False:\n            what =", (PIV_CLI,)),
+    M("the replaced credential is revoked when the new key is made", "station/issuance/engine.py",
+      "if req.replaces and revocation.supersede(", "if False and revocation.supersede(", (PIV_CLI,)),
+    M("a reused token with a blocked PIN gets no key", "station/issuance/targets/piv.py",
+      "if session.get_pin_status().blocked:", "if False:", (PIV_TARGET,)),
 )
 
 
