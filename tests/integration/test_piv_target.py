@@ -138,6 +138,8 @@ def test_a_token_that_keeps_the_contactless_rules_is_refused_with_nothing_writte
     with pytest.raises(TargetError, match="contactless") as refused:
         target.generate_key("P-256")
     assert "USB/contact" in refused.value.hint
+    with pytest.raises(TargetError, match="contactless"):
+        target.generate_key("P-256")  # asked again, the same token is refused again
     assert token.objects == {} and token.keys == {}  # nothing written: no key, no object
 
 
@@ -242,3 +244,18 @@ def test_an_attestation_that_does_not_chain_to_a_configured_root_stops_before_th
     with pytest.raises(AttestationError, match="does not chain to a root"):
         target.generate_key("P-256")  # ... and it is refused here, before any request is signed
     assert target.public_key is None and "attested_serial" not in target.state()
+
+
+def test_a_token_swapped_in_the_reader_is_refused_by_the_next_step(store, pcscd):
+    first, second = blank_token(), blank_token()
+    link = pcscd.insert(first, 1)
+    target = open_target(uri(pcscd.reader(1)), secrets=store)
+    assert target.describe().device.serial == str(first.serial)
+    pcscd.remove(link, 1)
+    link = pcscd.insert(second, 1)  # another token in the same reader, the target object kept
+    try:
+        with pytest.raises(TargetError, match=f"another one \\(serial {second.serial}, not {first.serial}\\)"):
+            target.installed_certificate()  # the step that would use it refuses it, in its own session
+        assert second.objects.keys() == blank_token(serial=1).objects.keys()  # nothing read or written on it
+    finally:
+        pcscd.remove(link, 1)

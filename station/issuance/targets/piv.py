@@ -125,6 +125,7 @@ class PivTarget(Target):
         self.public_key = None
         self.version: tuple[int, int, int] | None = None
         self.serial = ""
+        self._interface = None
         self._puk_done = ""  # "escrowed" / "discarded" once activation replaced the PUK
 
     # --- the token, one step at a time --------------------------------------------------------------
@@ -136,6 +137,8 @@ class PivTarget(Target):
             with pcsc.piv_session(self.uri.reader, cancel=self.cancel) as session:
                 if self.version is None:
                     self._meet(session)
+                elif self.vendor:
+                    self._same_token(session)
                 yield session
         except InterfaceRestricted:
             raise _contactless() from None
@@ -143,20 +146,28 @@ class PivTarget(Target):
             raise TargetError(f"the PIV token is not in {self.uri.reader} ({exc})",
                               hint="put the token back in its reader and go on: the request goes on where it stopped") from None
 
+    def _same_token(self, session) -> None:
+        serial = str(session.get_serial())
+        if serial != self.serial:
+            raise TargetError(f"the token in {self.uri.reader} is another one (serial {serial}, not {self.serial})",
+                              hint="put back the token this request is for, and go on")
+
     def _meet(self, session) -> None:
         """Once per target: which token this is, and whether it lets the station work over the
         interface it is on (a token keeping SP 800-73-4's contactless rules refuses even to say
-        how many PIN tries are left over NFC: refused here, before anything is written)."""
-        self.version = session.get_version() or (0, 0, 0)
-        self.serial = str(session.get_serial()) if self.vendor else ""
-        if self.uri.serial and self.serial != self.uri.serial:
-            raise TargetError(f"the token in {self.uri.reader} is serial {self.serial or 'unknown'}, not {self.uri.serial}",
+        how many PIN tries are left over NFC: refused here, before anything is written). Met
+        only once every check passed: a refused token is checked afresh by the next step."""
+        version = session.get_version() or (0, 0, 0)
+        serial = str(session.get_serial()) if version != (0, 0, 0) else ""
+        if self.uri.serial and serial != self.uri.serial:
+            raise TargetError(f"the token in {self.uri.reader} is serial {serial or 'unknown'}, not {self.uri.serial}",
                               hint="insert the token the request names")
         if session.interface is Interface.CONTACTLESS:
             try:
                 session.get_pin_status()
             except SecurityStatusNotSatisfied:
                 raise _contactless() from None
+        self.version, self.serial = version, serial
 
     @property
     def vendor(self) -> bool:
@@ -205,8 +216,13 @@ class PivTarget(Target):
         return self.vendor and bool(self.attestation_roots)
 
     def describe(self) -> DeviceDescription:
-        with self._session("reading the token") as session:
-            interface = session.interface
+        """The token as first met (GET VERSION, GET SERIAL); every later step's session checks
+        the serial again in the same exclusive session it acts in (``_same_token``), so a token
+        swapped in the reader is refused by the very step that would have used it."""
+        if self.version is None:  # first contact; after it every step's session checks the serial itself
+            with self._session("reading the token") as session:
+                self._interface = session.interface
+        interface = self._interface
         model = f"PIV token, firmware {'.'.join(map(str, self.version))}" if self.vendor else "PIV token"
         device = DeviceIdentity("piv", self.uri.reader, "", model, self.serial)
         details = {"reader": self.uri.reader, "interface": interface.value}
