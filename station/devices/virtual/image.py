@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 from station.devices.connection import Interface
 from station.devices.piv.constants import ObjectId, Slot
 from station.devices.piv.containers import CertificateContainer
+from station.devices.piv.session import TOKEN_PIN_CHARS
 from station.devices.virtual.card import VirtualPivCard
 from station.errors import StationError
 
@@ -119,5 +120,6 @@ def load_card_image(
 
 
 def blank_token(*, interface: Interface = Interface.CONTACT, label: str = "blank PIV token") -> VirtualPivCard:
-    """A PIV token as shipped: default PIN, PUK and management key, no keys, no objects."""
-    return VirtualPivCard(interface=interface, label=label)
+    """A PIV token as shipped: default PIN, PUK and management key, no keys, no objects; its PIN
+    may use the Derived PIV token alphabet (SP 800-157r1 App. B)."""
+    return VirtualPivCard(interface=interface, label=label, pin_characters=TOKEN_PIN_CHARS)
