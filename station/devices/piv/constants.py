@@ -33,6 +33,9 @@ TAG_AUTH_WITNESS = 0x80
 TAG_AUTH_CHALLENGE = 0x81
 TAG_AUTH_RESPONSE = 0x82
 TAG_AUTH_EXPONENTIATION = 0x85
+# GENERATE ASYMMETRIC KEY PAIR template tags of YubiKey's PIV (not SP 800-73-4).
+TAG_PIN_POLICY = 0xAA
+TAG_TOUCH_POLICY = 0xAB
 
 
 class ObjectId(enum.IntEnum):
@@ -51,10 +54,15 @@ class ObjectId(enum.IntEnum):
     KEY_HISTORY = 0x5FC10C
     DISCOVERY = 0x7E
     BIOMETRIC_GROUP_TEMPLATE = 0x7F61
+    X509_SM_CERT_SIGNER = 0x5FC122
 
     @property
     def tag_bytes(self) -> bytes:
         return self.value.to_bytes(3 if self.value > 0xFFFF else (2 if self.value > 0xFF else 1), "big")
+
+
+# The 20 retired key management certificates (Table 3: '5FC10D' to '5FC120').
+RETIRED_KEY_MANAGEMENT = range(0x5FC10D, 0x5FC121)
 
 
 class Slot(enum.IntEnum):

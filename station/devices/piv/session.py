@@ -60,7 +60,8 @@ from station.devices.piv.constants import (
 from station.devices.piv.containers import CertificateContainer, DiscoveryObject
 
 PIN_LENGTH = 8
-_TOKEN_PIN_CHARS = set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+PIN_DIGITS = frozenset("0123456789")
+TOKEN_PIN_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
 def encode_pin(pin: str, *, key_ref: KeyRef = KeyRef.PIN, token: bool = False) -> bytes:
@@ -71,7 +72,7 @@ def encode_pin(pin: str, *, key_ref: KeyRef = KeyRef.PIN, token: bool = False) -
         if not 6 <= len(raw) <= PIN_LENGTH:
             raise InvalidPinFormat("the PUK must be 6 to 8 characters")
         return raw.ljust(PIN_LENGTH, b"\xff")
-    allowed = _TOKEN_PIN_CHARS if token else set("0123456789")
+    allowed = TOKEN_PIN_CHARS if token else PIN_DIGITS
     if not 6 <= len(pin) <= PIN_LENGTH or not set(pin) <= allowed:
         raise InvalidPinFormat("the PIN must be 6 to 8 " + ("characters from 0-9, A-Z, a-z" if token else "digits"))
     return pin.encode("ascii").ljust(PIN_LENGTH, b"\xff")

@@ -2,8 +2,10 @@
 
 It answers raw command APDUs (``transmit``) exactly as a card would: status words, 61xx
 response chaining, command chaining, PIN/PUK retry counters and the blocked state, the Global
-PIN, management-key mutual authentication, on-card key generation, and the contactless access
-rules of SP 800-73-4 Part 1 §3 (no PIN and no PIV Authentication key over contactless).
+PIN, management-key authentication (mutual, or external with a card challenge: SP 800-73-4
+Part 2 Appendix A), on-card key generation, the key access rules of Part 1 Table 4b (9C is
+"PIN Always") and the contactless access rules of Part 1 §3 (no PIN and no PIV Authentication
+key over contactless).
 """
 
 from __future__ import annotations
@@ -26,18 +28,21 @@ from station.devices.piv import mgmkey
 from station.devices.piv.constants import (
     DERIVED_PIV_AID_FULL,
     PIV_AID,
+    RETIRED_KEY_MANAGEMENT,
     TAG_AUTH_CHALLENGE,
     TAG_AUTH_EXPONENTIATION,
     TAG_AUTH_RESPONSE,
     TAG_AUTH_WITNESS,
     TAG_DYNAMIC_AUTH,
+    TAG_PIN_POLICY,
+    TAG_TOUCH_POLICY,
     Algorithm,
     KeyRef,
     ObjectId,
     Slot,
 )
 from station.devices.piv.containers import DiscoveryObject
-from station.devices.piv.session import algorithm_for_key, encode_public_key
+from station.devices.piv.session import PIN_DIGITS, algorithm_for_key, encode_public_key
 
 # Contact ATR: T=1, IFSC 254, historical bytes 80 73 C0 21 C0 ("chaining and extended
 # length supported") followed by "VPIV".
@@ -66,6 +71,7 @@ _FREE_READ = {
     ObjectId.CARD_CAPABILITY_CONTAINER, ObjectId.CHUID, ObjectId.X509_PIV_AUTHENTICATION,
     ObjectId.X509_DIGITAL_SIGNATURE, ObjectId.X509_KEY_MANAGEMENT, ObjectId.X509_CARD_AUTHENTICATION,
     ObjectId.SECURITY_OBJECT, ObjectId.DISCOVERY, ObjectId.KEY_HISTORY, ObjectId.BIOMETRIC_GROUP_TEMPLATE,
+    ObjectId.X509_SM_CERT_SIGNER, *RETIRED_KEY_MANAGEMENT,
 }
 # Objects readable over the contactless interface without VCI.
 _CONTACTLESS_READ = {
@@ -74,6 +80,8 @@ _CONTACTLESS_READ = {
 }
 
 SW_OK = 0x9000
+# SP 800-78-4 Table 6-2: '00' is 3-key TDEA too (the default the 9B key answers to).
+TDEA_DEFAULT = 0x00
 
 
 def _pkcs1_fast_path(key, block: bytes) -> bytes | None:
@@ -95,6 +103,12 @@ class _Status(Exception):
 
 def _pad(secret: str) -> bytes:
     return secret.encode("ascii").ljust(8, b"\xff")
+
+
+def _well_formed_pin(value: bytes, characters: frozenset[str]) -> bool:
+    """SP 800-73-4 Part 2 §2.4.3: 6 to 8 characters, padded with FF to 8 bytes."""
+    secret = value.rstrip(b"\xff").decode("latin-1")
+    return len(value) == 8 and 6 <= len(secret) and set(secret) <= characters
 
 
 @dataclass
@@ -131,6 +145,7 @@ class VirtualPivCard:
         management_algorithm: Algorithm = Algorithm.TDEA_3KEY,
         interface: Interface = Interface.CONTACT,
         label: str = "virtual PIV card",
+        pin_characters: frozenset[str] = PIN_DIGITS,
     ):
         self.objects: dict[int, bytes] = dict(objects or {})
         self.keys: dict[int, object] = dict(keys or {})
@@ -139,6 +154,7 @@ class VirtualPivCard:
         self.management_algorithm = management_algorithm
         self.interface = interface
         self.label = label
+        self.pin_characters = pin_characters
         self._pin = _Counter(_pad(pin), PIN_TRIES, PIN_TRIES)
         self._puk = _Counter(_pad(puk), PUK_TRIES, PUK_TRIES)
         self._global = _Counter(_pad(global_pin), PIN_TRIES, PIN_TRIES) if global_pin else None
@@ -157,8 +173,10 @@ class VirtualPivCard:
         """Cold/warm reset: the volatile security status is cleared."""
         self._selected = False
         self._pin_verified = False
+        self._verified_now = False  # a VERIFY succeeded in this command...
+        self._pin_always = False  # ...or in the one just before (9C's "PIN Always")
         self._mgmt_authenticated = False
-        self._witness: bytes | None = None
+        self._mgmt_nonce: tuple[int, bytes] | None = None  # (80 witness | 81 challenge, plain value)
         self._chain: tuple[int, bytearray] | None = None
         self._pending = b""
 
@@ -229,6 +247,7 @@ class VirtualPivCard:
             raise _Status(0x6D00)
         if c.ins != 0xA4 and not self._selected:
             raise _Status(0x6985)
+        self._pin_always, self._verified_now = self._verified_now, False
         return handler(c, data)
 
     def _vendor_dispatch(self, ins: int):
@@ -264,10 +283,10 @@ class VirtualPivCard:
         tag = self._object_tag(data)
         if self.interface == Interface.CONTACTLESS and tag not in _CONTACTLESS_READ:
             raise _Status(0x6982)
-        if tag not in _FREE_READ and not self._pin_verified:
-            raise _Status(0x6982)
         if tag not in self.objects:
             raise _Status(0x6A82)
+        if tag not in _FREE_READ and not self._pin_verified:
+            raise _Status(0x6982)
         content = self.objects[tag]
         return content if tag == ObjectId.DISCOVERY else tlv.encode_tlv(0x53, content)
 
@@ -322,8 +341,14 @@ class VirtualPivCard:
             raise _Status(0x6A80)
         self._pin_verified = False
         counter.check(data)
-        self._pin_verified = True
+        self._pin_verified = self._verified_now = True
         return b""
+
+    def _check_new_value(self, key_ref: int, value: bytes) -> None:
+        """SP 800-73-4 Part 2 §2.4.3: a new PIN is 6-8 digits padded with FF; a PUK is any 8 bytes.
+        Checked before the current value, so a malformed new one spends no try."""
+        if key_ref != KeyRef.PUK and not _well_formed_pin(value, self.pin_characters):
+            raise _Status(0x6A80)
 
     def _change_reference_data(self, c: CommandApdu, data: bytes) -> bytes:
         if self.interface == Interface.CONTACTLESS:
@@ -331,6 +356,7 @@ class VirtualPivCard:
         counter = self._counter(c.p2)
         if len(data) != 16:
             raise _Status(0x6A80)
+        self._check_new_value(c.p2, data[8:])
         counter.check(data[:8])
         counter.value = data[8:]
         if c.p2 != KeyRef.PUK:
@@ -344,6 +370,7 @@ class VirtualPivCard:
             raise _Status(0x6A86)
         if len(data) != 16:
             raise _Status(0x6A80)
+        self._check_new_value(KeyRef.PIN, data[8:])
         self._puk.check(data[:8])
         self._pin.value = data[8:]
         self._pin.tries = self._pin.max_tries
@@ -352,14 +379,13 @@ class VirtualPivCard:
     def _general_authenticate(self, c: CommandApdu, data: bytes) -> bytes:
         fields = tlv.tlv_map(tlv.unwrap(data, TAG_DYNAMIC_AUTH))
         if c.p2 == KeyRef.MANAGEMENT:
-            return self._authenticate_management(Algorithm(c.p1) if c.p1 in Algorithm._value2member_map_ else None, fields)
+            return self._authenticate_management(Algorithm.TDEA_3KEY if c.p1 == TDEA_DEFAULT else c.p1, fields)
         if c.p2 not in Slot._value2member_map_:
             raise _Status(0x6A86)
         slot = Slot(c.p2)
         if self.interface == Interface.CONTACTLESS and slot != Slot.CARD_AUTH:
             raise _Status(0x6982)
-        if slot != Slot.CARD_AUTH and not self._pin_verified:
-            raise _Status(0x6982)
+        self._authorize_key(slot)
         key = self.keys.get(slot)
         if key is None:
             raise _Status(0x6A88)
@@ -372,9 +398,16 @@ class VirtualPivCard:
         payload = fields.get(TAG_AUTH_CHALLENGE)
         if payload is None or TAG_AUTH_RESPONSE not in fields:
             raise _Status(0x6A80)
-        if slot == Slot.SIGNATURE:  # PIN Always: one signature per VERIFY
-            self._pin_verified = False
         return tlv.encode_tlv(TAG_DYNAMIC_AUTH, tlv.encode_tlv(TAG_AUTH_RESPONSE, self._private_operation(key, payload)))
+
+    def _authorize_key(self, slot: Slot) -> None:
+        """SP 800-73-4 Part 1 Table 4b: 9E always; 9C "PIN Always", a VERIFY in the command just
+        before (one use each, the PIN stays verified for the other keys); 9A and 9D the PIN.
+        A token with per-key PIN policies overrides this."""
+        if slot == Slot.SIGNATURE and not self._pin_always:
+            raise _Status(0x6982)
+        if slot != Slot.CARD_AUTH and not self._pin_verified:
+            raise _Status(0x6982)
 
     @staticmethod
     def _private_operation(key, payload: bytes) -> bytes:
@@ -399,18 +432,30 @@ class VirtualPivCard:
             raise _Status(0x6A80)
         return key.sign(payload, ec.ECDSA(Prehashed(digest_alg)))
 
-    def _authenticate_management(self, algorithm: Algorithm | None, fields: dict[int, bytes]) -> bytes:
+    def _authenticate_management(self, algorithm: int, fields: dict[int, bytes]) -> bytes:
+        """SP 800-73-4 Part 2 Appendix A: mutual (`80 00` -> encrypted witness; `80 <witness>
+        81 <challenge>` -> `82 <encrypted challenge>`) or external (`81 00` -> a challenge;
+        `82 <encrypted challenge>` -> no data)."""
         if algorithm != self.management_algorithm:
             raise _Status(0x6A86)
-        size = mgmkey.block_size(algorithm)
-        if fields.get(TAG_AUTH_WITNESS) == b"" and len(fields) == 1:  # step 1: card sends a witness
+        algorithm, size = self.management_algorithm, mgmkey.block_size(self.management_algorithm)
+        if fields in ({TAG_AUTH_WITNESS: b""}, {TAG_AUTH_CHALLENGE: b""}):  # step 1: the card's nonce
+            (tag,) = fields
             self._mgmt_authenticated = False
-            self._witness = os.urandom(size)
-            enc = mgmkey.encrypt_block(algorithm, self.management_key, self._witness)
-            return tlv.encode_tlv(TAG_DYNAMIC_AUTH, tlv.encode_tlv(TAG_AUTH_WITNESS, enc))
+            nonce = os.urandom(size)
+            self._mgmt_nonce = (tag, nonce)
+            sent = mgmkey.encrypt_block(algorithm, self.management_key, nonce) if tag == TAG_AUTH_WITNESS else nonce
+            return tlv.encode_tlv(TAG_DYNAMIC_AUTH, tlv.encode_tlv(tag, sent))
+        kind, expected = self._mgmt_nonce or (None, b"")
+        self._mgmt_nonce = None
+        if kind == TAG_AUTH_CHALLENGE and set(fields) == {TAG_AUTH_RESPONSE}:  # external: the host's answer
+            answer = mgmkey.encrypt_block(algorithm, self.management_key, expected)
+            if not hmac.compare_digest(fields[TAG_AUTH_RESPONSE], answer):
+                raise _Status(0x6982)
+            self._mgmt_authenticated = True
+            return b""
         witness, challenge = fields.get(TAG_AUTH_WITNESS), fields.get(TAG_AUTH_CHALLENGE)
-        expected, self._witness = self._witness, None
-        if expected is None or witness is None or challenge is None or len(challenge) != size:
+        if kind != TAG_AUTH_WITNESS or witness is None or challenge is None or len(challenge) != size:
             raise _Status(0x6A80)
         if not hmac.compare_digest(witness, expected):
             raise _Status(0x6982)
@@ -427,6 +472,7 @@ class VirtualPivCard:
         alg = template.get(0x80, b"")
         if len(alg) != 1:
             raise _Status(0x6A80)
+        self._accept_key_policies(Slot(c.p2), template)
         if alg[0] == Algorithm.ECC_P256:
             key = ec.generate_private_key(ec.SECP256R1())
         elif alg[0] == Algorithm.ECC_P384:
@@ -437,6 +483,12 @@ class VirtualPivCard:
             raise _Status(0x6A80)
         self.keys[Slot(c.p2)] = key
         return encode_public_key(key.public_key())
+
+    def _accept_key_policies(self, slot: Slot, template: dict[int, bytes]) -> None:
+        """PIN (AA) and touch (AB) policies are YubiKey's, not SP 800-73-4's: refused. A token that
+        honours them overrides this (and :meth:`_authorize_key` to enforce them)."""
+        if TAG_PIN_POLICY in template or TAG_TOUCH_POLICY in template:
+            raise _Status(0x6A80)
 
     # --- conveniences for loaders ----------------------------------------------------------------
     @property

@@ -33,7 +33,7 @@ from station.devices.connection import Interface
 from station.devices.piv import mgmkey
 from station.devices.piv.constants import Algorithm, KeyRef, Slot
 from station.devices.piv.containers import CertificateContainer
-from station.devices.piv.session import algorithm_for_key, encode_public_key
+from station.devices.piv.session import TOKEN_PIN_CHARS, algorithm_for_key, encode_public_key
 from station.devices.virtual.card import DEFAULT_PIN, DEFAULT_PUK, VirtualPivCard, _Counter, _pad, _Status
 
 INS_GET_METADATA = 0xF7
@@ -154,7 +154,7 @@ class VirtualPivToken(VirtualPivCard):
         if len(self.firmware) != 3 or not all(0 <= v < 256 for v in self.firmware):
             raise ValueError(f"firmware {firmware!r} is not three bytes")
         self.serial = serial if serial is not None else 10_000_000 + int.from_bytes(os.urandom(3), "big")
-        super().__init__(interface=interface, label=label,
+        super().__init__(interface=interface, label=label, pin_characters=TOKEN_PIN_CHARS,
                          management_algorithm=default_management_algorithm(self.firmware))
         self.form_factor = FORM_FACTOR_USB_A_KEYCHAIN
         self._make_attestation()
