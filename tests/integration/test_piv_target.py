@@ -143,6 +143,15 @@ def test_a_token_that_keeps_the_contactless_rules_is_refused_with_nothing_writte
     assert token.objects == {} and token.keys == {}  # nothing written: no key, no object
 
 
+def test_a_token_that_allows_management_over_nfc_is_issued_over_it(token_reader, store):
+    token, ca = blank_token(interface=Interface.CONTACTLESS), LocalCa()  # YubiKey-like: NFC works as USB
+    target = open_target(uri(token_reader(token)), secrets=store)
+    assert target.describe().details["interface"] == "contactless"
+    cert = issue(target, ca)
+    target.set_activation_secret(NEW_PIN)
+    assert selftest.run(target, NEW_PIN, cert, ca.cert, AAL2).passed
+
+
 def test_uri_errors_name_no_query_text():
     assert PivUri.parse("piv:reader=A%20B;serial=7").reader == "A B"
     with pytest.raises(PivUriError) as bad:

@@ -137,7 +137,7 @@ def test_retired_key_management_and_sm_signer_certificates_need_no_pin(golden):
 
 
 def test_absent_pin_protected_object_is_6a82():
-    s = PivSession(VirtualConnection(blank_token()))
+    s = PivSession(VirtualConnection(VirtualPivCard()))
     with pytest.raises(errors.FileNotFound):
         s.get_data(ObjectId.FACIAL_IMAGE)
 
@@ -147,7 +147,7 @@ GENERATE_WITH_POLICY = bytes.fromhex("AC09800111AA0102AB0101")
 
 @pytest.mark.parametrize("template", ["AC06800111AA0102", "AC06800111AB0101", "AC09800111AA0102AB0101"])
 def test_yubikey_pin_and_touch_policies_are_refused_by_a_piv_card(template):
-    token = selected(blank_token())
+    token = selected(VirtualPivCard())
     assert _external_authenticate(token, 0x03, DEFAULT_MANAGEMENT_KEY, Algorithm.TDEA_3KEY)[1] == 0x9000
     assert token.transmit(apdu(0x47, 0x00, Slot.AUTHENTICATION, bytes.fromhex(template))) == (b"", 0x6A80)
     assert Slot.AUTHENTICATION not in token.keys

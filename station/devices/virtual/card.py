@@ -166,6 +166,12 @@ class VirtualPivCard:
 
     # --- power -------------------------------------------------------------------------------
     @property
+    def contactless_rules(self) -> bool:
+        """SP 800-73-4's contactless access rules apply (no PIN, no card management, only the
+        Card Authentication key and the free objects over NFC without VCI)."""
+        return self.interface == Interface.CONTACTLESS
+
+    @property
     def atr(self) -> bytes:
         return CONTACTLESS_ATR if self.interface == Interface.CONTACTLESS else CONTACT_ATR
 
@@ -281,7 +287,7 @@ class VirtualPivCard:
         if (c.p1, c.p2) != (0x3F, 0xFF):
             raise _Status(0x6A86)
         tag = self._object_tag(data)
-        if self.interface == Interface.CONTACTLESS and tag not in _CONTACTLESS_READ:
+        if self.contactless_rules and tag not in _CONTACTLESS_READ:
             raise _Status(0x6982)
         if tag not in self.objects:
             raise _Status(0x6A82)
@@ -323,7 +329,7 @@ class VirtualPivCard:
         raise _Status(0x6A88)
 
     def _verify(self, c: CommandApdu, data: bytes) -> bytes:
-        if self.interface == Interface.CONTACTLESS:
+        if self.contactless_rules:
             raise _Status(0x6982)
         if c.p1 == 0xFF:  # reset the security status of this reference
             self._pin_verified = False
@@ -351,7 +357,7 @@ class VirtualPivCard:
             raise _Status(0x6A80)
 
     def _change_reference_data(self, c: CommandApdu, data: bytes) -> bytes:
-        if self.interface == Interface.CONTACTLESS:
+        if self.contactless_rules:
             raise _Status(0x6982)
         counter = self._counter(c.p2)
         if len(data) != 16:
@@ -364,7 +370,7 @@ class VirtualPivCard:
         return b""
 
     def _reset_retry_counter(self, c: CommandApdu, data: bytes) -> bytes:
-        if self.interface == Interface.CONTACTLESS:
+        if self.contactless_rules:
             raise _Status(0x6982)
         if c.p2 != KeyRef.PIN:
             raise _Status(0x6A86)
@@ -383,7 +389,7 @@ class VirtualPivCard:
         if c.p2 not in Slot._value2member_map_:
             raise _Status(0x6A86)
         slot = Slot(c.p2)
-        if self.interface == Interface.CONTACTLESS and slot != Slot.CARD_AUTH:
+        if self.contactless_rules and slot != Slot.CARD_AUTH:
             raise _Status(0x6982)
         self._authorize_key(slot)
         key = self.keys.get(slot)

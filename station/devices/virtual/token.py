@@ -397,32 +397,32 @@ class VirtualPivToken(VirtualPivCard):
             self._pin_fresh = True  # reached only when the PIN was right
         return reply
 
-    def _general_authenticate(self, c: CommandApdu, data: bytes) -> bytes:
-        """A private-key operation under the key's own PIN policy: never (no PIN), once (the
-        PIN verified in this session) or always (a VERIFY since the last such operation)."""
-        policy = self.policy(c.p2) if c.p2 in Slot._value2member_map_ else None
+    @property
+    def contactless_rules(self) -> bool:
+        """A YubiKey lets the PIN, its keys and card management work over NFC as over USB,
+        contrary to SP 800-73-4's contactless rules (which the plain card keeps)."""
+        return False
+
+    def _authorize_key(self, slot: Slot) -> None:
+        """A private-key operation under the key's own PIN policy (instead of the card's slot
+        rules): never (no PIN), once (the PIN verified in this session) or always (a VERIFY
+        since the last such operation, used up by this one)."""
+        policy = self.policy(slot)
         if policy is None:
-            return super()._general_authenticate(c, data)
-        if policy.pin == PinPolicy.ALWAYS and not (self._pin_verified and self._pin_fresh):
-            raise _Status(0x6982)
-        if policy.pin == PinPolicy.ONCE and not self._pin_verified:
-            raise _Status(0x6982)
-        verified = self._pin_verified
-        self._pin_verified = True  # the policy above decided; the card's own slot rule must not
-        try:
-            reply = super()._general_authenticate(c, data)
-        finally:
-            self._pin_verified = verified
+            return super()._authorize_key(slot)
         if policy.pin == PinPolicy.ALWAYS:
+            if not (self._pin_verified and self._pin_fresh):
+                raise _Status(0x6982)
             self._pin_fresh = False
-        return reply
+        elif policy.pin == PinPolicy.ONCE and not self._pin_verified:
+            raise _Status(0x6982)
 
     # --- objects -------------------------------------------------------------------------------
     def _get_data(self, c: CommandApdu, data: bytes) -> bytes:
         """A YubiKey reads every object without the PIN but the biometrics, the facial image and
-        the printed information (and 5FFF00, where ykman keeps its own data, is one of them).
-        Over contactless the card's stricter SP 800-73-4 rules stay."""
-        if self.interface == Interface.CONTACTLESS:
+        the printed information (and 5FFF00, where ykman keeps its own data, is one of them),
+        over NFC as over USB."""
+        if self.contactless_rules:
             return super()._get_data(c, data)
         if (c.p1, c.p2) != (0x3F, 0xFF):
             raise _Status(0x6A86)
