@@ -57,7 +57,8 @@ def audit_events(home) -> list[dict]:  # noqa: F811
 def test_enrol_list_disable(home):  # noqa: F811
     assert ops(home, "add", "--id", "carol", "--name", "Carol", "--role", "registrar", "--password-stdin",
                stdin="carol passphrase 9\n").returncode == 0
-    assert listed(home)["carol"]["roles"] == ["registrar"] and listed(home)["carol"]["auth"] == "password"
+    carol = listed(home)["carol"]
+    assert carol["roles"] == ["registrar"] and carol["auth"] == "password"
     assert ops(home, "disable", "--id", "carol").returncode == 0
     assert not listed(home)["carol"]["active"]
     station = Station.open(StationHome(home))
@@ -88,7 +89,8 @@ def test_self_declared_actor_is_refused(home, command):  # noqa: F811
         result = station_cli(home, *command, operator=operator, secret="", stdin="eve passphrase 12\n")
         assert result.returncode == REFUSED, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
-    assert "eve" not in listed(home) and listed(home)["reg"]["active"]
+    now = listed(home)
+    assert "eve" not in now and now["reg"]["active"]
     refused = [e for e in audit_events(home) if e["action"] == "operator.signin_refused"]
     assert refused and refused[-1]["actor"] == "anyone"
 
