@@ -311,11 +311,12 @@ class IssuanceEngine:
         aal = Aal(aal)
         device = target.describe()
         if aal is Aal.AAL3 and not device.hardware:
+            if device.not_hardware_because:  # more than configuration decides (a PIV token's attestation)
+                raise self._refuse(registrar, IssuanceRefused.Code.AAL3_NEEDS_HARDWARE, device.not_hardware_because,
+                                   hint="issue at AAL2, or use a token that attests its keys")
             raise self._refuse(registrar, IssuanceRefused.Code.AAL3_NEEDS_HARDWARE,
-                               device.not_hardware_because or
                                f"AAL3 needs a hardware token; {device.device.name} is not configured as hardware",
-                               hint="issue at AAL2, or use a token whose PKCS#11 module the configuration lists as hardware"
-                               if not device.not_hardware_because else "issue at AAL2, or use a token that attests its keys")
+                               hint="issue at AAL2, or use a token whose PKCS#11 module the configuration lists as hardware")
         self._tell(Step.REQUEST, "reading the applicant's PIV card", "reading the card")
         contents = read_public_objects(card, objects=("chuid",), slots=(Slot.AUTHENTICATION,))  # who: the rest at PKI-AUTH
         cert_der = contents.certificates.get(str(Slot.AUTHENTICATION))

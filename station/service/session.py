@@ -68,15 +68,16 @@ def crl_cache(station: Station) -> Path:
 
 
 def open_target(station: Station, uri: str, pin_entry=None):
-    """The target of ``uri`` through the registry, with the configured hardware modules."""
+    """The target of ``uri`` through the registry, with the configured hardware modules, the
+    station's secret store, PUK handling and attestation roots (each factory takes what it uses)."""
     from station.issuance.targets import open_target as open_by_scheme
     from station.issuance.targets.attestation import load_roots
 
     targets = station.config.get("targets") or {}
     hardware = set(targets.get("hardware_modules", []))
-    roots = load_roots(targets.get("attestation_roots", []), station.home.root) if uri.startswith("piv:") else []
     return open_by_scheme(uri, hardware_modules=hardware, pin_entry=pin_entry, secrets=station.secrets,
-                          puk_handling=targets.get("piv_puk", "escrow"), attestation_roots=roots)
+                          puk_handling=targets.get("piv_puk", "escrow"),
+                          attestation_roots=load_roots(targets.get("attestation_roots", []), station.home.root))
 
 
 def card_session(reader: str, *, cancel: threading.Event | None = None):

@@ -98,7 +98,9 @@ class DemoEnvironment:
     @property
     def token_uri(self) -> str:
         if self.target == "piv":
-            return "piv:reader=" + PIV_READER.replace(" ", "%20")
+            from station.issuance.targets.piv_uri import PivUri
+
+            return str(PivUri(PIV_READER))
         return f"pkcs11:token={TOKEN_LABEL}?module-path={SOFTHSM_MODULE}&pin-value={TRANSPORT_PIN}"
 
     @property

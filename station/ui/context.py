@@ -48,10 +48,16 @@ class Settings:
     def target_readers(self) -> set[str]:
         """The readers of PIV-token targets (``piv:reader=…``): a card there is a target, never
         the applicant's."""
-        from urllib.parse import unquote
+        from station.issuance.targets.piv_uri import PivUri, PivUriError
 
-        return {unquote(uri[len("piv:reader="):].split(";")[0].split("?")[0])
-                for uri in self.targets.values() if uri.startswith("piv:reader=")}
+        readers = set()
+        for uri in self.targets.values():
+            if uri.startswith("piv:"):
+                try:
+                    readers.add(PivUri.parse(uri).reader)
+                except PivUriError:
+                    pass  # describing the target says what is wrong with it
+        return readers
 
 
 class StationNotOpen(StationError):

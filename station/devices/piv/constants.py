@@ -20,13 +20,24 @@ INS_GENERAL_AUTHENTICATE = 0x87
 INS_GENERATE_ASYMMETRIC_KEY_PAIR = 0x47
 INS_PUT_DATA = 0xDB
 INS_GET_RESPONSE = 0xC0
-# YubiKey-compatible tokens' vendor instructions (yubikit's names; STANDARDS.md "Tokens")
+# YubiKey-compatible tokens' vendor instructions (yubikit's names; STANDARDS.md "Tokens"): the
+# host side (piv/session.py) sends them, the virtual token (virtual/token.py) answers them
 INS_GET_METADATA = 0xF7
 INS_GET_SERIAL = 0xF8
 INS_ATTEST = 0xF9
+INS_SET_PIN_RETRIES = 0xFA
+INS_RESET = 0xFB
 INS_GET_VERSION = 0xFD
+INS_IMPORT_KEY = 0xFE
 INS_SET_MANAGEMENT_KEY = 0xFF
-TAG_PIN_POLICY = 0xAA  # in GENERATE's AC template
+ATTESTATION_OBJECT = 0x5FFF01  # the certificate of the token's attestation key (slot F9)
+AES_MANAGEMENT_KEY_FROM = (5, 4, 0)  # firmware that takes AES management keys
+AES_DEFAULT_FROM = (5, 7, 0)  # firmware whose factory management key is AES-192 (same value), not 3DES
+# Yubico's attestation certificate extensions (docs.yubico.com/hardware/oid/oid-piv-arc)
+OID_FIRMWARE = "1.3.6.1.4.1.41482.3.3"
+OID_SERIAL = "1.3.6.1.4.1.41482.3.7"
+OID_POLICY = "1.3.6.1.4.1.41482.3.8"  # PIN policy, touch policy
+OID_FORM_FACTOR = "1.3.6.1.4.1.41482.3.9"
 
 TAG_DYNAMIC_AUTH = 0x7C
 TAG_AUTH_WITNESS = 0x80
@@ -131,8 +142,19 @@ class Algorithm(enum.IntEnum):
 
 
 class PinPolicyOnKey(enum.IntEnum):
-    """A YubiKey-compatible token's PIN policy for a key (GENERATE tag AA)."""
+    """A YubiKey-compatible token's PIN policy for a key (GENERATE tag AA; GET METADATA; the
+    attestation's policy extension). Not the Discovery Object's :class:`~station.devices.piv.containers.PinPolicy`."""
 
+    DEFAULT = 0x00
     NEVER = 0x01
     ONCE = 0x02
     ALWAYS = 0x03
+
+
+class TouchPolicy(enum.IntEnum):
+    """A YubiKey-compatible token's touch policy for a key (GENERATE tag AB)."""
+
+    DEFAULT = 0x00
+    NEVER = 0x01
+    ALWAYS = 0x02
+    CACHED = 0x03

@@ -291,10 +291,15 @@ class VirtualPivCard:
             raise _Status(0x6982)
         if tag not in self.objects:
             raise _Status(0x6A82)
-        if tag not in _FREE_READ and not self._pin_verified:
+        if self._read_needs_pin(tag) and not self._pin_verified:
             raise _Status(0x6982)
         content = self.objects[tag]
         return content if tag == ObjectId.DISCOVERY else tlv.encode_tlv(0x53, content)
+
+    @staticmethod
+    def _read_needs_pin(tag: int) -> bool:
+        """SP 800-73-4 Part 1 Table 3: every object but those whose read access is "Always"."""
+        return tag not in _FREE_READ
 
     def _put_data(self, c: CommandApdu, data: bytes) -> bytes:
         if (c.p1, c.p2) != (0x3F, 0xFF):

@@ -31,59 +31,33 @@ from station.devices import tlv
 from station.devices.apdu import CommandApdu
 from station.devices.connection import Interface
 from station.devices.piv import mgmkey
-from station.devices.piv.constants import Algorithm, KeyRef, Slot
+from station.devices.piv import constants
+from station.devices.piv.constants import (AES_DEFAULT_FROM, AES_MANAGEMENT_KEY_FROM, ATTESTATION_OBJECT, INS_ATTEST,
+                                           INS_GET_METADATA, INS_GET_SERIAL, INS_GET_VERSION, INS_IMPORT_KEY, INS_RESET,
+                                           INS_SET_MANAGEMENT_KEY, INS_SET_PIN_RETRIES, TAG_PIN_POLICY, TAG_TOUCH_POLICY,
+                                           Algorithm, KeyRef, PinPolicyOnKey, Slot, TouchPolicy)
 from station.devices.piv.containers import CertificateContainer
 from station.devices.piv.session import TOKEN_PIN_CHARS, algorithm_for_key, encode_public_key
 from station.devices.virtual.card import DEFAULT_PIN, DEFAULT_PUK, VirtualPivCard, _Counter, _pad, _Status
 
-INS_GET_METADATA = 0xF7
-INS_GET_SERIAL = 0xF8
-INS_ATTEST = 0xF9
-INS_SET_PIN_RETRIES = 0xFA
-INS_RESET = 0xFB
-INS_GET_VERSION = 0xFD
-INS_IMPORT_KEY = 0xFE
-INS_SET_MGMKEY = 0xFF
-
-TAG_PIN_POLICY = 0xAA
-TAG_TOUCH_POLICY = 0xAB
 # GET METADATA reply tags.
 META_ALGORITHM, META_POLICY, META_ORIGIN, META_PUBLIC_KEY, META_IS_DEFAULT, META_RETRIES = 1, 2, 3, 4, 5, 6
 ALGORITHM_PIN = 0xFF  # the "algorithm" of the PIN and PUK in GET METADATA
 
 ATTESTATION_SLOT = 0xF9
-ATTESTATION_OBJECT = 0x5FFF01
 YUBICO_TRIES = 3  # PIN and PUK tries as shipped and after RESET
 DEFAULT_FIRMWARE = (5, 4, 3)
-AES_FROM = (5, 4, 0)  # AES management keys
-AES_DEFAULT_FROM = (5, 7, 0)  # AES-192 is the default management key algorithm
 METADATA_FROM = (5, 3, 0)
 SERIAL_FROM = (5, 0, 0)
 
 # Attestation certificate extensions (docs.yubico.com/hardware/oid/oid-piv-arc).
-OID_FIRMWARE = x509.ObjectIdentifier("1.3.6.1.4.1.41482.3.3")
-OID_SERIAL = x509.ObjectIdentifier("1.3.6.1.4.1.41482.3.7")
-OID_POLICY = x509.ObjectIdentifier("1.3.6.1.4.1.41482.3.8")
-OID_FORM_FACTOR = x509.ObjectIdentifier("1.3.6.1.4.1.41482.3.9")
+OID_FIRMWARE, OID_SERIAL, OID_POLICY, OID_FORM_FACTOR = (x509.ObjectIdentifier(oid) for oid in (
+    constants.OID_FIRMWARE, constants.OID_SERIAL, constants.OID_POLICY, constants.OID_FORM_FACTOR))
 FORM_FACTOR_USB_A_KEYCHAIN = 0x01
 
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _ATTESTATION_NOT_BEFORE = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
 _ATTESTATION_NOT_AFTER = datetime.datetime(2099, 12, 31, 23, 59, 59, tzinfo=datetime.timezone.utc)
-
-
-class PinPolicy(IntEnum):
-    DEFAULT = 0
-    NEVER = 1
-    ONCE = 2
-    ALWAYS = 3
-
-
-class TouchPolicy(IntEnum):
-    DEFAULT = 0
-    NEVER = 1
-    ALWAYS = 2
-    CACHED = 3
 
 
 class Origin(IntEnum):
@@ -92,15 +66,15 @@ class Origin(IntEnum):
 
 
 # A YubiKey's default PIN policy per slot: 9C is "PIN always" (SP 800-73-4), 9E needs no PIN.
-DEFAULT_PIN_POLICY = {Slot.AUTHENTICATION: PinPolicy.ONCE, Slot.SIGNATURE: PinPolicy.ALWAYS,
-                      Slot.KEY_MANAGEMENT: PinPolicy.ONCE, Slot.CARD_AUTH: PinPolicy.NEVER}
+DEFAULT_PIN_POLICY = {Slot.AUTHENTICATION: PinPolicyOnKey.ONCE, Slot.SIGNATURE: PinPolicyOnKey.ALWAYS,
+                      Slot.KEY_MANAGEMENT: PinPolicyOnKey.ONCE, Slot.CARD_AUTH: PinPolicyOnKey.NEVER}
 
 
 @dataclass(frozen=True)
 class KeyPolicy:
     """What the token remembers about a key beside the key itself."""
 
-    pin: PinPolicy
+    pin: PinPolicyOnKey
     touch: TouchPolicy
     origin: Origin
 
@@ -203,7 +177,7 @@ class VirtualPivToken(VirtualPivCard):
         (so one token always presents the same root), P-256 with ECDSA-SHA256."""
         root_key = _derived_p256_key(b"station virtual PIV token: attestation root", self.serial)
         self.attestation_key = _derived_p256_key(b"station virtual PIV token: attestation key F9", self.serial)
-        self._attestation_policy = KeyPolicy(PinPolicy.NEVER, TouchPolicy.NEVER, Origin.IMPORTED)
+        self._attestation_policy = KeyPolicy(PinPolicyOnKey.NEVER, TouchPolicy.NEVER, Origin.IMPORTED)
         org = x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Derived PIV Station test (not Yubico)")
         root_name = x509.Name([org, x509.NameAttribute(NameOID.COMMON_NAME, f"Virtual PIV Token Attestation Root {self.serial}")])
         f9_name = x509.Name([org, x509.NameAttribute(NameOID.COMMON_NAME, "Virtual PIV Token Attestation")])
@@ -259,7 +233,7 @@ class VirtualPivToken(VirtualPivCard):
     def _vendor_dispatch(self, ins: int):
         return {
             INS_GET_VERSION: self._get_version, INS_GET_SERIAL: self._get_serial, INS_GET_METADATA: self._get_metadata,
-            INS_SET_MGMKEY: self._set_management_key, INS_IMPORT_KEY: self._import_key,
+            INS_SET_MANAGEMENT_KEY: self._set_management_key, INS_IMPORT_KEY: self._import_key,
             INS_SET_PIN_RETRIES: self._set_pin_retries, INS_RESET: self._reset, INS_ATTEST: self._attest,
         }.get(ins)
 
@@ -288,7 +262,7 @@ class VirtualPivToken(VirtualPivCard):
             touch = TouchPolicy.ALWAYS if self.management_touch else TouchPolicy.NEVER
             return tlv.encode_tlvs([
                 (META_ALGORITHM, bytes([self.management_algorithm])),
-                (META_POLICY, bytes([PinPolicy.DEFAULT, touch])),
+                (META_POLICY, bytes([PinPolicyOnKey.DEFAULT, touch])),
                 (META_IS_DEFAULT, bytes([self.management_key == mgmkey.DEFAULT_MANAGEMENT_KEY])),
             ])
         policy = self.policy(ref) if ref in Slot._value2member_map_ or ref == ATTESTATION_SLOT else None
@@ -311,7 +285,7 @@ class VirtualPivToken(VirtualPivCard):
         if len(data) < 3 or data[0] not in mgmkey.KEY_LENGTHS:
             raise _Status(0x6A80)
         algorithm = Algorithm(data[0])
-        if algorithm != Algorithm.TDEA_3KEY and self.firmware < AES_FROM:
+        if algorithm != Algorithm.TDEA_3KEY and self.firmware < AES_MANAGEMENT_KEY_FROM:
             raise _Status(0x6A80)
         key = tlv.unwrap(data[1:], KeyRef.MANAGEMENT)
         if len(key) != mgmkey.KEY_LENGTHS[algorithm]:
@@ -345,14 +319,14 @@ class VirtualPivToken(VirtualPivCard):
         if not self._mgmt_authenticated:
             raise _Status(0x6982)
         template = tlv.tlv_map(tlv.unwrap(data, 0xAC))
-        pin = _check_policy(template.pop(TAG_PIN_POLICY, None), PinPolicy)
+        pin = _check_policy(template.pop(TAG_PIN_POLICY, None), PinPolicyOnKey)
         touch = _check_policy(template.pop(TAG_TOUCH_POLICY, None), TouchPolicy)
         reply = super()._generate(c, tlv.encode_tlv(0xAC, tlv.encode_tlvs(template.items())))
         self.policies[c.p2] = self._resolve(c.p2, pin, touch, Origin.GENERATED)
         return reply
 
     @staticmethod
-    def _resolve(slot: int, pin: PinPolicy, touch: TouchPolicy, origin: Origin) -> KeyPolicy:
+    def _resolve(slot: int, pin: PinPolicyOnKey, touch: TouchPolicy, origin: Origin) -> KeyPolicy:
         return KeyPolicy(pin or DEFAULT_PIN_POLICY[Slot(slot)], touch or TouchPolicy.NEVER, origin)
 
     def _import_key(self, c: CommandApdu, data: bytes) -> bytes:
@@ -361,7 +335,7 @@ class VirtualPivToken(VirtualPivCard):
         if c.p2 not in Slot._value2member_map_:
             raise _Status(0x6A86)
         fields = tlv.tlv_map(data)
-        pin = _check_policy(fields.pop(TAG_PIN_POLICY, None), PinPolicy)
+        pin = _check_policy(fields.pop(TAG_PIN_POLICY, None), PinPolicyOnKey)
         touch = _check_policy(fields.pop(TAG_TOUCH_POLICY, None), TouchPolicy)
         key = self._imported_key(c.p1, fields)
         self.keys[Slot(c.p2)] = key
@@ -410,29 +384,19 @@ class VirtualPivToken(VirtualPivCard):
         policy = self.policy(slot)
         if policy is None:
             return super()._authorize_key(slot)
-        if policy.pin == PinPolicy.ALWAYS:
+        if policy.pin == PinPolicyOnKey.ALWAYS:
             if not (self._pin_verified and self._pin_fresh):
                 raise _Status(0x6982)
             self._pin_fresh = False
-        elif policy.pin == PinPolicy.ONCE and not self._pin_verified:
+        elif policy.pin == PinPolicyOnKey.ONCE and not self._pin_verified:
             raise _Status(0x6982)
 
     # --- objects -------------------------------------------------------------------------------
-    def _get_data(self, c: CommandApdu, data: bytes) -> bytes:
+    @staticmethod
+    def _read_needs_pin(tag: int) -> bool:
         """A YubiKey reads every object without the PIN but the biometrics, the facial image and
-        the printed information (and 5FFF00, where ykman keeps its own data, is one of them),
-        over NFC as over USB."""
-        if self.contactless_rules:
-            return super()._get_data(c, data)
-        if (c.p1, c.p2) != (0x3F, 0xFF):
-            raise _Status(0x6A86)
-        tag = self._object_tag(data)
-        if tag in _PIN_PROTECTED and not self._pin_verified:
-            raise _Status(0x6982)
-        if tag not in self.objects:
-            raise _Status(0x6A82)
-        content = self.objects[tag]
-        return content if tag == 0x7E else tlv.encode_tlv(0x53, content)
+        the printed information (and 5FFF00, where ykman keeps its own data, is one of them)."""
+        return tag in _PIN_PROTECTED
 
 
 # Fingerprints, facial image, printed information, iris images.

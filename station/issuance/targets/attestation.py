@@ -18,12 +18,12 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from station.devices.piv import constants
+from station.devices.piv.constants import PinPolicyOnKey, TouchPolicy
 from station.errors import Exit, StationError
 
-_ARC = "1.3.6.1.4.1.41482.3."
-_PIN_POLICIES = {1: "never", 2: "once", 3: "always"}  # yubikit PIN_POLICY / TOUCH_POLICY values
-_TOUCH_POLICIES = {1: "never", 2: "always", 3: "cached"}
-FIRMWARE, SERIAL, POLICY = (x509.ObjectIdentifier(_ARC + n) for n in ("3", "7", "8"))
+FIRMWARE, SERIAL, POLICY = (x509.ObjectIdentifier(oid) for oid in (constants.OID_FIRMWARE, constants.OID_SERIAL,
+                                                                    constants.OID_POLICY))
 
 
 class AttestationError(StationError):
@@ -59,8 +59,7 @@ class Attestation:
         if self.firmware:
             out["attested_firmware"] = self.firmware
         if self.pin_policy is not None or self.touch_policy is not None:  # named so: a field named *pin* reads as a secret
-            out["attested_key_policy"] = (f"PIN {_PIN_POLICIES.get(self.pin_policy, 'unknown')}, "
-                                          f"touch {_TOUCH_POLICIES.get(self.touch_policy, 'unknown')}")
+            out["attested_key_policy"] = f"PIN {_named(PinPolicyOnKey, self.pin_policy)}, touch {_named(TouchPolicy, self.touch_policy)}"
         return out
 
 
@@ -87,14 +86,20 @@ def verify(attestation: x509.Certificate, intermediate: x509.Certificate, roots:
     root = next((r for r in roots if _issued_by(intermediate, r)), None)
     if root is None:
         raise AttestationError("the token's attestation does not chain to a root in [targets] attestation_roots")
+    serial, policy = _ext(attestation, SERIAL), _ext(attestation, POLICY) or b"\x00\x00"
     return Attestation(
         certificate_sha256=hashlib.sha256(attestation.public_bytes(Encoding.DER)).hexdigest(),
         root=root.subject.rfc4514_string(),
-        serial=str(int.from_bytes(_ext(attestation, SERIAL) or b"", "big")) if _ext(attestation, SERIAL) else "",
+        serial=str(int.from_bytes(serial, "big")) if serial else "",
         firmware=".".join(str(b) for b in _ext(attestation, FIRMWARE) or b""),
-        pin_policy=(_ext(attestation, POLICY) or b"\x00\x00")[0] or None,
-        touch_policy=(_ext(attestation, POLICY) or b"\x00\x00")[1] or None,
+        pin_policy=policy[0] or None,
+        touch_policy=policy[1] or None,
     )
+
+
+def _named(policy: type[PinPolicyOnKey] | type[TouchPolicy], value: int | None) -> str:
+    """``once``, ``never``…: the policy's name in words (``unknown`` when the token says none)."""
+    return policy(value).name.lower() if value in policy._value2member_map_ and value else "unknown"
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

@@ -25,18 +25,17 @@ management key stays authenticated between steps, and a cancel lands between two
   the management key or the PIN: the station stops before anything is written and says to use
   the USB/contact interface.
 
-A PIV token counts as hardware; AAL3 also needs a verified attestation of the key (see
-docs/piv-tokens.md): until the station verifies one, it offers the token at AAL2.
+A PIV token carries AAL3 only when the station verifies its attestation of the key (a token
+that answers ATTEST and ``[targets] attestation_roots`` configured; targets/attestation.py):
+otherwise it is offered at AAL2, and AAL3 is refused with the reason.
 """
 
 from __future__ import annotations
 
 import os
 import secrets as random
-import urllib.parse
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Callable
 
 from cryptography import x509
@@ -50,54 +49,21 @@ from station.devices.errors import (CardError, FileNotFound, InterfaceRestricted
                                    SecurityStatusNotSatisfied, TransportError)
 from station.devices.piv import mgmkey
 from station.devices.piv.chuid import Chuid
-from station.devices.piv.constants import Algorithm, KeyRef, ObjectId, PinPolicyOnKey, Slot
+from station.devices.piv.constants import (AES_DEFAULT_FROM, AES_MANAGEMENT_KEY_FROM, ATTESTATION_OBJECT, Algorithm, KeyRef,
+                                           ObjectId, PinPolicyOnKey, Slot)
 from station.devices.piv.containers import CertificateContainer, DiscoveryObject
 from station.devices.piv.fascn import FascN
+from station.devices.piv.session import algorithm_for_key, encode_public_key
 from station.devices.pkcs11.uri import pin_from_query
+from station.issuance.targets import attestation
 from station.issuance.targets.base import DeviceDescription, DeviceIdentity, DeviceMustBeReset, Target, TargetError
+from station.issuance.targets.piv_uri import PivUri, PivUriError
+from station.secret_store import SecretMissing
 
 FACTORY_PIN, FACTORY_PUK = "123456", "12345678"
 SLOT = Slot.AUTHENTICATION
 ALGORITHMS = {"P-256": Algorithm.ECC_P256, "P-384": Algorithm.ECC_P384, "RSA-2048": Algorithm.RSA_2048}
-AES_FROM, AES_DEFAULT_FROM = (5, 4, 0), (5, 7, 0)  # SET MANAGEMENT KEY takes AES; the factory key is AES-192
-ATTESTATION_OBJECT = 0x5FFF01  # the token's attestation certificate (its F9 key's), YubiKey-style
 APPLICATION_PIN_ONLY = b"\x40\x10"  # Discovery: the PIV application PIN satisfies the rules and is primary
-_PATH, _QUERY = {"reader", "serial"}, {"pin-source", "pin-value"}
-
-
-class PivUriError(TargetError):
-    code = "piv-uri"
-    hint = "write the token as piv:reader=<reader name> (percent-encoded), optionally ;serial=<serial>"
-
-
-@dataclass(frozen=True)
-class PivUri:
-    reader: str
-    serial: str = ""
-    query: dict[str, str] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def parse(cls, text: str) -> PivUri:
-        if not text.startswith("piv:"):
-            raise PivUriError("a PIV token URI starts with 'piv:'")
-        path, _, query = text[len("piv:"):].partition("?")
-        attributes = {}
-        for part, sep, allowed in ((path, ";", _PATH), (query, "&", _QUERY)):
-            for position, item in enumerate(filter(None, part.split(sep)), 1):
-                name, eq, value = item.partition("=")
-                if not eq or name.lower() not in allowed:
-                    said = repr(name) if part is path else f"number {position} (not shown)"  # a query may hold a PIN
-                    raise PivUriError(f"unknown or empty PIV token URI attribute {said}; known: {', '.join(sorted(allowed))}")
-                attributes[name.lower()] = urllib.parse.unquote(value)
-        if not attributes.get("reader"):
-            raise PivUriError("the PIV token URI names no reader")
-        return cls(attributes.pop("reader"), attributes.pop("serial", ""), attributes)
-
-    def __str__(self) -> str:
-        """Without any PIN: what the records and messages hold."""
-        text = f"piv:reader={urllib.parse.quote(self.reader, safe='')}" + (f";serial={self.serial}" if self.serial else "")
-        source = self.query.get("pin-source")
-        return text + (f"?pin-source={urllib.parse.quote(source, safe='/:')}" if source else "")
 
 
 def open_piv(uri: str, *, secrets=None, puk_handling: str = "escrow", attestation_roots=(),
@@ -182,7 +148,7 @@ class PivTarget(Target):
             return None
         try:
             return self.secrets.get(f"{kind}:{self.serial}")
-        except Exception:  # noqa: BLE001 - SecretMissing, or a keyring without the entry
+        except SecretMissing:  # none yet: the token is on its factory key (a keyring that fails says so)
             return None
 
     def _manage(self, session) -> None:
@@ -203,7 +169,7 @@ class PivTarget(Target):
             raise TargetError("the token does not take the management key the station has for it",
                               hint="reset the token's PIV application (e.g. ykman piv reset) and issue again") from None
         if self.vendor and self.secrets is not None and self.serial:
-            algorithm = Algorithm.AES_192 if self.version >= AES_FROM else Algorithm.TDEA_3KEY
+            algorithm = Algorithm.AES_192 if self.version >= AES_MANAGEMENT_KEY_FROM else Algorithm.TDEA_3KEY
             key = os.urandom(24)
             self.secrets.put(f"piv-management-key:{self.serial}", f"{algorithm.name}:{key.hex()}")
             session.set_management_key(algorithm, key)
@@ -259,8 +225,6 @@ class PivTarget(Target):
     def _attest(self, session, public_key) -> dict[str, str]:
         """ATTEST 9A and verify it (station.issuance.targets.attestation); refused: the request
         stops here, before the key is certified."""
-        from station.issuance.targets import attestation
-
         self._check_cancel("before asking the token to attest the key")
         try:
             certificate = session.attest(SLOT)
@@ -272,8 +236,6 @@ class PivTarget(Target):
     @staticmethod
     def _holds(session, public_key) -> bool:
         """The token's 9A key is ``public_key`` (GET METADATA)."""
-        from station.devices.piv.session import encode_public_key
-
         try:
             return session.get_metadata(SLOT).get(0x04) == encode_public_key(public_key)[3:]
         except CardError:
@@ -345,7 +307,7 @@ class PivTarget(Target):
         with self._session("signing the test challenge on the token") as session:
             session.verify(pin, token=True)
             try:
-                return session.sign(SLOT, self.algorithm or _algorithm_of(self.public_key), challenge)
+                return session.sign(SLOT, self.algorithm or algorithm_for_key(self.public_key), challenge)
             except SecurityStatusNotSatisfied:
                 raise PinBlocked("the token refused to sign after the PIN was verified") from None
 
@@ -397,12 +359,6 @@ _HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384}
 NON_PIV_FASCN = FascN(agency_code="9999", system_code="9999", credential_number="999999", credential_series="0",
                       individual_credential_issue="1", person_identifier="0000000000", organizational_category="1",
                       organizational_identifier="0000", association_category="1").to_bytes()
-
-
-def _algorithm_of(public_key) -> Algorithm:
-    from station.devices.piv.session import algorithm_for_key
-
-    return algorithm_for_key(public_key)
 
 
 __all__ = ["PivTarget", "PivUri", "PivUriError", "open_piv"]
