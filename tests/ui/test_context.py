@@ -60,3 +60,11 @@ def test_a_job_submitted_before_a_deferred_opening_starts_it_and_runs_after_it(q
         assert ctx.open_deferred() is None  # already submitted: not a second time
     finally:
         worker.stop()
+
+
+def test_the_readers_of_piv_targets_are_known_whatever_the_attribute_order():
+    from station.ui.context import Settings
+
+    settings = Settings(targets={"token": "piv:serial=7;reader=Token%20reader%201", "soft": "pkcs11:token=a",
+                                 "other": "piv:reader=R2?pin-source=file:/p", "broken": "piv:serial=7"})
+    assert settings.target_readers == {"Token reader 1", "R2"}
