@@ -32,6 +32,7 @@ COMMANDS = {
     "station.cli.issue": ("issue", "requests", "selftest"),
     "station.cli.operators": ("operators",),
     "station.cli.gui": ("gui",),
+    "station.cli.phone": ("phone",),
 }
 
 

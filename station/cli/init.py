@@ -37,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "their password is the first line of standard input unless --admin-piv-cert is given")
     p.add_argument("--admin-piv-cert", type=Path, metavar="FILE", help="the administrator's PIV Authentication certificate "
                    "(PEM or DER): they sign in with their PIV card")
+    p.add_argument("--enrollment-host", default="127.0.0.1", metavar="HOST",
+                   help="the address phones reach the enrollment service at (the station's LAN address in an office; "
+                        "its TLS certificate names it; default 127.0.0.1)")
+    p.add_argument("--enrollment-port", type=int, default=8443, metavar="PORT", help="its TCP port (default 8443)")
     p.add_argument("--allow-operator-passwords", action="store_true",
                    help="operators may sign in with a password ([operators] allow_passwords; default: PIV cards only)")
     p.set_defaults(func=run)
@@ -85,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
             admin_password_hash=admin_hash,
             admin_piv_cert=admin_cert,
             allow_operator_passwords=args.allow_operator_passwords,
+            enrollment_host=args.enrollment_host,
+            enrollment_port=args.enrollment_port,
         ),
         ask_pin=ca_token_pin,
         ask_passphrase=import_key_passphrase,
@@ -94,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  CA certificate: {home.path(config['ca']['certificate'])}")
     print(f"  CA key: {without_pin(key) if key.startswith('pkcs11:') else home.path(key.removeprefix('file:'))}")
     print(f"  secrets: {config['secrets']['store']}")
+    print(f"  phone enrollment: https://{config['enrollment']['host']}:{config['enrollment']['port']}/.well-known/est/ "
+          f"(TLS certificate {home.path('enrollment/tls-cert.pem')})")
     print(f"  administrator: {args.admin} ({'PIV card' if admin_cert else 'password'})")
     if ".invalid/" in config["profile"]["crl_url"]:
         print("  note: set [profile] ca_issuers_url and crl_url in station.toml to your published locations")

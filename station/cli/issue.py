@@ -2,7 +2,10 @@
 
 ``station issue`` reads, one per line on standard input: the registrar's secret, the
 approver's secret, the applicant's PIV PIN and the new credential PIN, and last the target
-token's transport PIN when the ``--target`` URI names none. It prints what it did for a
+token's transport PIN when the ``--target`` URI names none. With ``--target phone`` there is
+no new PIN line (the applicant sets it on the phone): the command prints ``QR: <uri>`` once
+the request's enrollment code exists (``--qr-out`` writes the QR code) and waits, until the
+code expires, for the phone to enroll, activate and pass its self-test. It prints what it did for a
 person, or with ``--json`` one JSON object; a refusal exits 1 naming the rule or reason code
 (``error`` in the JSON), other failures exit 2 or 3 (:class:`station.errors.Exit`). Every list
 and show command prints a table, or JSON with ``--json``.
@@ -11,7 +14,9 @@ and show command prints a table, or JSON with ``--json``.
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -54,6 +59,8 @@ def register(sub) -> None:
     issue.add_argument("--replace", action="store_true",
                        help="the target token already holds a derived credential: the new one replaces it (the old is "
                             "revoked when the new key is made)")
+    issue.add_argument("--qr-out", type=Path, metavar="FILE.png",
+                       help="with --target phone: write the enrollment QR code there (a new code replaces the file)")
     issue.add_argument("--json", action="store_true", help=JSON_HELP)
     issue.set_defaults(func=cmd_issue)
 
@@ -132,6 +139,28 @@ def _outcome_json(outcome, target) -> dict:
     return out
 
 
+class PhoneLines:
+    """What a phone does, for ``station issue --target phone``: each new code as a line
+    ``QR: <dpiv://enroll URI>`` (standard output; standard error with ``--json``, whose standard
+    output is one JSON object) and, with ``--qr-out``, as a PNG written whole (a temporary file
+    renamed over it); the phone's other steps as lines on standard error."""
+
+    def __init__(self, qr_out: Path | None, as_json: bool):
+        self.qr_out, self.as_json = qr_out, as_json
+
+    def __call__(self, event) -> None:
+        if event.kind != "code":
+            print(f"[phone] {event.detail}", file=sys.stderr, flush=True)
+            return
+        if self.qr_out is not None:
+            from station.enrollment.qr import png
+
+            partial = self.qr_out.with_name(self.qr_out.name + ".partial")
+            partial.write_bytes(png(event.uri))
+            os.replace(partial, self.qr_out)
+        print(f"QR: {event.uri}", file=sys.stderr if self.as_json else sys.stdout, flush=True)
+
+
 def _drive(args, ui, work, cancel=None) -> int:
     """Open the station and an issuance session (the applicant's card in
     ``args.applicant_reader``, none when no reader is named; the operators' cards in their
@@ -148,7 +177,8 @@ def _drive(args, ui, work, cancel=None) -> int:
     try:
         # exclusive for the whole request: no other program uses key 9A around PKI-AUTH
         with station.issuance_session(ui, applicant_reader=args.applicant_reader, operator_readers=operator_readers,
-                                      target=args.target, cancel=cancel) as session:
+                                      target=args.target, cancel=cancel,
+                                      phone_events=PhoneLines(getattr(args, "qr_out", None), args.json)) as session:
             outcome = work(session)
             target = session.target
     except StationError as exc:

@@ -461,7 +461,8 @@ class IssuanceEngine:
     def _generate(self, req: _Request, target: Target) -> None:
         self._expect(req, RequestState.AUTHENTICATED, target)
         self._devices(target)
-        self._new_pin(req)
+        if not target.device_sets_pin:
+            self._new_pin(req)
         self._check("before key generation")
         device = target.describe().identity
         csr = self._awaited_request(req, target, device) if target.sends_request else self._made_key(req, target, device)
@@ -514,10 +515,15 @@ class IssuanceEngine:
         self._tell(Step.KEY_GENERATION, "waiting for the device's certification request", "waiting for the device",
                    request_id=req.id)
         try:
-            return target.await_request(req.subject, deadline=time.monotonic() + self.request_wait, cancel=self.cancel_token)
+            csr = target.await_request(req.subject, deadline=time.monotonic() + self.request_wait, cancel=self.cancel_token,
+                                       request_id=req.id, aal=req.aal.value)
         except RequestNotReceived as exc:
             self._refuse(req.actor, exc, str(exc), req.id)
             raise
+        self._advance(req, RequestState.AUTHENTICATED, RequestState.AUTHENTICATED, "target.request_received",
+                      {"device": device, "public_key_sha256": issuance.public_key_sha256(x509.load_der_x509_csr(csr).public_key()),
+                       **target.attested()})
+        return csr
 
     @staticmethod
     def _certificate(req: _Request) -> x509.Certificate:
@@ -541,6 +547,13 @@ class IssuanceEngine:
         self._devices(target)
         self._certificate(req)
         self._check("before activation")
+        if target.device_sets_pin:
+            self._tell(Step.ACTIVATION, "waiting for the applicant to set the PIN on the device", "waiting for the device",
+                       request_id=req.id)
+            target.await_activation(deadline=time.monotonic() + self.request_wait, cancel=self.cancel_token)
+            self._advance(req, RequestState.DELIVERED, RequestState.ACTIVATED, "credential.activated", {"activated_by": "device"})
+            self._tell(Step.ACTIVATION, "the applicant's PIN is set on the device", request_id=req.id, state=RequestState.ACTIVATED)
+            return
         pin = self._new_pin(req)
         self._check("before the new PIN is set")
         self._tell(Step.ACTIVATION, "setting the applicant's PIN on the device", "setting the PIN", request_id=req.id)
@@ -566,13 +579,11 @@ class IssuanceEngine:
         self._devices(target)
         cert = self._certificate(req)
         self._check("before the functional test")
-        pin = self.ui.request_pin(pin_kind="credential", tries_left=None)
-        try:
-            self._check("before the functional test signs")
-            self._tell(Step.SELF_TEST, "signing a test challenge with the new credential", "signing a test challenge", request_id=req.id)
-            result = selftest.run(target, pin, cert, self.station.ca.certificate, req.policy)
-        finally:
-            del pin
+        if target.device_self_test:
+            self._tell(Step.SELF_TEST, "waiting for the device's self-test", "waiting for the device", request_id=req.id)
+            result = target.await_self_test(deadline=time.monotonic() + self.request_wait, cancel=self.cancel_token)
+        else:
+            result = self._station_test(req, target, cert)
         if result.passed:
             self._advance(req, RequestState.ACTIVATED, RequestState.ISSUED, "request.issued", {"selftest": result.checks})
         else:
@@ -580,6 +591,15 @@ class IssuanceEngine:
             req.state = RequestState.FAILED.value
         self._tell(Step.SELF_TEST, result.detail, request_id=req.id, state=req.state)
         return result
+
+    def _station_test(self, req: _Request, target: Target, cert: x509.Certificate) -> selftest.SelfTestResult:
+        pin = self.ui.request_pin(pin_kind="credential", tries_left=None)
+        try:
+            self._check("before the functional test signs")
+            self._tell(Step.SELF_TEST, "signing a test challenge with the new credential", "signing a test challenge", request_id=req.id)
+            return selftest.run(target, pin, cert, self.station.ca.certificate, req.policy)
+        finally:
+            del pin
 
     # --- ending without a credential ------------------------------------------------------------------------
     def _end(self, request_id: int, new: RequestState, actor: str, action: str, reason: str) -> None:

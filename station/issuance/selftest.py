@@ -25,6 +25,12 @@ class SelfTestResult:
     checks: dict[str, bool] = field(default_factory=dict)
     detail: str = ""
 
+    def finish(self) -> SelfTestResult:
+        """Passed when every check passed; the detail names the failed ones."""
+        failed = [name for name, ok in self.checks.items() if not ok]
+        self.passed, self.detail = not failed, f"failed: {', '.join(failed)}" if failed else "all checks passed"
+        return self
+
     @property
     def label(self) -> str:
         return "pass" if self.passed else "fail"
@@ -32,14 +38,24 @@ class SelfTestResult:
 
 def run(target: Target, pin: str, certificate: x509.Certificate, ca_certificate: x509.Certificate,
         policy_oid: str, *, now: dt.datetime | None = None) -> SelfTestResult:
-    now = now or dt.datetime.now(dt.timezone.utc)
-    checks: dict[str, bool] = {}
+    """The station's own test of a token: a fresh challenge signed with the new PIN, then the
+    certificate checks."""
     challenge = os.urandom(32)
     try:
         verify_signature(certificate.public_key(), target.sign_challenge(pin, challenge), challenge, hashes.SHA256())
-        checks["signature"] = True
+        signed = True
     except InvalidSignature:
-        checks["signature"] = False
+        signed = False
+    return check_certificate(certificate, ca_certificate, policy_oid, possession=signed, now=now).finish()
+
+
+def check_certificate(certificate: x509.Certificate, ca_certificate: x509.Certificate, policy_oid: str, *,
+                      possession: bool, now: dt.datetime | None = None) -> SelfTestResult:
+    """The checks of a credential whose key proved possession (``possession``: a signature
+    over the station's challenge, or a TLS handshake with it as client certificate): chain to
+    the derived PIV CA, validity, policy. The caller may add checks, then :meth:`SelfTestResult.finish`."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    checks: dict[str, bool] = {"signature": possession}
     try:
         certificate.verify_directly_issued_by(ca_certificate)
         checks["chain"] = True
@@ -51,5 +67,4 @@ def run(target: Target, pin: str, certificate: x509.Certificate, ca_certificate:
         checks["policy"] = any(p.policy_identifier.dotted_string == policy_oid for p in policies)
     except x509.ExtensionNotFound:
         checks["policy"] = False
-    failed = [name for name, ok in checks.items() if not ok]
-    return SelfTestResult(not failed, checks, f"failed: {', '.join(failed)}" if failed else "all checks passed")
+    return SelfTestResult(False, checks)

@@ -221,8 +221,9 @@ def device_facts(station: Station, request_id: int) -> DeviceFacts:
         return DeviceFacts(row.state, row.target_state, require_backed(session, row).target_device)
 
 
-def record_event(station: Station, request_id: int, *, actor: str, action: str, details: dict) -> None:
-    """An audit event about ``request_id`` that changes no row (e.g. ``target.key_discarded``)."""
+def record_event(station: Station, request_id: int | None, *, actor: str, action: str, details: dict) -> None:
+    """An audit event about ``request_id`` (None: a request nobody can name, e.g. a phone using
+    an unknown enrollment label) that changes no row (e.g. ``target.key_discarded``)."""
     with station.db.transaction() as session:
-        station.audit.append(session, actor=actor, action=action, object_type="request", object_id=request_id,
-                             details=details)
+        station.audit.append(session, actor=actor, action=action, object_type="request",
+                             object_id=request_id if request_id is not None else "-", details=details)

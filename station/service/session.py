@@ -67,9 +67,11 @@ def crl_cache(station: Station) -> Path:
     return cache
 
 
-def open_target(station: Station, uri: str, pin_entry=None):
+def open_target(station: Station, uri: str, pin_entry=None, phone_events=None):
     """The target of ``uri`` through the registry, with the configured hardware modules, the
-    station's secret store, PUK handling and attestation roots (each factory takes what it uses)."""
+    station's secret store, PUK handling and attestation roots, the enrollment service (started
+    when a phone first needs it) and ``phone_events`` (each factory takes what it uses)."""
+    from station.service.enrollment import enrollment_service
     from station.issuance.targets import open_target as open_by_scheme
     from station.issuance.targets.attestation import load_roots
 
@@ -77,7 +79,8 @@ def open_target(station: Station, uri: str, pin_entry=None):
     hardware = set(targets.get("hardware_modules", []))
     return open_by_scheme(uri, hardware_modules=hardware, pin_entry=pin_entry, secrets=station.secrets,
                           puk_handling=targets.get("piv_puk", "escrow"),
-                          attestation_roots=load_roots(targets.get("attestation_roots", []), station.home.root))
+                          attestation_roots=load_roots(targets.get("attestation_roots", []), station.home.root),
+                          enrollment_service=lambda: enrollment_service(station), phone_events=phone_events)
 
 
 def card_session(reader: str, *, cancel: threading.Event | None = None):
@@ -110,7 +113,7 @@ class IssuanceSession:
 
     def __init__(self, station: Station, interaction: Any, *, cancel: threading.Event | None = None,
                  applicant_reader: str | None = None, operator_readers: dict[str, str] | None = None,
-                 target: str | None = None, revocation: str | None = None, **engine_options: Any):
+                 target: str | None = None, revocation: str | None = None, phone_events=None, **engine_options: Any):
         self.station = station
         self.interaction = interaction
         self.cancel_token = cancel
@@ -118,6 +121,7 @@ class IssuanceSession:
         self._operator_readers = {identity: reader for identity, reader in (operator_readers or {}).items() if reader}
         self._target_uri = target
         self._revocation = revocation
+        self._phone_events = phone_events
         self._engine_options = engine_options
         self._stack = contextlib.ExitStack()
         self._engine = None
@@ -146,7 +150,7 @@ class IssuanceSession:
         """The target device, or None when no target URI was given."""
         if self._target is None and self._target_uri:
             pin_entry = getattr(self.interaction, "transport_pin", None)
-            self._target = open_target(self.station, self._target_uri, pin_entry)
+            self._target = open_target(self.station, self._target_uri, pin_entry, self._phone_events)
             self._stack.callback(self._target.close)
             self._target.cancel = self.cancel_token
         return self._target

@@ -16,6 +16,7 @@ from station.audit.log import SYSTEM_ACTOR, AuditLog
 from station.ca import ca_store
 from station.ca.ca import CAError
 from station.ca.profile import MAX_VALIDITY_DAYS, ProfileSettings
+from station.enrollment import tls
 from station.errors import StationError
 from station.home import StationHome
 from station.records.database import open_database, split_password
@@ -44,6 +45,8 @@ class InitOptions:
     admin_password_hash: str | None = None  # argon2id (station.issuance.signin.hash_password), or:
     admin_piv_cert: bytes | None = None  # their PIV Authentication certificate (PEM or DER)
     allow_operator_passwords: bool = False  # [operators] allow_passwords
+    enrollment_host: str = "127.0.0.1"  # [enrollment] host: phones reach the EST service there (its TLS certificate's SAN)
+    enrollment_port: int = 8443
 
 
 class InitError(StationError):
@@ -115,7 +118,8 @@ def initialize(home: StationHome, opts: InitOptions, *, ask_pin: ca_store.PinPro
         store.put(DATABASE_PASSWORD, db_password)
     db = open_database(db_url)
     # none of these existed (checked above): remove them all if anything fails
-    created = [home.path(p) for p in (ca_store.CA_CERT, ca_store.CA_KEY, ca_store.AUDIT_KEY, ca_store.AUDIT_PUBLIC_KEY)]
+    created = [home.path(p) for p in (ca_store.CA_CERT, ca_store.CA_KEY, ca_store.AUDIT_KEY, ca_store.AUDIT_PUBLIC_KEY,
+                                      tls.TLS_CERT, tls.TLS_KEY)]
     created.append(home.audit_anchor)
     ca = None
     try:
@@ -131,6 +135,7 @@ def initialize(home: StationHome, opts: InitOptions, *, ask_pin: ca_store.PinPro
                                              ask_pin=ask_pin)
             how = "ca.created"
         ca_store.create_audit_key(home, store)
+        tls.create(home, store, opts.enrollment_host, station_id)
         config = {
             "station_id": station_id,
             "demo": opts.demo,
@@ -150,6 +155,7 @@ def initialize(home: StationHome, opts: InitOptions, *, ask_pin: ca_store.PinPro
                 "checkpoint_every_seconds": opts.checkpoint_every_seconds,
             },
             "operators": {"allow_passwords": opts.allow_operator_passwords},
+            "enrollment": {"host": opts.enrollment_host, "port": opts.enrollment_port},
         }
         audit = AuditLog(
             station_id,

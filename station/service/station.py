@@ -33,6 +33,7 @@ class Station:
     _secrets: SecretStore | None = None
     _ca: IssuingCA | None = field(default=None, repr=False)
     _trust_profiles: dict = field(default_factory=dict, repr=False)  # loaded once per open station (service/session.py)
+    _enrollment: Any = field(default=None, repr=False)  # the EST service, once a phone needs it (service/enrollment.py)
 
     @classmethod
     def open(cls, home: StationHome, *, db_url: str | None = None, signing: bool = True) -> Station:
@@ -99,6 +100,9 @@ class Station:
         return IssuanceSession(self, interaction, **options)
 
     def close(self) -> None:
+        if self._enrollment is not None:
+            self._enrollment.stop()
+            self._enrollment = None
         close = getattr(self._ca.signer, "close", None) if self._ca else None
         if close:
             close()

@@ -43,7 +43,7 @@ class PushTarget(Target):
         self.key, self._csr = key, csr.public_bytes(Encoding.DER)
         self._sent.set()
 
-    def await_request(self, subject: x509.Name, *, deadline: float, cancel: threading.Event | None = None) -> bytes:
+    def await_request(self, subject: x509.Name, *, deadline: float, cancel: threading.Event | None = None, **request) -> bytes:
         self.waits += 1
         self.waiting.set()
         if self._phone is None and self.delay is not None:

@@ -6,7 +6,8 @@ paths the configuration counts as hardware), ``pin_entry`` (gives the device's t
 secret when the URI names none), ``secrets`` (the station's secret store, where a PIV token's
 own management key and escrowed PUK live) and ``puk_handling``; a factory ignores the keywords
 it has no use for. ``pkcs11:`` (RFC 7512) and ``piv:`` (a PIV-applet token in a PC/SC reader)
-are registered here; ``phone:`` comes with its target.
+and ``phone:`` (a phone enrolling over EST: ``enrollment_service`` starts the station's service,
+``phone_events`` hears what the phone does) are registered here.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def open_target(uri: str, *, hardware_modules: set[str] | frozenset[str] = froze
                 pin_entry: Callable[[], str] | None = None, **options) -> Target:
     """A target for ``uri``, by its scheme. ``pin_entry()`` gives the device's transport secret
     when the URI names none (asked once, when first needed)."""
-    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
+    scheme = uri.split(":", 1)[0].lower()  # a bare scheme names its one device: "phone"
     factory = _FACTORIES.get(scheme)
     if factory is None:
         known = ", ".join(f"{s}:" for s in schemes())
@@ -53,8 +54,15 @@ def _open_piv(uri: str, **options) -> Target:
     return open_piv(uri, **options)
 
 
+def _open_phone(uri: str, **options) -> Target:
+    from station.issuance.targets.phone import open_phone
+
+    return open_phone(uri, **options)
+
+
 register("pkcs11", _open_pkcs11)
 register("piv", _open_piv)
+register("phone", _open_phone)
 
 __all__ = ["DeviceDescription", "DeviceIdentity", "RequestNotReceived", "Target", "TargetError", "open_target", "register",
            "schemes"]

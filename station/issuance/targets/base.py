@@ -129,6 +129,8 @@ class DeviceDescription:
 class Target(abc.ABC):
     kind: str = ""
     sends_request: bool = False  # the device sends its own PKCS#10 request when ready (a phone)
+    device_sets_pin: bool = False  # the applicant sets the PIN on the device itself: activation waits for its report
+    device_self_test: bool = False  # the device runs the functional test through the station: step 7 waits for it
     replaces_credential: bool = False  # the device holds one credential, which a new one replaces (a PIV token's 9A)
     cancel: threading.Event | None = None  # set by the engine; checked between device operations
 
@@ -154,12 +156,27 @@ class Target(abc.ABC):
         """A DER PKCS#10 request signed by the device's new key."""
         raise TargetError(f"a {self.kind} target makes its key itself and sends its request", code=TargetError.Code.SENDS_REQUEST)
 
-    def await_request(self, subject: x509.Name, *, deadline: float, cancel: threading.Event | None = None) -> bytes:
+    def await_request(self, subject: x509.Name, *, deadline: float, cancel: threading.Event | None = None,
+                      request_id: int = 0, aal: str = "AAL2") -> bytes:
         """For a target that ``sends_request``: wait until the device sends its DER PKCS#10
-        request (the key made on the device), at most until ``deadline`` (``time.monotonic()``;
-        then :class:`RequestNotReceived`); a set ``cancel`` stops the wait
-        (:class:`station.cancel.Cancelled`)."""
+        request (the key made on the device) for request ``request_id`` at ``aal``, at most
+        until ``deadline`` (``time.monotonic()``; then :class:`RequestNotReceived`); a set
+        ``cancel`` stops the wait (:class:`station.cancel.Cancelled`)."""
         raise TargetError(f"a {self.kind} target does not send its own request", code=TargetError.Code.NO_REQUEST)
+
+    def attested(self) -> dict[str, str]:
+        """For a target that ``sends_request``: what was checked of the key it sent (recorded
+        with ``target.request_received``)."""
+        return {}
+
+    def await_activation(self, *, deadline: float, cancel: threading.Event | None = None) -> None:
+        """For a target whose ``device_sets_pin``: wait until the device reports the applicant's PIN set."""
+        raise TargetError(f"a {self.kind} target takes its PIN from the station", code=TargetError.Code.NO_REQUEST)
+
+    def await_self_test(self, *, deadline: float, cancel: threading.Event | None = None):
+        """For a target whose ``device_self_test``: the station's result of the device's
+        functional test (a :class:`station.issuance.selftest.SelfTestResult`)."""
+        raise TargetError(f"a {self.kind} target is tested by the station", code=TargetError.Code.NO_REQUEST)
 
     @abc.abstractmethod
     def install_certificate(self, certificate: x509.Certificate, chain: list[x509.Certificate]) -> None: ...
