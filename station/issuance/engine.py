@@ -519,6 +519,8 @@ class IssuanceEngine:
                                        request_id=req.id, aal=req.aal.value)
         except RequestNotReceived as exc:
             self._refuse(req.actor, exc, str(exc), req.id)
+            exc.request_id = req.id  # the command names the request left waiting
+            exc.args = (f"request {req.id} is left waiting: {exc}",)
             raise
         self._advance(req, RequestState.AUTHENTICATED, RequestState.AUTHENTICATED, "target.request_received",
                       {"device": device, "public_key_sha256": issuance.public_key_sha256(x509.load_der_x509_csr(csr).public_key()),

@@ -36,14 +36,10 @@ def phone_home(sqlite_station, icam_profile_path):
 class Issue:
     """A running ``station issue --target phone``: its QR line, then its outcome."""
 
-    def __init__(self, home: Path, env: dict, reader: str, qr_out: Path, aal: str = "2"):
-        args = ["issue", "--home", str(home), "--applicant-reader", reader, "--target", "phone", "--qr-out", str(qr_out),
-                "--aal", aal, "--registrar", "reg", "--approver", "sup", "--json"]
-        if aal == "3":
-            args.append("--photo-confirmed")
+    def __init__(self, args: list[str], env: dict, stdin: str):
         self.proc = subprocess.Popen([*STATION, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env=env)
-        self.proc.stdin.write(f"{SECRETS['reg']}\n{SECRETS['sup']}\n{TEST_PIN}\n")
+        self.proc.stdin.write(stdin)
         self.proc.stdin.close()
         self.stderr: list[str] = []
         self._qr = threading.Event()
@@ -79,9 +75,18 @@ class Issue:
 def start_issue(phone_home, insert_card, pcscd, tmp_path):
     started: list[Issue] = []
 
-    def start(aal: str = "2") -> Issue:
+    def start(aal: str = "2", resume: int | None = None) -> Issue:
+        if resume is not None:  # `station requests resume ID --target phone` by the registrar
+            issue = Issue(["requests", "resume", str(resume), "--home", str(phone_home), "--target", "phone", "--operator", "reg",
+                           "--json"], pcscd.env, f"{SECRETS['reg']}\n")
+            started.append(issue)
+            return issue
         insert_card(load_card_image(GOLDEN, pin=TEST_PIN))
-        issue = Issue(phone_home, pcscd.env, pcscd.reader(), tmp_path / f"qr{len(started)}.png", aal)
+        args = ["issue", "--home", str(phone_home), "--applicant-reader", pcscd.reader(), "--target", "phone",
+                "--qr-out", str(tmp_path / f"qr{len(started)}.png"), "--aal", aal, "--registrar", "reg", "--approver", "sup",
+                "--json"]
+        issue = Issue(args + (["--photo-confirmed"] if aal == "3" else []), pcscd.env,
+                      f"{SECRETS['reg']}\n{SECRETS['sup']}\n{TEST_PIN}\n")
         started.append(issue)
         return issue
 

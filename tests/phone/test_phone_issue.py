@@ -4,6 +4,7 @@ phone client enrolling from the QR code PNG (decoded by zbarimg)."""
 from __future__ import annotations
 
 import json
+import time
 
 from station.enrollment.qr import EnrollmentPayload
 from tests.phone.conftest import PHONE_PIN, phone
@@ -60,3 +61,24 @@ def test_the_client_refuses_a_station_whose_certificate_is_not_pinned(start_issu
     ok = phone(["--payload", payload.uri(), "--pin", PHONE_PIN, "--store", str(tmp_path / "phone")])
     assert ok.returncode == 0, ok.stderr  # the code was not spent by the refused attempt
     assert issue.outcome()[0] == 0
+
+
+def test_an_expired_code_ends_the_wait_and_the_request_can_be_resumed_with_a_new_code(start_issue, phone_home, pcscd,
+                                                                                      sqlite_station, tmp_path):
+    config = sqlite_station.home.load_config()
+    config["enrollment"]["code_minutes"] = 0.05  # three seconds
+    sqlite_station.home.save_config(config)
+    issue = start_issue("2")
+    payload = issue.payload()
+    code, out = issue.outcome()
+    assert code == 1 and out["error"] == "target.request_timeout" and "expired" in out["message"]
+    assert "requests resume" in out["hint"] and time.time() >= payload.exp
+    config["enrollment"]["code_minutes"] = 10
+    sqlite_station.home.save_config(config)
+    resumed = start_issue(resume=out["request_id"])
+    fresh = resumed.payload()
+    assert fresh.otp != payload.otp and fresh.est != payload.est  # a new label and secret for the same request
+    done = phone(["--payload", fresh.uri(), "--pin", PHONE_PIN, "--store", str(tmp_path / "phone")])
+    assert done.returncode == 0, done.stderr + "".join(resumed.stderr)
+    code, out = resumed.outcome()
+    assert code == 0 and out["state"] == "issued" and out["request_id"] == 1

@@ -108,8 +108,7 @@ class PhoneTarget(Target):
         enrollment = self.enrollment
         while not enrollment.request_received.is_set():
             left = enrollment.expires - time.time()
-            if left <= 0:
-                self.service.registry.drop(enrollment)
+            if left <= 0:  # the binding stays, refused as expired, until the target closes
                 self._emit("ended", "the code expired before the phone enrolled")
                 raise RequestNotReceived("the phone did not enroll before its code expired")
             enrollment.wait(enrollment.request_received, deadline=time.monotonic() + min(left, 1.0), cancel=cancel,
