@@ -49,7 +49,7 @@ demo: setup
 demo-piv: setup
 	$(BIN)/station demo --target piv
 
-# every bench/*.py in turn (issue: onto SoftHSM and onto a blank PIV token, cancel: cancel to idle per step, verify, card_read, ca, ui: GUI start and stall)
+# every bench/*.py in turn (issue: onto SoftHSM and onto a blank PIV token, cancel: cancel to idle per step, verify, card_read, ca, ui: GUI start and stall, phone: EST enrollments/s and latency vs a bare TLS handshake)
 bench: setup
 	$(BIN)/python -m bench
 
