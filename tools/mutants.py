@@ -47,7 +47,7 @@ OPERATORS_TESTS = "tests/issuance/test_operators.py"
 ENGINE_TRUST = "tests/issuance/test_engine_trust.py"
 CANCEL_TESTS = "tests/issuance/test_cancel.py"
 BINDING_TESTS, PHONE_ABUSE = "tests/unit/test_enrollment_binding.py", "tests/phone/test_phone_abuse.py"
-PHONE_ISSUE, PHONE_REVOKED = "tests/phone/test_phone_issue.py", "tests/phone/test_phone_service.py"
+PHONE_ISSUE, PHONE_SERVICE = "tests/phone/test_phone_issue.py", "tests/phone/test_phone_service.py"
 PIV_TARGET, PIV_CLI = "tests/integration/test_piv_target.py", "tests/issuance/test_issue_piv_cli.py"
 MUTANTS: tuple[Mutant, ...] = (
     # --- the strict in-person checks of a PIV card (FIPS 201-3 §6.2, SP 800-73-4, SP 800-76-2)
@@ -222,6 +222,28 @@ MUTANTS: tuple[Mutant, ...] = (
       "if req.replaces and revocation.supersede(", "if False and revocation.supersede(", (PIV_CLI,)),
     M("a reused token with a blocked PIN gets no key", "station/issuance/targets/piv.py",
       "if session.get_pin_status().blocked:", "if False:", (PIV_TARGET,)),
+    # --- the phone channel (docs/phone.md)
+    M("an enrollment secret works once", "station/enrollment/binding.py",
+      "        if spent:\n            raise BindingRefused(Refusal.SPENT", "        if False:\n            raise BindingRefused(Refusal.SPENT",
+      (BINDING_TESTS,)),
+    M("an enrollment secret expires", "station/enrollment/binding.py",
+      "if time.time() >= enrollment.expires:", "if False:", (BINDING_TESTS,)),
+    M("an enrollment needs the right secret and user", "station/enrollment/binding.py",
+      "if not (hmac.compare_digest(_digest(otp), digest) & hmac.compare_digest(user.encode(), enrollment.user.encode())):",
+      "if not hmac.compare_digest(user.encode(), enrollment.user.encode()):", (BINDING_TESTS,)),
+    M("a phone's request proves possession of its key", "station/enrollment/service.py",
+      "        if not csr.is_signature_valid:", "        if False:", (PHONE_ABUSE,)),
+    M("a phone's key is of a type the station certifies", "station/enrollment/service.py",
+      "        if kind is None:\n            return _text(400", "        if False:\n            return _text(400", (PHONE_ABUSE,)),
+    M("AAL3 onto a phone only with a verified attestation", "station/enrollment/service.py",
+      "        elif enrollment.aal == \"AAL3\":", "        elif False:", (PHONE_ISSUE,)),
+    M("activate and selftest only with the credential this enrollment issued", "station/enrollment/service.py",
+      "if presented is None or enrollment.certificate is None or presented != enrollment.certificate:",
+      "if presented is None:", (PHONE_SERVICE,)),
+    M("the phone client trusts only the pinned certificate", "station/phone/client.py",
+      "if hashlib.sha256(presented or b\"\").hexdigest() != self.payload.fp:", "if False:", (PHONE_ISSUE,)),
+    M("a phone's self-test checks revocation", "station/enrollment/service.py",
+      'result.checks["not_revoked"] = not await', 'result.checks["not_revoked"] = True or await', (PHONE_SERVICE,)),
 )
 
 
@@ -296,26 +318,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main()    # --- the phone channel (docs/phone.md)
-    M("an enrollment secret works once", "station/enrollment/binding.py",
-      "        if spent:\n            raise BindingRefused(Refusal.SPENT", "        if False:\n            raise BindingRefused(Refusal.SPENT",
-      (BINDING_TESTS,)),
-    M("an enrollment secret expires", "station/enrollment/binding.py",
-      "if time.time() >= enrollment.expires:", "if False:", (BINDING_TESTS,)),
-    M("an enrollment needs the right secret and user", "station/enrollment/binding.py",
-      "if not (hmac.compare_digest(_digest(otp), digest) & hmac.compare_digest(user.encode(), enrollment.user.encode())):",
-      "if not hmac.compare_digest(user.encode(), enrollment.user.encode()):", (BINDING_TESTS,)),
-    M("a phone's request proves possession of its key", "station/enrollment/service.py",
-      "        if not csr.is_signature_valid:", "        if False:", (PHONE_ABUSE,)),
-    M("a phone's key is of a type the station certifies", "station/enrollment/service.py",
-      "        if kind is None:\n            return _text(400", "        if False:\n            return _text(400", (PHONE_ABUSE,)),
-    M("AAL3 onto a phone only with a verified attestation", "station/enrollment/service.py",
-      "        elif enrollment.aal == \"AAL3\":", "        elif False:", (PHONE_ISSUE,)),
-    M("activate and selftest only with the credential this enrollment issued", "station/enrollment/service.py",
-      "if presented is None or enrollment.certificate is None or presented != enrollment.certificate:",
-      "if presented is None:", (PHONE_ABUSE,)),
-    M("the phone client trusts only the pinned certificate", "station/phone/client.py",
-      "if hashlib.sha256(presented or b\"\").hexdigest() != self.payload.fp:", "if False:", (PHONE_ISSUE,)),
-    M("a phone's self-test checks revocation", "station/enrollment/service.py",
-      'result.checks["not_revoked"] = not await', 'result.checks["not_revoked"] = True or await', (PHONE_REVOKED,)),
-)
+    sys.exit(main())

@@ -11,7 +11,7 @@ import time
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
@@ -20,7 +20,7 @@ from station.enrollment.binding import BindingRegistry, Enrollment
 from station.enrollment.qr import EnrollmentPayload
 from station.enrollment.service import EnrollmentService, Hooks, Limits
 from station.home import StationHome
-from station.phone.client import PhoneError, enroll
+from station.phone.client import PhoneError, PinnedEst, enroll
 
 AAL2 = "2.16.840.1.101.3.2.1.3.40"
 
@@ -132,3 +132,17 @@ def test_the_station_stops_waiting_and_the_phone_hears_why(service_for, tmp_path
                      daemon=True).start()
     with pytest.raises(PhoneError, match="503.*the registrar cancelled"):
         enroll(payload, pin="k9Pz4mQ1", store=tmp_path / "phone")
+
+
+def test_activate_and_selftest_need_the_credential_of_their_own_enrollment(service_for, tmp_path):
+    service, ca_key, ca_cert = service_for()
+    first = Station(service, ca_key, ca_cert)
+    enroll(first.payload, pin="k9Pz4mQ1", store=tmp_path / "first")
+    second = Station(service, ca_key, ca_cert)  # another request, its phone not enrolled yet
+    est = PinnedEst(second.payload)
+    credential = (tmp_path / "first" / "cert.pem", tmp_path / "first" / "key.pem", "k9Pz4mQ1")
+    for step in ("activate", "selftest"):  # a certificate of the same CA, but not this enrollment's
+        status, _, reason = est.call("POST", step, b"{}", credential=credential)
+        assert status == 403 and b"this enrollment issued" in reason
+    assert not second.enrollment.activated.is_set() and second.enrollment.selftest is None
+    assert est.call("POST", "activate", b"{}")[0] == 403  # no client certificate at all
