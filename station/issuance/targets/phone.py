@@ -9,10 +9,11 @@ and announces the ``dpiv://enroll`` URI (a :class:`PhoneEvent` ``code``) for the
 wait lasts until the binding expires. :meth:`PhoneTarget.new_code` replaces the binding (the
 old one dies at once) while the phone has not enrolled yet.
 
-A phone's key cannot be reached by the station afterwards: after a crash between the
-certificate and its delivery the request cannot be delivered (the phone's connection is gone)
-and the engine ends it failed, its certificate revoked; ``requests cancel`` cannot delete the
-key on the phone (the phone's app deletes what it never activated).
+A phone's key cannot be reached by the station afterwards: after a crash once the certificate
+is issued, the request cannot be delivered (the phone's connection is gone with the process):
+resuming it says so (``target.phone_silent``) and ``requests cancel`` ends it, its certificate
+revoked; ``requests cancel --target phone`` cannot delete the key on the phone (the phone's
+app deletes what it never activated).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class DeviceDidNotAnswer(TargetError):
     """The phone did not take a step the station waits for (its certificate, activation, self-test)."""
 
     code = "target.phone_silent"
-    hint = "the request ends failed and its certificate is revoked; open a new request and scan a new code"
+    hint = "open a new request for the phone (one left open: `station requests cancel ID` revokes its certificate)"
 
 
 class PhoneTarget(Target):
