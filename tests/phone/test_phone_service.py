@@ -146,3 +146,21 @@ def test_activate_and_selftest_need_the_credential_of_their_own_enrollment(servi
         assert status == 403 and b"this enrollment issued" in reason
     assert not second.enrollment.activated.is_set() and second.enrollment.selftest is None
     assert est.call("POST", "activate", b"{}")[0] == 403  # no client certificate at all
+
+
+def test_a_phone_target_without_its_enrollment_cannot_deliver_and_cannot_discard(service_for):
+    from station.issuance.targets import TargetError, open_target
+    from station.issuance.targets.phone import DeviceDidNotAnswer
+
+    service, ca_key, ca_cert = service_for()
+    target = open_target("phone", enrollment_service=lambda: service)
+    assert target.describe().identity == "phone:token=phone;manufacturer=;model=;serial="
+    with pytest.raises(DeviceDidNotAnswer):  # resumed after a crash: the phone's connection is gone
+        target.install_certificate(ca_cert, [])
+    with pytest.raises(TargetError) as refused:
+        target.discard_key()
+    assert refused.value.code == TargetError.Code.CANNOT_DISCARD.value
+    with pytest.raises(TargetError, match="named just phone"):
+        open_target("phone:serial=123")
+    with pytest.raises(TargetError, match="no new code"):  # nothing waits for a phone yet
+        target.new_code()
