@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Debian packages the station and its test suite run against (real middleware, not mocks).
 APT_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev softhsm2 opensc zbar-tools xvfb \
 	libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libegl1 libgl1 iproute2 util-linux \
-	postgresql gnome-keyring dbus-daemon libengine-pkcs11-openssl openssl strace poppler-utils yubico-piv-tool
+	postgresql gnome-keyring dbus-daemon libengine-pkcs11-openssl openssl curl strace poppler-utils yubico-piv-tool
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # yubikey-manager, a witness of the virtual token in its own venv (never the station's dependency);
 # tests/integration/test_virtual_token.py finds it there (or through $$YKMAN).
