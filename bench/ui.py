@@ -27,9 +27,9 @@ interactive before it is open (a sign-in typed meanwhile runs after the opening)
 opening is not in this figure; it is in ``ui.stall``'s start. Medians of the runs; ratio =
 station / bare (target <= 1.3).
 
-``ui.stall``: the largest event-loop stall during a full demo issuance. In this process,
-:func:`station.ui.demo.run_headless` (scripted people drive the real windows offscreen over
-the demo world) with a 10 ms ``QTimer`` heartbeat on the GUI thread; the figure is the
+``ui.stall``: the largest event-loop stall during the demo's issuances (onto the token, then
+the phone). In this process, :func:`station.ui.demo.run_headless` (scripted people drive the
+real windows offscreen over the demo world) with a 10 ms ``QTimer`` heartbeat on the GUI thread; the figure is the
 largest interval between two heartbeats (the nominal 10 ms included: a conservative figure),
 counted from the first heartbeat, i.e. once the event loop runs: the start is in it (the
 station opening on the worker, whose imports hold the GIL in turns with the GUI thread,
@@ -269,7 +269,7 @@ def main() -> None:
     with DemoEnvironment() as env:
         station_ms, bare_ms, (width, height) = measure_start(env.home.root)
         stall_ms, during, start_stall_ms, results, culprits = measure_stall(env)
-    if not results or results[-1].get("selftest") != "pass":
+    if not results or any(r.get("selftest") != "pass" for r in results):
         raise SystemExit(f"bench.ui: the demo issuance did not pass: {results}")
     ratio = station_ms / bare_ms
     print(table([

@@ -8,7 +8,8 @@ approval page, the supervisor's lock, PKI-AUTH with the kiosk asking the PIV car
 generation with its sub-steps, delivery, the kiosk's new-PIN entry showing a PIN-policy
 error (``wizard-activation``: the engine asks for the new PIN before the key is generated,
 so the step list shows step 4 then) and the activation step itself, the self-test's PASS); the kiosk alone; the applicant's receipt (the PDF's first page
-through ``pdftoppm``); then, after a second request is opened and left for approval, the main
+through ``pdftoppm``); the second issuance, onto the phone: its code on screen with the countdown
+(``wizard-phone``) and what the phone did once it is issued (``wizard-phone-issued``); then, after a second request is opened and left for approval, the main
 window of a registrar, a supervisor, an administrator (registry) and an auditor (audit trail).
 
 ``python -m tools.screenshots [--scale 2] [--xvfb] [--out DIR]``: offscreen by default, or
@@ -28,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
-MAIN = ("signin", "wizard-request", "approval-lock", "kiosk", "wizard-self-test")  # also at 200 %
+MAIN = ("signin", "wizard-request", "approval-lock", "kiosk", "wizard-self-test", "wizard-phone")  # also at 200 %
 AUDITOR = ("auditor", "auditor passphrase")
 TOUR = ("registrar", "supervisor", "admin", "auditor")  # main windows, by identity
 MAIN_WINDOW_SIZE = (1000, 620)  # logical pixels (scaled by QT_SCALE_FACTOR), a registrar's usual window
@@ -43,7 +44,8 @@ def _names(scale: float) -> set[str] | None:
 
 def add_auditor(env) -> None:
     """The demo has no auditor: the administrator enrols one (through the service, as
-    ``station operators add`` would)."""
+    ``station operators add`` would). The applicant, who holds two credentials once the token
+    and the phone are issued, may ask for a third: the request left for approval."""
     from station.issuance.signin import hash_password, sign_in
     from station.service.operators import add_operator
     from station.service.station import Station
@@ -55,6 +57,8 @@ def add_auditor(env) -> None:
         admin = sign_in(station, ADMIN[0], lambda: ADMIN[1], Role.ADMINISTRATOR)
         add_operator(station, identity, display_name=identity.capitalize(), roles=[Role.AUDITOR],
                      auth_method=AuthMethod.PASSWORD, auth_reference=hash_password(password), actor=admin.identity)
+        issuance = dict(station.config.get("issuance") or {}, max_active_per_applicant=3)
+        env.home.save_config({**station.config, "issuance": issuance})
 
 
 def photographer_class():
@@ -146,6 +150,9 @@ def photographer_class():
                 window.resize(*WIZARD_SIZE)
                 window.controller.progressed.connect(lambda _event, w=window: self._progressed(w))
             flow, idle = window.flow, window.controller.running is None
+            if self.phase == "first" and flow.phone_target:
+                self._look_phone(window)
+                return
             if self.phase == "second":
                 if flow.request_id is not None and idle:
                     self.say(f"registrar leaves request {flow.request_id} for a supervisor and closes the wizard")
@@ -180,7 +187,19 @@ def photographer_class():
                 self.shoot("wizard-self-test", window)
                 self.receipt(window)
 
+        def _look_phone(self, window) -> None:
+            """The issuance onto the phone: its code (before the scripted applicant scans it), and
+            the end."""
+            flow = window.flow
+            phone = window.phone if flow.shows_phone() else None
+            if phone is not None and phone.isVisible() and phone.qr.showing and not phone.simulating:
+                self.shoot("wizard-phone", window)
+            if flow.finished and window.controller.running is None:
+                self.shoot("wizard-phone-issued", window)
+
         def _progressed(self, window) -> None:
+            if window.flow.phone_target:
+                return
             step = window.flow.current
             if step is Step.KEY_GENERATION and window.flow.view(step).substeps:
                 self.shoot("wizard-key-generation", window)  # the last one with the step current stays
@@ -283,7 +302,7 @@ def take(out: Path, scale: float, say=print) -> list[Path]:
 
         def finished(results: list) -> None:
             if people.phase == "first":
-                if not results or results[-1]["selftest"] != "pass":
+                if not results or any(r["selftest"] != "pass" for r in results):
                     failure.append(f"the demo issuance did not pass: {results}")
                     app.exit(1)
                     return

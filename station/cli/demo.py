@@ -3,9 +3,11 @@
 With a display it opens the station's windows (sign-in with the demo operators' passwords
 shown, the registrar's wizard, the supervisor's approval screen, the applicant's kiosk) and a
 "demo controls" window that puts the applicant's virtual card in the virtual reader and plugs
-the token in and out. Without a display, or with ``--headless``, scripted people drive the same
-windows offscreen through one whole issuance and it prints what happened (``--json``: one object
-per target: target_kind, request_id, state, serial, policy_oid, selftest). No pcscd is needed:
+the token in and out; the phone is offered beside the token (``--target phone``: alone), and the
+wizard's "Simulate phone" plays it. Without a display, or with ``--headless``, scripted people
+drive the same windows offscreen through one whole issuance per target (the token's, then the
+phone's) and it prints what happened (``--json``: a list, one object per target: target_kind,
+request_id, state, serial, policy_oid, selftest). No pcscd is needed:
 the reader is in process. The demo needs the GSA ICAM test PKI (``--icam DIR``) for the
 applicant's golden test card and its revocation services; without it, it says so and exits 2.
 """
@@ -25,10 +27,11 @@ def register(sub) -> None:
     demo.add_argument("--icam", type=Path, default=DEFAULT_ICAM,
                       help=f"GSA ICAM test PKI folder, for the applicant's card and its PKI (default {DEFAULT_ICAM})")
     demo.add_argument("--headless", action="store_true",
-                      help="drive the windows offscreen through one issuance even when a display is there")
+                      help="drive the windows offscreen through one issuance per target even when a display is there")
     demo.add_argument("--json", action="store_true", help="(headless) print the results as a JSON list, nothing else")
     demo.add_argument("--target", choices=TARGETS, default="softhsm",
-                      help="where the credential goes: a SoftHSM token (default) or a virtual PIV token in its own reader")
+                      help="the token offered beside the phone: a SoftHSM token (default) or a virtual PIV token in its "
+                           "own reader; phone: the phone alone")
     demo.set_defaults(func=cmd_demo)
 
 

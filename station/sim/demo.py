@@ -13,7 +13,10 @@ made in a throwaway folder and torn down after.
   controls unplug (delete) and plug in again (a fresh token with its transport PIN); or, with
   ``target="piv"`` (``station demo --target piv``, ``make demo-piv``), a blank virtual PIV
   token in a second in-process reader (factory PIN, PUK and management key), plugged in and
-  pulled out alike.
+  pulled out alike;
+* the applicant's phone, offered beside the token (or alone: ``target="phone"``): the
+  enrollment service on a free loopback port, trusting the TEST key attestation root (demo
+  only: its key is published), played by the wizard's "Simulate phone".
 
 No Qt here: the GUI demo (:mod:`station.ui.demo`) and the tests use it alike.
 """
@@ -43,7 +46,8 @@ TOKEN_LABEL = "demo-token"
 TOKEN_NAME = "SoftHSM token (demo; software, AAL2)"
 PIV_READER = "Station demo token reader 1"
 PIV_TOKEN_NAME = "PIV token (demo; virtual, in its own reader)"
-TARGETS = ("softhsm", "piv")
+PHONE_NAME = "Applicant's phone (demo; the reference phone client)"
+TARGETS = ("softhsm", "piv", "phone")
 
 
 class DemoIncomplete(StationError):
@@ -79,7 +83,7 @@ def demo_station(root: Path, trust_profile: Path, roles: dict, passwords: dict[s
 
 class DemoEnvironment:
     """``with DemoEnvironment(icam) as demo:`` a station home (``demo.home``), its ``[ui]``
-    settings naming the demo reader and token, and :meth:`insert_card` / :meth:`remove_card` /
+    settings naming the demo reader and the targets (:attr:`offers`), and :meth:`insert_card` / :meth:`remove_card` /
     :meth:`plug_token` / :meth:`unplug_token` for the demo controls."""
 
     def __init__(self, icam: Path = DEFAULT_ICAM, target: str = "softhsm"):
@@ -111,6 +115,13 @@ class DemoEnvironment:
     def token_name(self) -> str:
         return PIV_TOKEN_NAME if self.target == "piv" else TOKEN_NAME
 
+    @property
+    def offers(self) -> dict[str, str]:
+        """The targets offered (``[ui] targets``), in order: the token (none in the phone's own
+        demo), then the phone."""
+        token = {} if self.target == "phone" else {self.token_name: self.token_uri}
+        return {**token, PHONE_NAME: "phone:"}
+
     def __enter__(self) -> DemoEnvironment:
         from station.sim.pki_mirror import PkiMirror
         from station.terms import Role
@@ -127,11 +138,15 @@ class DemoEnvironment:
             self.plug_token()
             self._mirror = PkiMirror(self.icam).__enter__()
             profile = self._mirror.write_profile(self.work / "icam-test.toml")
-            ui = {"idle_lock_minutes": 5, "applicant_reader": READER, "targets": {self.token_name: self.token_uri}}
+            from station.enrollment.test_attestation import TEST_ROOT_CERT
+
+            ui = {"idle_lock_minutes": 5, "applicant_reader": READER, "targets": self.offers}
             # the virtual tokens' test attestation roots (one per token plugged in): AAL3 may be chosen
             targets = {"attestation_roots": [str(self._roots)]} if self.target == "piv" else {}
+            # the phone's EST service on a free loopback port; the TEST attestation root: AAL3 onto the demo's phone
+            enrollment = {"host": "127.0.0.1", "port": 0, "attestation_roots": [str(TEST_ROOT_CERT)]}
             self.home = demo_station(self.work / "home", profile, {"registrar": Role.REGISTRAR, "supervisor": Role.SUPERVISOR},
-                                     OPERATORS, {"ui": ui, **({"targets": targets} if targets else {})})
+                                     OPERATORS, {"ui": ui, "enrollment": enrollment, **({"targets": targets} if targets else {})})
             READERS.add_reader(READER)
             self.insert_card()
         except BaseException:
@@ -163,6 +178,8 @@ class DemoEnvironment:
 
     def plug_token(self) -> None:
         """A fresh token with its transport PIN (the previous one, if any, goes first)."""
+        if self.target == "phone":
+            return
         self.unplug_token()
         if self.target == "piv":
             from station.devices.virtual import blank_token
@@ -177,6 +194,8 @@ class DemoEnvironment:
                         "--so-pin", SO_PIN], check=True, capture_output=True, timeout=30)
 
     def unplug_token(self) -> None:
+        if self.target == "phone":
+            return
         if self.target == "piv":
             from station.devices.virtual.readers import READERS
 

@@ -8,6 +8,11 @@ and the end as ``finished(operation, result)`` or ``failed(operation, error)``, 
 thread. :meth:`cancel` sets the running operation's cancel token: the engine stops at its next
 safe point with ``Cancelled`` (delivered through ``failed``).
 
+A phone target's events (its codes, and what the phone does: they come from the device worker,
+the enrollment service's thread and the new-code thread) arrive as ``phone_event(event,
+modules)``, a code's QR modules made on the thread that announced it, never on the GUI thread.
+:meth:`new_code` asks the waiting phone target for a new code.
+
 :class:`CardWatcher` notices cards inserted and removed without a click: a thread of its own
 waits on PC/SC status changes (it never talks to a card; the worker does).
 """
@@ -15,6 +20,7 @@ waits on PC/SC status changes (it never talks to a card; the worker does).
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
@@ -29,12 +35,15 @@ class IssuanceController(QObject):
     finished = Signal(object, object)  # Operation, result (request id, None, or the engine's Outcome)
     failed = Signal(object, object)  # Operation, BaseException (StationError, Cancelled…)
     busy_changed = Signal(bool)
+    phone_event = Signal(object, object)  # PhoneEvent, the QR modules of a code (else None)
+    new_code_failed = Signal(str)  # why no new code was made, in words
 
     def __init__(self, ctx, parent: QObject | None = None):
         super().__init__(parent)
         self.ctx = ctx
         self.bridge: QtInteractionBridge | None = None
         self.running: Operation | None = None
+        self._new_code: Callable[[], object] | None = None  # the waiting phone target's new_code, while it runs
 
     def run(self, operation: Operation, flow: IssuanceFlow, *, approver: str = "", approve: bool = True,
             reason: str = "") -> None:
@@ -53,7 +62,7 @@ class IssuanceController(QObject):
         def job(station):
             options = {"cancel": bridge.cancel_token}
             if operation is not Operation.DECIDE:
-                options.update(applicant_reader=reader, target=uri)
+                options.update(applicant_reader=reader, target=uri, phone_events=self._phone_heard)
             with station.issuance_session(bridge.interaction, **options) as session:
                 if operation is Operation.OPEN_REQUEST:
                     return session.open_request(registrar=registrar, aal=aal, replace=replace)
@@ -61,7 +70,11 @@ class IssuanceController(QObject):
                     if approve:
                         return session.approve(request_id, approver=approver)
                     return session.deny(request_id, approver=approver, reason=reason)
-                return session.complete(request_id, registrar=registrar)
+                self._new_code = getattr(session.target, "new_code", None)  # a phone's; set and cleared here
+                try:
+                    return session.complete(request_id, registrar=registrar)
+                finally:
+                    self._new_code = None
 
         self.running = operation
         self.busy_changed.emit(True)
@@ -72,6 +85,43 @@ class IssuanceController(QObject):
         """The Cancel button: the running operation stops at its next safe point."""
         if self.bridge is not None:
             self.bridge.cancel()
+
+    def _phone_heard(self, event) -> None:
+        """On the thread that announced ``event``: a code's QR modules are made here (~15 ms of
+        pure Python the GUI thread does not spend), then the event is queued to the GUI thread."""
+        modules = None
+        if event.kind == "code":
+            from station.enrollment.qr import matrix
+
+            modules = matrix(event.uri)
+        try:
+            self.phone_event.emit(event, modules)
+        except RuntimeError:  # the window that listened is gone
+            pass
+
+    def new_code(self) -> bool:
+        """A new code for the phone the engine waits for; False when no phone is waited for.
+
+        It runs on a short thread of its own, not on the device worker (which is inside the
+        engine's wait for the phone, the very wait the code is for: a job there would run only
+        after it) nor on the GUI thread (it takes the binding registry's lock, which the
+        enrollment service's thread also takes). The old code dies at once (the registry drops
+        its label); the new one arrives as a ``phone_event``, a refusal as ``new_code_failed``."""
+        make = self._new_code
+        if make is None:
+            return False
+
+        def run() -> None:
+            try:
+                make()
+            except Exception as exc:  # noqa: BLE001 - a TargetError (the phone has just enrolled), shown on the page
+                try:
+                    self.new_code_failed.emit(str(exc))
+                except RuntimeError:
+                    pass
+
+        threading.Thread(target=run, name="phone-new-code", daemon=True).start()
+        return True
 
     def _end(self, operation: Operation, result, error) -> None:
         self.running = None

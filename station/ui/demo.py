@@ -1,16 +1,22 @@
 """The demo in windows: the station's own shell over the embedded demo world
 (:class:`station.sim.demo.DemoEnvironment`), a small "demo controls" window that puts the
-applicant's card in and pulls it, and plugs the token in and out, and — without a display —
-a scripted registrar, supervisor and applicant who drive the same windows offscreen through a
-whole issuance, acting only through the widgets a person would use.
+applicant's card in and pulls it, and plugs the token in and out, the wizard's "Simulate
+phone" (:class:`PhoneSimulator`: the reference phone client scanning the code on screen), and
+— without a display — a scripted registrar, supervisor and applicant who drive the same
+windows offscreen through a whole issuance onto each target the demo offers, acting only
+through the widgets a person would use.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 import threading
+import time
+from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, Signal, qInstallMessageHandler
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QGroupBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from station.sim.demo import ADMIN, CARD_PIN, NEW_PIN, OPERATORS, DemoEnvironment
@@ -41,6 +47,9 @@ class DemoControls(QWidget):
         for button in (self.insert_card, self.remove_card):
             card_layout.addWidget(button)
         layout.addWidget(card)
+        if env.target == "phone":
+            note.setText(tr("This is a demonstration station: the card is virtual, and the wizard's "
+                            "“Simulate phone” plays the applicant's phone."))
         token = QGroupBox(tr("Target token (virtual PIV token)") if env.target == "piv" else tr("Target token (SoftHSM)"))
         token_layout = QVBoxLayout(token)
         self.plug = QPushButton(tr("Plug in a &fresh token"))
@@ -48,6 +57,7 @@ class DemoControls(QWidget):
         for button in (self.plug, self.unplug):
             token_layout.addWidget(button)
         layout.addWidget(token)
+        token.setVisible(env.target != "phone")
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setAccessibleName(tr("Demo status"))
@@ -88,11 +98,46 @@ class DemoControls(QWidget):
         self.changed.emit()
 
 
+class PhoneSimulator(QObject):
+    """The demo's phone: the reference phone client (:mod:`station.phone.client`) on a thread
+    of its own. It reads the code from the picture on screen (a PNG of the QR widget, decoded by
+    zbarimg: what is painted is scannable), enrolls with the demo's PIN into a throwaway store,
+    with a TEST key attestation when the request is AAL3 (the demo station trusts the test
+    root). ``finished(words)`` on the GUI thread; the PIN and the code are never in them."""
+
+    finished = Signal(str)
+
+    def run(self, picture: QImage, *, aal3: bool) -> None:
+        picture = picture.copy()  # the thread's own
+
+        def work() -> None:
+            from station.enrollment.qr import EnrollmentPayload
+            from station.phone.client import enroll, read_qr
+
+            try:
+                with tempfile.TemporaryDirectory(prefix="station-demo-phone-") as tmp:
+                    png = Path(tmp) / "screen.png"
+                    if not picture.save(str(png), "PNG"):
+                        raise OSError("the picture of the code cannot be written")
+                    result = enroll(EnrollmentPayload.parse(read_qr(png)), pin=NEW_PIN, store=Path(tmp) / "phone",
+                                    test_attestation=aal3).as_json()
+                words = tr("The simulated phone enrolled; its self-test: {result}.").format(result=result["selftest"])
+            except Exception as exc:  # noqa: BLE001 - the phone's failure, shown in words
+                words = tr("The simulated phone stopped: {error}").format(error=exc)
+            try:
+                self.finished.emit(words)  # tr() is thread-safe
+            except RuntimeError:  # the window is gone
+                pass
+
+        threading.Thread(target=work, name="demo-phone", daemon=True).start()
+
+
 class ScriptedPeople(QObject):
     """The registrar, the supervisor and the applicant of the headless demo. Every 50 ms they
-    look at the windows and do what a person would: sign in, start a new credential, press
-    Next, type a password into the sign-in dialog, approve on the lock screen, type PINs on
-    the kiosk. ``done(results)`` when the request has ended."""
+    look at the windows and do what a person would: sign in, start a new credential, choose the
+    target, press Next, type a password into the sign-in dialog, approve on the lock screen,
+    type PINs on the kiosk, press "Simulate phone" when the phone's code shows. One request per
+    target offered, in order; ``done(results)`` when the last has ended."""
 
     done = Signal(list)
 
@@ -102,6 +147,7 @@ class ScriptedPeople(QObject):
         self.window = None
         self.results: list[dict] = []
         self._said: set[str] = set()
+        self._scanned = ""  # the phone's code last scanned
         self._timer = QTimer(self)
         self._timer.setInterval(50)
         self._timer.timeout.connect(self.look)
@@ -135,6 +181,22 @@ class ScriptedPeople(QObject):
                 dialog.secret.setText(OPERATORS[dialog.prompt.operator])
                 dialog.accept()
                 return
+        if window.controller.running is None and flow.request_id is None and flow.target is None and flow.targets:
+            offer = flow.targets[len(self.results) % len(flow.targets)]
+            combo = window.request_page.targets
+            index = combo.findData(offer.name)
+            if offer.present and index >= 0:
+                self.say(f"registrar chooses “{offer.name}” as the target")
+                combo.setCurrentIndex(index)
+                combo.activated.emit(index)
+            return
+        phone = window.phone if flow.shows_phone() else None
+        if (phone is not None and phone.isVisible() and phone.simulate.isVisible() and phone.simulate.isEnabled()
+                and flow.seconds_left(time.time()) > 0 and flow.phone.uri != self._scanned):
+            self._scanned = flow.phone.uri  # each code once (kept in memory only)
+            self.say("the applicant scans the code with the phone (the reference phone client) and sets the PIN on it")
+            phone.simulate.click()
+            return
         kiosk = window.kiosk
         if kiosk.isVisible() and kiosk.prompt is not None and not kiosk.pin.text():
             new = kiosk.confirmation.isVisible()
@@ -158,6 +220,8 @@ class ScriptedPeople(QObject):
         for step, page in flow.pages.items():
             if page.message:
                 self._once(f"{step.value}:{page.message}", f"  [{step.value}] {page.message}")
+        for event in flow.phone.steps:
+            self._once(f"phone:{event.kind}:{event.detail}", f"  [phone] {event.detail}")
         if flow.finished and window.controller.running is None:
             self._finish(window)
             return
@@ -171,7 +235,6 @@ class ScriptedPeople(QObject):
             window.next_button.click()
 
     def _finish(self, window) -> None:
-        self._timer.stop()
         flow = window.flow
         outcome = flow.outcome
         result = getattr(outcome, "selftest", None)
@@ -183,6 +246,13 @@ class ScriptedPeople(QObject):
             "policy_oid": str(getattr(outcome, "policy", "") or "") or None,
             "selftest": ("pass" if result is not None and getattr(result, "passed", False) else "fail"),
         })
+        if len(self.results) < len(flow.targets):  # the next target, in a new request
+            self.say("registrar closes the wizard and starts a new credential for the next target")
+            window.close()
+            self._said.clear()
+            QTimer.singleShot(0, self.shell.main_window.new_issuance_requested.emit)
+            return
+        self._timer.stop()
         self.done.emit(self.results)
 
 
@@ -216,7 +286,8 @@ def run_windows(env: DemoEnvironment) -> int:
 
 
 def run_headless(env: DemoEnvironment, say=print, timeout: float = 300.0) -> list[dict]:
-    """The same windows offscreen, driven by :class:`ScriptedPeople`; the results, one per target."""
+    """The same windows offscreen, driven by :class:`ScriptedPeople` through one issuance per
+    target the demo offers (its token, then the phone); the results, one per target."""
     from station.ui.app import prepare_application
     from station.ui.worker import QtDeviceWorker
 

@@ -7,6 +7,9 @@ states live there, tested without Qt) and hand the people's choices to it; the
 :class:`~station.ui.controller.IssuanceController` runs the work on the device worker. The
 applicant's PINs go to the kiosk (:mod:`station.ui.kiosk`), a supervisor's decision to the
 approval lock (:mod:`station.ui.approval`); an operator's fresh sign-in is asked here, masked.
+Onto a phone, steps 4-7 show the phone's panel (:mod:`station.ui.phone`) in the step's page (one
+panel, moved to the current page): the code to scan, its countdown, New code, and what the
+phone has done.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from station.cancel import Cancelled
 from station.issuance.bridge import PromptKind
 from station.issuance.progress import Step
 from station.ui.controller import CardWatcher, IssuanceController
+from station.ui.phone import PhonePanel, step_words
 from station.ui.widgets import ErrorBanner
-from station.terms import POLICY_NAMES, RequestState
-from station.wizard.flow import Applicant, IssuanceFlow, Operation, Status, TargetOffer
+from station.terms import POLICY_NAMES, Aal, RequestState
+from station.wizard.flow import Applicant, CodeAction, IssuanceFlow, Operation, Status, TargetOffer
 
 
 def tr(text: str) -> str:
@@ -406,6 +410,8 @@ class IssuanceWindow(QWidget):
         self.controller = IssuanceController(ctx, self)
         self._kiosk = None  # KioskWindow
         self._lock = None  # ApprovalLock
+        self._phone: PhonePanel | None = None  # built when a phone's first code arrives
+        self._simulator = None  # the demo's phone (station.ui.demo.PhoneSimulator)
         self.setWindowTitle(tr("New derived PIV credential") if not resume
                             else tr("Request {id}").format(id=resume[0]))
         outer = QHBoxLayout(self)
@@ -446,6 +452,8 @@ class IssuanceWindow(QWidget):
         c.progressed.connect(self._progressed)
         c.finished.connect(self._finished)
         c.failed.connect(self._failed)
+        c.phone_event.connect(self._phone_heard)
+        c.new_code_failed.connect(self._new_code_refused)
         # the applicant's card and the targets are watched for a resumed request too: its
         # remaining steps need them (the engine checks they are the request's own)
         self.watcher = CardWatcher(self)
@@ -512,6 +520,15 @@ class IssuanceWindow(QWidget):
     def pki_page(self) -> PkiAuthPage:
         return self.pages[Step.PKI_AUTH]
 
+    @property
+    def phone(self) -> PhonePanel:
+        """The phone's panel, in the current step's page."""
+        if self._phone is None:
+            self._phone = PhonePanel(demo=self.ctx.demo is not None)
+            self._phone.new_code_requested.connect(self._new_code)
+            self._phone.simulate_requested.connect(self._simulate_phone)
+        return self._phone
+
     # --- rendering -------------------------------------------------------------------------------------
     def render(self) -> None:
         flow = self.flow
@@ -519,6 +536,15 @@ class IssuanceWindow(QWidget):
         self.steps.show_flow(flow)
         self.stack.setCurrentWidget(self.pages[flow.current])
         self.pages[flow.current].render(flow)  # the others render when they become current
+        if flow.shows_phone():
+            page = self.pages[flow.current]
+            if self.phone.parentWidget() is not page:
+                page.body.addWidget(self.phone)  # moved from the page before
+            self.phone.render(flow)
+            self.phone.show()
+        elif self._phone is not None:
+            self._phone.hide()
+            self._phone.timer.stop()
         busy = self.controller.running is not None
         operation = flow.next_operation()
         if self._locked():
@@ -719,6 +745,40 @@ class IssuanceWindow(QWidget):
                 dialog.secret.clear()
                 dialog.done(QDialog.DialogCode.Rejected)
 
+    def _phone_heard(self, event, modules) -> None:
+        self.flow.phone_event(event, modules or ())
+        self.render()
+        if event.kind != "code" and self.flow.phone.steps:  # what the phone did, told to screen readers
+            last = self.flow.phone.steps[-1]
+            self._announce(step_words(last.kind, last.detail, last.ok))
+
+    def _new_code(self) -> None:
+        """New code: the waiting target binds anew (the old code dies at once), or, once the
+        wait has ended, going on with the request makes one (the flow says which)."""
+        action = self.flow.new_code_action()
+        if action is CodeAction.REPLACE:
+            self.controller.new_code()
+        elif action is CodeAction.GO_ON:
+            self.go_on()
+
+    def _new_code_refused(self, message: str) -> None:
+        self.flow.phone_problem(message)
+        self.render()
+
+    def _simulate_phone(self) -> None:
+        """Demo: the reference phone client scans the code as painted on screen."""
+        from station.ui.demo import PhoneSimulator  # the demo is running: its module is loaded
+
+        if self._simulator is None:
+            self._simulator = PhoneSimulator(self)
+            self._simulator.finished.connect(self._simulated)
+        self._simulator.run(self.phone.qr.grab().toImage(), aal3=self.flow.aal is Aal.AAL3)
+
+    def _simulated(self, words: str) -> None:
+        self.phone.simulating = False
+        self.phone.show_note(words)
+        self.render()
+
     def _progressed(self, event) -> None:
         self.flow.progressed(event)
         self.render()
@@ -758,6 +818,8 @@ class IssuanceWindow(QWidget):
         # its own: the GUI thread does not
         threading.Thread(target=self.watcher.stop, name="card-watcher-stop", daemon=True).start()
         self.token_timer.stop()
+        if self._phone is not None:
+            self._phone.timer.stop()
         self._to_build = []
         if self._kiosk is not None:
             self._kiosk.close()

@@ -8,12 +8,17 @@ the end page. Every page is in one of four states: ``waiting`` (it needs somethi
 people at the desk), ``busy`` (work runs; progress and Cancel shown), ``error`` (what happened
 and what to do; the request stays resumable from the queue) or ``done``.
 
+With a phone target, steps 4-7 also show the phone (:class:`PhoneView`): the code it scans
+while the engine waits for its request, how long that code has left, what "New code" does,
+and what the phone has done so far, from the target's phone events.
+
 The Qt pages (:mod:`station.ui.wizard`) only render :class:`PageView` objects and pass the
 people's choices in; the controller feeds engine progress and results in. No Qt here.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
@@ -91,6 +96,36 @@ class TargetOffer:
     details: str = ""  # model and serial where the device tells them
 
 
+class CodeAction(str, Enum):
+    """What the phone's "New code" does."""
+
+    REPLACE = "replace"  # the engine waits for the phone: the target binds anew, the old code dies at once
+    GO_ON = "go-on"  # the wait has ended (expired, cancelled): going on with the request makes a new code
+
+
+@dataclass(frozen=True)
+class PhoneStep:
+    """One thing the phone did (a phone event's ``kind``: enrolling, enrolled, activated,
+    selftest, refused, ended), its detail in the service's words, and whether it went well."""
+
+    kind: str
+    detail: str
+    ok: bool = True
+
+
+@dataclass(frozen=True)
+class PhoneView:
+    """The phone's part of steps 4-7. ``uri`` holds the code's one-time secret: painted as a QR
+    code from ``modules`` (made off the GUI thread), never shown as text."""
+
+    uri: str = ""  # the live code's dpiv://enroll URI; "" once spent, expired or dead with its session
+    modules: tuple[tuple[bool, ...], ...] = ()  # its QR code, quiet zone included (True: dark)
+    expires: float = 0.0  # Unix seconds
+    enrolled: bool = False  # the phone sent its request: the code is spent
+    steps: tuple[PhoneStep, ...] = ()
+    problem: str = ""  # a new code could not be made, in words
+
+
 @dataclass(frozen=True)
 class Choice:
     value: str
@@ -115,6 +150,7 @@ class IssuanceFlow:
     requested_for: Applicant | None = None  # the card the request was recorded from (a supervisor sees it)
     holds_credential: bool = False  # opening was refused: the target token holds a credential already
     replace_confirmed: bool = False  # the registrar confirmed that the new credential replaces it
+    phone: PhoneView = field(default_factory=PhoneView)  # the phone's code and steps (a phone target)
 
     @classmethod
     def resume(cls, request_id: int, state: str, *, aal: str = Aal.AAL2.value) -> IssuanceFlow:
@@ -170,6 +206,55 @@ class IssuanceFlow:
         if self.state is RequestState.REQUESTED:
             return Operation.DECIDE
         return Operation.COMPLETE
+
+    # --- the phone (a phone target) ------------------------------------------------------------------------
+    @property
+    def phone_target(self) -> bool:
+        return self.target is not None and self.target.kind == "phone"
+
+    def shows_phone(self) -> bool:
+        """The phone's panel shows: a phone target once its first code exists (steps 4-7)."""
+        return self.phone_target and bool(self.phone.uri or self.phone.steps or self.phone.expires)
+
+    def seconds_left(self, now: float) -> int:
+        """Whole seconds the code on screen has left at ``now`` (Unix seconds); 0: none is valid."""
+        if not self.phone.uri:
+            return 0
+        return max(0, math.ceil(self.phone.expires - now))
+
+    def new_code_action(self) -> CodeAction | None:
+        """What "New code" does now; None once the phone has enrolled or the request cannot go on."""
+        if not self.phone_target or self.phone.enrolled or self.finished or self.request_id is None:
+            return None
+        waiting = self.current is Step.KEY_GENERATION and self.view().status is Status.BUSY
+        if waiting:
+            return CodeAction.REPLACE if self.phone.uri else None  # the first code is on its way
+        return CodeAction.GO_ON if self.state is RequestState.AUTHENTICATED else None
+
+    def phone_event(self, event, modules=()) -> None:
+        """A phone event (``kind``, ``detail``, ``uri``, ``expires``; station.issuance.targets.phone.
+        PhoneEvent) and, for a ``code``, its QR modules. A code arriving after the wait has ended
+        (a new code racing an expiry or a cancel) died with the session and is not shown."""
+        phone = self.phone
+        if event.kind == "code":
+            if self.view().status is Status.BUSY:
+                self.phone = replace(phone, uri=event.uri, modules=tuple(tuple(row) for row in modules),
+                                     expires=float(event.expires), enrolled=False, problem="")
+            return
+        failed_test = event.kind == "selftest" and event.detail.startswith("failed")  # SelfTestResult.finish's words
+        ok = event.kind not in ("refused", "ended") and not failed_test
+        changes = {"uri": "", "modules": ()} if event.kind in ("enrolling", "ended") else {}  # spent, or expired
+        self.phone = replace(phone, steps=phone.steps + (PhoneStep(event.kind, event.detail, ok),),
+                             enrolled=phone.enrolled or event.kind == "enrolling", **changes)
+
+    def phone_problem(self, message: str) -> None:
+        """A new code could not be made (the phone had just sent its request)."""
+        self.phone = replace(self.phone, problem=message)
+
+    def _code_dies(self) -> None:
+        """The operation stopped: the session that held the code closed, and the code with it."""
+        if self.phone.uri:
+            self.phone = replace(self.phone, uri="", modules=())
 
     # --- the people's choices ---------------------------------------------------------------------------
     def card_inserted(self, applicant: Applicant) -> None:
@@ -252,6 +337,9 @@ class IssuanceFlow:
         if code == HOLDS_CREDENTIAL and self.request_id is None:
             self.holds_credential = True  # the request page offers "Replace it"; Next opens the request again
             hint = "tick “Replace it” if the new credential is to replace it (the old one is revoked when the new key is made)"
+        if code == PHONE_CODE_EXPIRED and self.phone_target:
+            hint = "press “New code” to show the applicant a new code; the request waits"  # not the command line's
+        self._code_dies()
         resumable = self.request_id is not None and not self.finished
         if resumable and not hint:
             hint = "go on from the queue when ready (Resume)"
@@ -268,6 +356,7 @@ class IssuanceFlow:
                 self._set(self.current, problem=replace(page.problem, hint=_ENDED_HINT[state]))
 
     def cancelled(self, request_id: int | None) -> None:
+        self._code_dies()
         if request_id is not None and self.request_id is None:
             self.request_id = request_id
         if self.request_id is None:
@@ -290,6 +379,7 @@ class IssuanceFlow:
 
 _STATES_IN_ORDER = [DONE_STATE[step] for step in PAGES]
 HOLDS_CREDENTIAL = "target.holds_credential"  # the engine's refusal code (IssuanceRefused.Code.HOLDS_CREDENTIAL)
+PHONE_CODE_EXPIRED = "target.request_timeout"  # RequestNotReceived: the phone did not enroll before its code expired
 _ENDED_HINT = {
     RequestState.REJECTED: "the supervisor rejected the request; a new request may be opened",
     RequestState.CANCELLED: "the request was cancelled; a new request may be opened",

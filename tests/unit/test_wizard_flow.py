@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from station.issuance.progress import Progress, Step
-from station.wizard.flow import Applicant, IssuanceFlow, Operation, Status, TargetOffer
+from station.issuance.targets.phone import PhoneEvent
+from station.wizard.flow import Applicant, CodeAction, IssuanceFlow, Operation, Status, TargetOffer
 
 SOFT = TargetOffer("SoftHSM token", "pkcs11:token=a", hardware=False)
 HARD = TargetOffer("Hardware token", "pkcs11:token=b", hardware=True)
@@ -124,3 +125,67 @@ def test_a_token_holding_a_credential_needs_replace_ticked_before_the_request_op
     assert flow.missing() == [] and flow.next_operation() is Operation.OPEN_REQUEST and flow.replace_confirmed
     flow.choose_target(SOFT.name)  # another token: nothing confirmed for it
     assert not flow.holds_credential and not flow.replace_confirmed
+
+
+PHONE = TargetOffer("Phone", "phone:", kind="phone", hardware=True)
+
+
+def phone_waiting() -> IssuanceFlow:
+    """A phone request at step 4: the engine waits for the phone's request."""
+    flow = IssuanceFlow.resume(9, "authenticated")
+    flow.set_targets([PHONE])
+    flow.started(Operation.COMPLETE)
+    flow.progressed(Progress(Step.KEY_GENERATION, "waiting for the device's certification request", "waiting for the device"))
+    return flow
+
+
+def test_the_phone_code_counts_down_and_new_code_replaces_it_while_the_engine_waits():
+    flow = phone_waiting()
+    assert not flow.shows_phone() and flow.new_code_action() is None  # the first code is on its way
+    flow.phone_event(PhoneEvent("code", "scan", "dpiv://enroll?otp=a", 1000), [[True, False]])
+    assert flow.shows_phone() and flow.phone.modules == ((True, False),)
+    assert flow.seconds_left(1000 - 581.5) == 582 and flow.seconds_left(1000) == 0 and flow.seconds_left(2000) == 0
+    assert flow.new_code_action() is CodeAction.REPLACE
+    flow.phone_event(PhoneEvent("code", "scan", "dpiv://enroll?otp=b", 1600), [[False]])
+    assert flow.phone.uri.endswith("otp=b") and flow.seconds_left(1000) == 600
+
+
+def test_the_phone_steps_are_listed_and_the_code_is_spent_once_it_enrolls():
+    flow = phone_waiting()
+    flow.phone_event(PhoneEvent("code", "scan", "dpiv://enroll?otp=a", 1000), [[True]])
+    flow.phone_event(PhoneEvent("refused", "AAL3 needs a verified key attestation: none was sent"))
+    assert flow.phone.uri and flow.new_code_action() is CodeAction.REPLACE  # a refused request does not spend the code
+    for kind, detail in (("enrolling", "the phone sent its P-256 key's request"), ("enrolled", "the certificate is on the phone"),
+                         ("activated", "the phone protects the key"), ("selftest", "failed: policy")):
+        flow.phone_event(PhoneEvent(kind, detail))
+    assert [(s.kind, s.ok) for s in flow.phone.steps] == [("refused", False), ("enrolling", True), ("enrolled", True),
+                                                          ("activated", True), ("selftest", False)]
+    assert flow.phone.uri == "" and flow.phone.modules == () and flow.seconds_left(0) == 0
+    assert flow.new_code_action() is None
+
+
+def test_once_the_wait_ends_the_code_is_dead_and_new_code_goes_on_with_the_request():
+    flow = phone_waiting()
+    flow.phone_event(PhoneEvent("code", "scan", "dpiv://enroll?otp=a", 1000), [[True]])
+    flow.phone_event(PhoneEvent("ended", "the code expired before the phone enrolled"))
+    flow.failed("request 9 is left waiting: the phone did not enroll before its code expired",
+                "make the device send its request, then `station requests resume ID`", "target.request_timeout")
+    assert flow.view().problem.hint.startswith("press “New code”")
+    assert flow.shows_phone() and flow.seconds_left(0) == 0 and flow.phone.steps[-1].ok is False
+    assert flow.new_code_action() is CodeAction.GO_ON and flow.next_operation() is Operation.COMPLETE
+    flow.phone_event(PhoneEvent("code", "scan", "dpiv://enroll?otp=late", 1600), [[True]])  # raced the end: died with it
+    assert flow.phone.uri == ""
+    flow.started(Operation.COMPLETE)
+    flow.progressed(Progress(Step.KEY_GENERATION, "waiting for the device's certification request", "waiting for the device"))
+    flow.phone_event(PhoneEvent("code", "scan", "dpiv://enroll?otp=c", 1600), [[True]])
+    assert flow.seconds_left(1000) == 600
+
+
+def test_a_cancel_kills_the_code_and_no_new_code_once_the_request_has_ended():
+    flow = phone_waiting()
+    flow.phone_event(PhoneEvent("code", "scan", "dpiv://enroll?otp=a", 1000), [[True]])
+    flow.cancelled(9)
+    assert flow.phone.uri == "" and flow.new_code_action() is CodeAction.GO_ON
+    flow.synced("failed")
+    assert flow.new_code_action() is None
+    assert IssuanceFlow().new_code_action() is None  # not a phone
