@@ -142,7 +142,8 @@ class StepPage(QWidget):
         page = flow.view(self.step)
         self.message.setText(page.message or self.idle_text(flow))
         self.bar.setVisible(page.status is Status.BUSY)
-        self.substeps.setText("\n".join(f"• {s}" for s in page.substeps))
+        mark = "✓" if page.status is Status.DONE else "•"  # a finished step's sub-steps are done, not going on
+        self.substeps.setText("\n".join(f"{mark} {s}" for s in page.substeps))
         self.substeps.setVisible(bool(page.substeps))
         if page.problem is not None:
             self.problem.show_error(page.problem.message, page.problem.hint)
