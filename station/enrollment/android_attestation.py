@@ -82,16 +82,9 @@ class AttestationVerdict:
 
 def load_roots(paths: list[str], base: Path) -> list[x509.Certificate]:
     """The certificates in the PEM files ``paths`` names (relative paths against ``base``)."""
-    roots = []
-    for name in paths:
-        path = Path(name) if Path(name).is_absolute() else base / name
-        try:
-            roots.extend(x509.load_pem_x509_certificates(path.read_bytes()))
-        except (OSError, ValueError) as exc:
-            raise PhoneAttestationRootsError(
-                f"cannot read the phone attestation root {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    return roots
+    from station.issuance.targets.attestation import load_roots as load_pem_roots
 
+    return load_pem_roots(paths, base, error=PhoneAttestationRootsError, what="phone attestation root")
 
 def verify_android_attestation(chain: list[x509.Certificate], *, public_key, challenge: bytes,
                                roots: list[x509.Certificate], now: datetime | None = None) -> AttestationVerdict:

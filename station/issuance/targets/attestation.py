@@ -63,15 +63,17 @@ class Attestation:
         return out
 
 
-def load_roots(paths: list[str], base: Path) -> list[x509.Certificate]:
-    """The PEM files ``[targets] attestation_roots`` names (relative to the station home)."""
+def load_roots(paths: list[str], base: Path, *, error: type[StationError] = AttestationRootsError,
+               what: str = "attestation root") -> list[x509.Certificate]:
+    """The PEM files ``[targets] attestation_roots`` names (relative to the station home); a
+    file that cannot be read raises ``error`` naming it as the ``what``."""
     roots = []
     for name in paths:
         path = Path(name) if Path(name).is_absolute() else base / name
         try:
             roots.extend(x509.load_pem_x509_certificates(path.read_bytes()))
         except (OSError, ValueError) as exc:
-            raise AttestationRootsError(f"cannot read the attestation root {path}: {getattr(exc, 'strerror', None) or exc}") from None
+            raise error(f"cannot read the {what} {path}: {getattr(exc, 'strerror', None) or exc}") from None
     return roots
 
 
