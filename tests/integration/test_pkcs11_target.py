@@ -90,7 +90,7 @@ def test_restore_finds_key_and_certificate_after_a_crash(target_uri):
 def test_hardware_flag_comes_from_configuration(target_uri):
     assert open_target(target_uri, hardware_modules={SOFTHSM_MODULE}).describe().hardware
     with pytest.raises(TargetError, match="unknown target"):
-        open_target("phone:abc")
+        open_target("carrier-pigeon:abc")
     with pytest.raises(TargetError, match="generate the key first"):
         open_target(target_uri).proof_of_possession(x509.Name([]))
 

@@ -164,3 +164,15 @@ def test_a_phone_target_without_its_enrollment_cannot_deliver_and_cannot_discard
         open_target("phone:serial=123")
     with pytest.raises(TargetError, match="no new code"):  # nothing waits for a phone yet
         target.new_code()
+
+
+def test_an_expired_code_gets_401_and_an_audit_event(service_for, tmp_path):
+    audited = []
+    service, ca_key, ca_cert = service_for(audit=lambda request_id, action, details: audited.append((request_id, action,
+                                                                                                   details["reason"])))
+    service.registry.lifetime = 0.3
+    station = Station(service, ca_key, ca_cert)
+    time.sleep(0.4)
+    with pytest.raises(PhoneError, match="HTTP 401.*expired"):
+        enroll(station.payload, pin="k9Pz4mQ1", store=tmp_path / "phone")
+    assert audited == [(1, "enrollment.refused", "expired")] and not station.enrollment.request_received.is_set()
