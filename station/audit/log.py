@@ -3,7 +3,9 @@
 :meth:`AuditLog.append` locks the single ``audit_head`` row (``SELECT … FOR UPDATE`` on
 PostgreSQL; SQLite transactions are ``BEGIN IMMEDIATE``), links the new event to the head and
 moves the head, all in the session of the change being recorded: the change and its event
-commit or roll back together. Every ``checkpoint_every_events`` events, or when
+commit or roll back together. The head its last append left is kept: the next append moves it
+with one ``UPDATE … WHERE seq = … AND hash = …`` (the same lock), and reads it only when that
+finds another head (another writer, a rolled-back transaction). Every ``checkpoint_every_events`` events, or when
 ``checkpoint_every_seconds`` have passed since the last checkpoint, the head is signed with
 the station's audit key; and a transaction that issues or revokes a credential
 (:data:`CHECKPOINT_AT_COMMIT`) signs its final head just before it commits, so what a CRL
@@ -46,6 +48,10 @@ _SIGNED = (select(_CHECKPOINTS.c.seq, _CHECKPOINTS.c.head_hash, _CHECKPOINTS.c.s
                   _CHECKPOINTS.c.signature)
            .where(_CHECKPOINTS.c.seq == bindparam("seq"), _CHECKPOINTS.c.key_fingerprint == bindparam("fingerprint")).limit(1))
 _MOVE_HEAD = _HEAD_TABLE.update().where(_HEAD_TABLE.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+# the head moved only from where this log left it: one statement instead of a locking read and a move
+_MOVE_KEPT_HEAD = (_HEAD_TABLE.update()
+                   .where(_HEAD_TABLE.c.id == 1, _HEAD_TABLE.c.seq == bindparam("old_seq"), _HEAD_TABLE.c.hash == bindparam("old_hash"))
+                   .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
 
 
 class AuditError(StationError):
@@ -74,6 +80,8 @@ class AuditLog:
     # (seq, signed_at) of the newest checkpoint known committed: spares a query per append
     _last_checkpoint: tuple[int, dt.datetime] | None = field(default=None, init=False, repr=False)
     _signer_fingerprint: tuple[Any, str] | None = field(default=None, init=False, repr=False)
+    # (seq, hash) of the head this log's last append left: a hint, never trusted (see append)
+    _head: tuple[int, str] | None = field(default=None, init=False, repr=False)
 
     def append(
         self,
@@ -89,20 +97,24 @@ class AuditLog:
         chain.check_no_secrets(details)
         session.flush()  # the change being recorded, then its event: two Core statements, no unit of work
         connection = session.connection()
-        head = connection.execute(_HEAD).one()
-        row = {
-            "seq": head.seq + 1,
-            "occurred_at": chain.timestamp(self.clock()),
-            "actor": actor,
-            "action": action,
-            "object_type": object_type,
-            "object_id": str(object_id),
-            "details": chain.canonical_json(details),
-            "prev_hash": head.hash,
-        }
-        row["hash"] = chain.event_hash(**row)
+        fields = {"occurred_at": chain.timestamp(self.clock()), "actor": actor, "action": action, "object_type": object_type,
+                  "object_id": str(object_id), "details": chain.canonical_json(details)}
+        # The head this log left at its last append is moved only if it is still the head
+        # (seq and hash compared, under the same lock as the read: SQLite's BEGIN IMMEDIATE, a
+        # PostgreSQL row lock); when another writer (or a rolled-back transaction) moved it,
+        # it is read, locked, as always.
+        row, kept = None, self._head
+        if kept is not None:
+            row = _link(*kept, fields)
+            if connection.execute(_MOVE_KEPT_HEAD, {"old_seq": kept[0], "old_hash": kept[1],
+                                                    "new_seq": row["seq"], "new_hash": row["hash"]}).rowcount != 1:
+                row = None
+        if row is None:
+            head = connection.execute(_HEAD).one()
+            row = _link(head.seq, head.hash, fields)
+            connection.execute(_MOVE_HEAD, {"new_seq": row["seq"], "new_hash": row["hash"]})
         connection.execute(_EVENTS.insert(), row)
-        connection.execute(_MOVE_HEAD, {"new_seq": row["seq"], "new_hash": row["hash"]})
+        self._head = (row["seq"], row["hash"])
         if self.signer is not None:
             if action in CHECKPOINT_AT_COMMIT:
                 self._sign_at_commit(session)
@@ -196,6 +208,13 @@ class AuditLog:
             path = self.anchor
             event.listen(session, "after_commit", lambda _s: write_anchor(path, record), once=True)
         return cp
+
+
+def _link(seq: int, prev_hash: str, fields: dict[str, str]) -> dict[str, Any]:
+    """The event after the head (``seq``, ``prev_hash``), with its hash."""
+    row = {"seq": seq + 1, **fields, "prev_hash": prev_hash}
+    row["hash"] = chain.event_hash(**row)
+    return row
 
 
 def write_anchor(path: Path, record: dict[str, Any]) -> None:
