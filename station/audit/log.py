@@ -40,9 +40,14 @@ SYSTEM_ACTOR = "system"
 CHECKPOINT_AT_COMMIT = frozenset({"credential.issued", "request.issued", "credential.revoked", "audit.key_registered",
                                   "audit.key_trusted"})
 _SIGN_AT_COMMIT = "station.audit.sign_at_commit"
+# session.info: (transaction, seq, hash) of the head the last append in that transaction made,
+# and (seq, hash) of the head a checkpoint of that transaction signed
+_APPENDED, _SIGNED_HEAD = "station.audit.appended", "station.audit.signed_head"
 _EVENTS, _HEAD_TABLE = AuditEvent.__table__, AuditHead.__table__
 _HEAD = select(_HEAD_TABLE.c.seq, _HEAD_TABLE.c.hash).where(_HEAD_TABLE.c.id == 1).with_for_update()
 _CHECKPOINTS = AuditCheckpoint.__table__
+# statements made once: a statement made at each call is keyed for SQLAlchemy's compiled cache each time
+_INSERT_EVENT, _INSERT_CHECKPOINT = _EVENTS.insert(), _CHECKPOINTS.insert()
 _KEY_REGISTERED = select(AuditKey.__table__.c.fingerprint).where(AuditKey.__table__.c.fingerprint == bindparam("fingerprint"))
 _SIGNED = (select(_CHECKPOINTS.c.seq, _CHECKPOINTS.c.head_hash, _CHECKPOINTS.c.signed_at, _CHECKPOINTS.c.key_fingerprint,
                   _CHECKPOINTS.c.signature)
@@ -113,8 +118,9 @@ class AuditLog:
             head = connection.execute(_HEAD).one()
             row = _link(head.seq, head.hash, fields)
             connection.execute(_MOVE_HEAD, {"new_seq": row["seq"], "new_hash": row["hash"]})
-        connection.execute(_EVENTS.insert(), row)
+        connection.execute(_INSERT_EVENT, row)
         self._head = (row["seq"], row["hash"])
+        session.info[_APPENDED] = (session.get_transaction(), row["seq"], row["hash"])
         if self.signer is not None:
             if action in CHECKPOINT_AT_COMMIT:
                 self._sign_at_commit(session)
@@ -187,20 +193,29 @@ class AuditLog:
             raise AuditError("no audit key loaded", code=AuditError.Code.NO_KEY)
         session.flush()  # the changes before it: the head they moved
         connection = session.connection()
-        head = connection.execute(_HEAD).one()
-        if head.seq == 0:
+        appended = session.info.get(_APPENDED)
+        made_here = appended is not None and appended[0] is session.get_transaction()
+        if made_here:  # the head an append of this transaction made, locked since: no one else moved it
+            seq, head_hash = appended[1], appended[2]
+        else:
+            head = connection.execute(_HEAD).one()
+            seq, head_hash = head.seq, head.hash
+        if seq == 0:
             return None
         fingerprint = self._fingerprint()
         if connection.execute(_KEY_REGISTERED, {"fingerprint": fingerprint}).first() is None:
             raise AuditError("this station's audit key is not registered in the records", code=AuditError.Code.KEY_UNREGISTERED)
-        done = connection.execute(_SIGNED, {"seq": head.seq, "fingerprint": fingerprint}).first()
-        if done is not None and done.head_hash == head.hash:
-            return AuditCheckpoint(**done._asdict())  # this head is already signed by this station
+        # a head made in this transaction is signed already only if this transaction signed it
+        if not made_here or session.info.get(_SIGNED_HEAD) == (seq, head_hash):
+            done = connection.execute(_SIGNED, {"seq": seq, "fingerprint": fingerprint}).first()
+            if done is not None and done.head_hash == head_hash:
+                return AuditCheckpoint(**done._asdict())  # this head is already signed by this station
         signed_at = chain.timestamp(self.clock())
-        signature = self.signer.sign(chain.checkpoint_message(head.seq, head.hash, signed_at), hashes.SHA256())
-        row = {"seq": head.seq, "head_hash": head.hash, "signed_at": signed_at, "key_fingerprint": fingerprint,
+        signature = self.signer.sign(chain.checkpoint_message(seq, head_hash, signed_at), hashes.SHA256())
+        row = {"seq": seq, "head_hash": head_hash, "signed_at": signed_at, "key_fingerprint": fingerprint,
                "signature": signature}
-        connection.execute(_CHECKPOINTS.insert(), row)  # a Core insert: no unit of work
+        connection.execute(_INSERT_CHECKPOINT, row)  # a Core insert: no unit of work
+        session.info[_SIGNED_HEAD] = (seq, head_hash)
         cp = AuditCheckpoint(**row)
         self._remember(session, (cp.seq, dt.datetime.fromisoformat(signed_at)))
         if self.anchor is not None:

@@ -162,7 +162,7 @@ def open_request(
         pac = connection.execute(_PIV_AUTH_RECORD, {"id": piv_auth_certificate_id}).first()
         if pac is None:
             raise IssuanceError(f"no PIV Authentication certificate record {piv_auth_certificate_id}", code=IssuanceError.Code.UNKNOWN_PIV_AUTH)
-        request_id = connection.execute(IssuanceRequest.__table__.insert(), {
+        request_id = connection.execute(_INSERT_REQUEST, {
             "applicant_id": pac.applicant_id,
             "piv_auth_certificate_id": piv_auth_certificate_id,
             "aal": aal.value,
@@ -183,6 +183,7 @@ def open_request(
         return request_id
 
 
+_INSERT_REQUEST = IssuanceRequest.__table__.insert()  # made once (SQLAlchemy keys a new statement each time)
 _OPERATOR_ROLES = select(Operator.__table__.c.id, Operator.__table__.c.active, Operator.__table__.c.roles).where(
     Operator.__table__.c.identity == bindparam("identity"))
 _PIV_AUTH_RECORD = select(PivAuthCertificate.__table__.c.applicant_id, PivAuthCertificate.__table__.c.fingerprint).where(
@@ -289,6 +290,7 @@ _CERTIFYING = (select(_REQUESTS.c.state, _REQUESTS.c.aal, _REQUESTS.c.target_kin
                             .outerjoin(_PIV_AUTH, _PIV_AUTH.c.id == _REQUESTS.c.piv_auth_certificate_id)
                             .outerjoin(_CREDENTIALS, _CREDENTIALS.c.request_id == _REQUESTS.c.id))
                .where(_REQUESTS.c.id == bindparam("id")).with_for_update(of=_REQUESTS))
+_INSERT_CREDENTIAL = _CREDENTIALS.insert()
 _CERTIFIED = (_REQUESTS.update().where(_REQUESTS.c.id == bindparam("rid"))
               .values(state=bindparam("new"), issued_at=bindparam("at")))
 
@@ -379,7 +381,7 @@ def issue_certificate(
             "not_after": plan.not_after,
             "issued_at": now,
         }
-        credential_id = connection.execute(_CREDENTIALS.insert(), cred).inserted_primary_key[0]  # status: active (default)
+        credential_id = connection.execute(_INSERT_CREDENTIAL, cred).inserted_primary_key[0]  # status: active (default)
         connection.execute(_CERTIFIED, {"rid": request_id, "new": to_state.value, "at": now})
         station.audit.append(
             session,
