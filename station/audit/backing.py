@@ -233,10 +233,11 @@ def _replay(session: Session, *conditions, params: dict | None = None) -> Replay
     session.flush()  # what an ORM query would flush first
     # a whole chain is read in batches (a server-side cursor on PostgreSQL); one object's events at once
     result = session.connection().execute(query, params or {}, execution_options={} if params else {"yield_per": 1000})
-    for ev in result:
+    feed = replay.feed
+    for ev in result.all() if params else result:  # one fetch for one object's events, not a fetch per row
         details = _checked(ev)
         if details is not None:
-            replay.feed(ev, details)
+            feed(ev, details)
     return replay
 
 

@@ -200,7 +200,7 @@ def require_backed(session: Session, req: IssuanceRequest) -> AuditedRequest:
 def approver_signed_in(session: Session, audited: AuditedRequest) -> bool:
     """The approver's ``operator.signed_in`` is in the chain between the request's opening and
     its approval."""
-    return audited.approver is not None and session.execute(
+    return audited.approver is not None and session.connection().execute(  # a row: no ORM execution
         _SIGNED_IN, {"actor": audited.approver, "after": audited.opened_seq, "before": audited.decided_seq}).first() is not None
 
 
