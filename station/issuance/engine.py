@@ -705,6 +705,7 @@ class IssuanceEngine:
         with self._leaves(req.id):
             self._devices(card, target)
             if req.target_state:
+                req.facts = None  # the device is looked at first: its step reads its facts after that
                 target.restore(json.loads(req.target_state))
             while req.state in steps:  # each step checks the state in the database and the chain before its device work
                 steps[req.state]()
