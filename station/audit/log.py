@@ -5,11 +5,12 @@ PostgreSQL; SQLite transactions are ``BEGIN IMMEDIATE``), links the new event to
 moves the head, all in the session of the change being recorded: the change and its event
 commit or roll back together. The head its last append left is kept: the next append moves it
 with one ``UPDATE … WHERE seq = … AND hash = …`` (the same lock), and reads it only when that
-finds another head (another writer, a rolled-back transaction). Every ``checkpoint_every_events`` events, or when
-``checkpoint_every_seconds`` have passed since the last checkpoint, the head is signed with
-the station's audit key; and a transaction that issues or revokes a credential
-(:data:`CHECKPOINT_AT_COMMIT`) signs its final head just before it commits, so what a CRL
-and the records rest on is never only in the unsigned tail of the chain.
+finds another head (another writer, a rolled-back transaction). Every
+``checkpoint_every_events`` events, or when ``checkpoint_every_seconds`` have passed since the
+last checkpoint, the head is signed with the station's audit key; and a transaction that
+issues or revokes a credential (:data:`CHECKPOINT_AT_COMMIT`) signs its final head just before
+it commits, so what a CRL and the records rest on is never only in the unsigned tail of the
+chain.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ _SIGNED = (select(_CHECKPOINTS.c.seq, _CHECKPOINTS.c.head_hash, _CHECKPOINTS.c.s
 _MOVE_HEAD = _HEAD_TABLE.update().where(_HEAD_TABLE.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 # the head moved only from where this log left it: one statement instead of a locking read and a move
 _MOVE_KEPT_HEAD = (_HEAD_TABLE.update()
-                   .where(_HEAD_TABLE.c.id == 1, _HEAD_TABLE.c.seq == bindparam("old_seq"), _HEAD_TABLE.c.hash == bindparam("old_hash"))
+                   .where(_HEAD_TABLE.c.id == 1, _HEAD_TABLE.c.seq == bindparam("old_seq"),
+                          _HEAD_TABLE.c.hash == bindparam("old_hash"))
                    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
 
 
@@ -100,7 +102,7 @@ class AuditLog:
     ) -> AuditEvent:
         details = details or {}
         chain.check_no_secrets(details)
-        session.flush()  # the change being recorded, then its event: two Core statements, no unit of work
+        session.flush()  # the change being recorded, then its event: Core statements, no unit of work
         connection = session.connection()
         fields = {"occurred_at": chain.timestamp(self.clock()), "actor": actor, "action": action, "object_type": object_type,
                   "object_id": str(object_id), "details": chain.canonical_json(details)}

@@ -336,7 +336,8 @@ def issue_certificate(
         req = connection.execute(_CERTIFYING, {"id": request_id}).first()
         if req is None:
             raise IssuanceError(f"no request {request_id}", code=IssuanceError.Code.UNKNOWN_REQUEST)
-        backed_request_said(session, request_id, req.state, req.registrar, req.approver)  # RecordNotBacked unless the chain backs it
+        # RecordNotBacked unless the chain backs the row
+        backed_request_said(session, request_id, req.state, req.registrar, req.approver)
         if req.credential_id is not None:
             return _existing(request_id, req, key_sha)
         if req.state != from_state.value:

@@ -257,7 +257,8 @@ class Pkcs11Token:
         with self._open(pin) as session:
             try:
                 made = self._made
-                key = made[2] if made is not None and made[0] is session and made[1] == key_id else self._private_key(session, key_id)
+                made_here = made is not None and made[0] is session and made[1] == key_id
+                key = made[2] if made_here else self._private_key(session, key_id)
                 if key.key_type == KeyType.EC:
                     return encode_ecdsa_signature(key.sign(digest, mechanism=Mechanism.ECDSA))
                 return key.sign(digest_info(hash_name, digest), mechanism=Mechanism.RSA_PKCS)
