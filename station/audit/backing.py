@@ -233,10 +233,11 @@ def _replay(session: Session, *conditions, params: dict | None = None) -> Replay
     session.flush()  # what an ORM query would flush first
     # a whole chain is read in batches (a server-side cursor on PostgreSQL); one object's events at once
     result = session.connection().execute(query, params or {}, execution_options={} if params else {"yield_per": 1000})
-    for ev in result:
+    feed = replay.feed
+    for ev in result.all() if params else result:  # one fetch for one object's events, not a fetch per row
         details = _checked(ev)
         if details is not None:
-            replay.feed(ev, details)
+            feed(ev, details)
     return replay
 
 
@@ -274,7 +275,8 @@ _REQUEST_EVENTS = _EVENT_ROWS.where(or_(
     and_(_EVENTS.c.object_type == "request", _EVENTS.c.object_id == bindparam("object_id")),
     and_(_EVENTS.c.object_type == "credential",
          _EVENTS.c.object_id.in_(select(Credential.serial).where(Credential.request_id == bindparam("request_id")))),
-    and_(_EVENTS.c.object_type == "operator", _EVENTS.c.action.not_in(_SIGN_INS)))).order_by(_EVENTS.c.seq)
+    # action != each sign-in (not NOT IN, whose list SQLAlchemy renders into the SQL at every execution)
+    and_(_EVENTS.c.object_type == "operator", *(_EVENTS.c.action != action for action in _SIGN_INS)))).order_by(_EVENTS.c.seq)
 _APPLICANT_SERIALS = (select(Credential.serial)
                       .join(PivAuthCertificate, Credential.piv_auth_certificate_id == PivAuthCertificate.id)
                       .where(PivAuthCertificate.applicant_id == bindparam("applicant_id")))

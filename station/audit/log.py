@@ -3,11 +3,14 @@
 :meth:`AuditLog.append` locks the single ``audit_head`` row (``SELECT … FOR UPDATE`` on
 PostgreSQL; SQLite transactions are ``BEGIN IMMEDIATE``), links the new event to the head and
 moves the head, all in the session of the change being recorded: the change and its event
-commit or roll back together. Every ``checkpoint_every_events`` events, or when
-``checkpoint_every_seconds`` have passed since the last checkpoint, the head is signed with
-the station's audit key; and a transaction that issues or revokes a credential
-(:data:`CHECKPOINT_AT_COMMIT`) signs its final head just before it commits, so what a CRL
-and the records rest on is never only in the unsigned tail of the chain.
+commit or roll back together. The head its last append left is kept: the next append moves it
+with one ``UPDATE … WHERE seq = … AND hash = …`` (the same lock), and reads it only when that
+finds another head (another writer, a rolled-back transaction). Every
+``checkpoint_every_events`` events, or when ``checkpoint_every_seconds`` have passed since the
+last checkpoint, the head is signed with the station's audit key; and a transaction that
+issues or revokes a credential (:data:`CHECKPOINT_AT_COMMIT`) signs its final head just before
+it commits, so what a CRL and the records rest on is never only in the unsigned tail of the
+chain.
 """
 
 from __future__ import annotations
@@ -38,14 +41,24 @@ SYSTEM_ACTOR = "system"
 CHECKPOINT_AT_COMMIT = frozenset({"credential.issued", "request.issued", "credential.revoked", "audit.key_registered",
                                   "audit.key_trusted"})
 _SIGN_AT_COMMIT = "station.audit.sign_at_commit"
+# session.info: (transaction, seq, hash) of the head the last append in that transaction made,
+# and (seq, hash) of the head a checkpoint of that transaction signed
+_APPENDED, _SIGNED_HEAD = "station.audit.appended", "station.audit.signed_head"
 _EVENTS, _HEAD_TABLE = AuditEvent.__table__, AuditHead.__table__
 _HEAD = select(_HEAD_TABLE.c.seq, _HEAD_TABLE.c.hash).where(_HEAD_TABLE.c.id == 1).with_for_update()
 _CHECKPOINTS = AuditCheckpoint.__table__
+# statements made once: a statement made at each call is keyed for SQLAlchemy's compiled cache each time
+_INSERT_EVENT, _INSERT_CHECKPOINT = _EVENTS.insert(), _CHECKPOINTS.insert()
 _KEY_REGISTERED = select(AuditKey.__table__.c.fingerprint).where(AuditKey.__table__.c.fingerprint == bindparam("fingerprint"))
 _SIGNED = (select(_CHECKPOINTS.c.seq, _CHECKPOINTS.c.head_hash, _CHECKPOINTS.c.signed_at, _CHECKPOINTS.c.key_fingerprint,
                   _CHECKPOINTS.c.signature)
            .where(_CHECKPOINTS.c.seq == bindparam("seq"), _CHECKPOINTS.c.key_fingerprint == bindparam("fingerprint")).limit(1))
 _MOVE_HEAD = _HEAD_TABLE.update().where(_HEAD_TABLE.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+# the head moved only from where this log left it: one statement instead of a locking read and a move
+_MOVE_KEPT_HEAD = (_HEAD_TABLE.update()
+                   .where(_HEAD_TABLE.c.id == 1, _HEAD_TABLE.c.seq == bindparam("old_seq"),
+                          _HEAD_TABLE.c.hash == bindparam("old_hash"))
+                   .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
 
 
 class AuditError(StationError):
@@ -74,6 +87,8 @@ class AuditLog:
     # (seq, signed_at) of the newest checkpoint known committed: spares a query per append
     _last_checkpoint: tuple[int, dt.datetime] | None = field(default=None, init=False, repr=False)
     _signer_fingerprint: tuple[Any, str] | None = field(default=None, init=False, repr=False)
+    # (seq, hash) of the head this log's last append left: a hint, never trusted (see append)
+    _head: tuple[int, str] | None = field(default=None, init=False, repr=False)
 
     def append(
         self,
@@ -87,22 +102,27 @@ class AuditLog:
     ) -> AuditEvent:
         details = details or {}
         chain.check_no_secrets(details)
-        session.flush()  # the change being recorded, then its event: two Core statements, no unit of work
+        session.flush()  # the change being recorded, then its event: Core statements, no unit of work
         connection = session.connection()
-        head = connection.execute(_HEAD).one()
-        row = {
-            "seq": head.seq + 1,
-            "occurred_at": chain.timestamp(self.clock()),
-            "actor": actor,
-            "action": action,
-            "object_type": object_type,
-            "object_id": str(object_id),
-            "details": chain.canonical_json(details),
-            "prev_hash": head.hash,
-        }
-        row["hash"] = chain.event_hash(**row)
-        connection.execute(_EVENTS.insert(), row)
-        connection.execute(_MOVE_HEAD, {"new_seq": row["seq"], "new_hash": row["hash"]})
+        fields = {"occurred_at": chain.timestamp(self.clock()), "actor": actor, "action": action, "object_type": object_type,
+                  "object_id": str(object_id), "details": chain.canonical_json(details)}
+        # The head this log left at its last append is moved only if it is still the head
+        # (seq and hash compared, under the same lock as the read: SQLite's BEGIN IMMEDIATE, a
+        # PostgreSQL row lock); when another writer (or a rolled-back transaction) moved it,
+        # it is read, locked, as always.
+        row, kept = None, self._head
+        if kept is not None:
+            row = _link(*kept, fields)
+            if connection.execute(_MOVE_KEPT_HEAD, {"old_seq": kept[0], "old_hash": kept[1],
+                                                    "new_seq": row["seq"], "new_hash": row["hash"]}).rowcount != 1:
+                row = None
+        if row is None:
+            head = connection.execute(_HEAD).one()
+            row = _link(head.seq, head.hash, fields)
+            connection.execute(_MOVE_HEAD, {"new_seq": row["seq"], "new_hash": row["hash"]})
+        connection.execute(_INSERT_EVENT, row)
+        self._head = (row["seq"], row["hash"])
+        session.info[_APPENDED] = (session.get_transaction(), row["seq"], row["hash"])
         if self.signer is not None:
             if action in CHECKPOINT_AT_COMMIT:
                 self._sign_at_commit(session)
@@ -175,20 +195,29 @@ class AuditLog:
             raise AuditError("no audit key loaded", code=AuditError.Code.NO_KEY)
         session.flush()  # the changes before it: the head they moved
         connection = session.connection()
-        head = connection.execute(_HEAD).one()
-        if head.seq == 0:
+        appended = session.info.get(_APPENDED)
+        made_here = appended is not None and appended[0] is session.get_transaction()
+        if made_here:  # the head an append of this transaction made, locked since: no one else moved it
+            seq, head_hash = appended[1], appended[2]
+        else:
+            head = connection.execute(_HEAD).one()
+            seq, head_hash = head.seq, head.hash
+        if seq == 0:
             return None
         fingerprint = self._fingerprint()
         if connection.execute(_KEY_REGISTERED, {"fingerprint": fingerprint}).first() is None:
             raise AuditError("this station's audit key is not registered in the records", code=AuditError.Code.KEY_UNREGISTERED)
-        done = connection.execute(_SIGNED, {"seq": head.seq, "fingerprint": fingerprint}).first()
-        if done is not None and done.head_hash == head.hash:
-            return AuditCheckpoint(**done._asdict())  # this head is already signed by this station
+        # a head made in this transaction is signed already only if this transaction signed it
+        if not made_here or session.info.get(_SIGNED_HEAD) == (seq, head_hash):
+            done = connection.execute(_SIGNED, {"seq": seq, "fingerprint": fingerprint}).first()
+            if done is not None and done.head_hash == head_hash:
+                return AuditCheckpoint(**done._asdict())  # this head is already signed by this station
         signed_at = chain.timestamp(self.clock())
-        signature = self.signer.sign(chain.checkpoint_message(head.seq, head.hash, signed_at), hashes.SHA256())
-        row = {"seq": head.seq, "head_hash": head.hash, "signed_at": signed_at, "key_fingerprint": fingerprint,
+        signature = self.signer.sign(chain.checkpoint_message(seq, head_hash, signed_at), hashes.SHA256())
+        row = {"seq": seq, "head_hash": head_hash, "signed_at": signed_at, "key_fingerprint": fingerprint,
                "signature": signature}
-        connection.execute(_CHECKPOINTS.insert(), row)  # a Core insert: no unit of work
+        connection.execute(_INSERT_CHECKPOINT, row)  # a Core insert: no unit of work
+        session.info[_SIGNED_HEAD] = (seq, head_hash)
         cp = AuditCheckpoint(**row)
         self._remember(session, (cp.seq, dt.datetime.fromisoformat(signed_at)))
         if self.anchor is not None:
@@ -196,6 +225,13 @@ class AuditLog:
             path = self.anchor
             event.listen(session, "after_commit", lambda _s: write_anchor(path, record), once=True)
         return cp
+
+
+def _link(seq: int, prev_hash: str, fields: dict[str, str]) -> dict[str, Any]:
+    """The event after the head (``seq``, ``prev_hash``), with its hash."""
+    row = {"seq": seq + 1, **fields, "prev_hash": prev_hash}
+    row["hash"] = chain.event_hash(**row)
+    return row
 
 
 def write_anchor(path: Path, record: dict[str, Any]) -> None:

@@ -53,7 +53,9 @@ class _Context:
         _check(hresult, "connecting to the PC/SC service")
 
     def close(self):
-        scard.SCardReleaseContext(self.handle)
+        if self.handle is not None:
+            handle, self.handle = self.handle, None
+            scard.SCardReleaseContext(handle)
 
     def __enter__(self):
         return self
@@ -64,23 +66,37 @@ class _Context:
 
 def list_readers() -> list[str]:
     """pcscd's readers, then the in-process ones; with in-process readers, no pcscd is no error."""
+    return _list_readers(keep_context=False)[0]
+
+
+def _list_readers(*, keep_context: bool) -> tuple[list[str], _Context | None]:
+    """:func:`list_readers`, and with ``keep_context`` the PC/SC context that listed them (the
+    caller connects through it, or releases it), else None."""
     local = INPROCESS.names()
     try:
-        remote = _pcsc_readers()
+        remote, ctx = _pcsc_readers(keep_context)
     except PcscNotRunning:
         if not local:
             raise
-        remote = []
-    return remote + [r for r in local if r not in remote]
+        remote, ctx = [], None
+    return remote + [r for r in local if r not in remote], ctx
 
 
-def _pcsc_readers() -> list[str]:
-    with _Context() as ctx:
+def _pcsc_readers(keep: bool = False) -> tuple[list[str], _Context | None]:
+    ctx = _Context()
+    try:
         hresult, readers = scard.SCardListReaders(ctx.handle, [])
         if hresult in (scard.SCARD_E_NO_READERS_AVAILABLE,):
-            return []
-        _check(hresult, "listing readers")
-        return list(readers)
+            readers = []
+        else:
+            _check(hresult, "listing readers")
+    except BaseException:
+        ctx.close()
+        raise
+    if not keep:
+        ctx.close()
+        ctx = None
+    return list(readers), ctx
 
 
 @dataclass(frozen=True)
@@ -195,9 +211,11 @@ def wait_for_card(reader: str, *, present: bool = True, timeout: float = 10.0, c
 class PcscConnection(SmartCardConnection):
     """A connection to the card in one PC/SC reader."""
 
-    def __init__(self, reader: str, *, exclusive: bool = False):
+    def __init__(self, reader: str, *, exclusive: bool = False, context: _Context | None = None):
+        """``context``: a PC/SC context to connect through (the connection then owns it),
+        else a new one."""
         self.reader = reader
-        self._ctx = _Context()
+        self._ctx = context or _Context()
         self._share = scard.SCARD_SHARE_EXCLUSIVE if exclusive else scard.SCARD_SHARE_SHARED
         hresult, self._card, self._protocol = scard.SCardConnect(
             self._ctx.handle, reader, self._share, scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
@@ -257,26 +275,34 @@ class PcscConnection(SmartCardConnection):
 def open_reader(name: str | None = None, *, exclusive: bool = False) -> PcscConnection | InProcessConnection:
     """Open the card in the named reader (exact name, or a unique substring), else in the
     first reader that holds a card."""
-    readers = list_readers()
-    if not readers:
-        raise NoReader("no smart card reader is connected")
-    if name is not None:
-        matches = [r for r in readers if r == name] or [r for r in readers if name.lower() in r.lower()]
-        if not matches:
-            raise NoReader(f"no reader named {name!r} (readers: {', '.join(readers)})")
-        if len(matches) > 1:
-            raise NoReader(f"{name!r} matches several readers: {', '.join(matches)}")
-        return _connect(matches[0], exclusive)
+    readers, ctx = _list_readers(keep_context=name is not None)
+    try:  # the context that listed the readers connects to the named one (one context, not two)
+        if not readers:
+            raise NoReader("no smart card reader is connected")
+        if name is not None:
+            matches = [r for r in readers if r == name] or [r for r in readers if name.lower() in r.lower()]
+            if not matches:
+                raise NoReader(f"no reader named {name!r} (readers: {', '.join(readers)})")
+            if len(matches) > 1:
+                raise NoReader(f"{name!r} matches several readers: {', '.join(matches)}")
+            connection, ctx = _connect(matches[0], exclusive, ctx), None  # it owns the context now
+            return connection
+    finally:
+        if ctx is not None:
+            ctx.close()
     for state in reader_states():
         if state.present:
             return _connect(state.reader, exclusive)
     raise NoCard(f"no card in any reader ({', '.join(readers)})")
 
 
-def _connect(reader: str, exclusive: bool) -> PcscConnection | InProcessConnection:
+def _connect(reader: str, exclusive: bool, context: _Context | None = None) -> PcscConnection | InProcessConnection:
+    """``context``: a PC/SC context the new connection takes over (closed here when not used)."""
     if INPROCESS.owns(reader):
+        if context is not None:
+            context.close()
         return INPROCESS.connect(reader, exclusive=exclusive)
-    return PcscConnection(reader, exclusive=exclusive)
+    return PcscConnection(reader, exclusive=exclusive, context=context)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from cryptography import x509
 from station.cancel import Cancelled, check
 from station.issuance.pkiauth import LastTryRefused, pki_auth, read_public_objects
 from station.ca.profile import CsrProof
+from station.validation.card_contents import CardContents
 from station.validation.trust import TrustProfile
 from station.validation.validation import PathValidator
 from station.devices.errors import PinIncorrect
@@ -93,6 +94,9 @@ class _Request:
     policy: str | None
     new_pin: str | None = field(default=None, repr=False)  # asked before key generation; memory only
     replaces: str | None = None  # the serial of the credential on the device it replaces (the chain's word)
+    # the step facts read with the request, in its transaction: the first step's check uses them
+    # (instead of reading them again); taken once, dropped at any transition
+    facts: StepFacts | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -205,13 +209,15 @@ class IssuanceEngine:
                        profile=self.operator_profile, cache_dir=self.crl_cache, cancel=self.cancel_token)
 
     def _load(self, request_id: int, actor: str) -> _Request:
-        """The request with its applicant certificate and credential: one query."""
-        row = requests.load(self.station, request_id)
+        """The request with its applicant certificate and credential (one query), and, in the
+        same transaction, the facts its next step checks (:meth:`_expect`): the steps follow at once."""
+        row = requests.load(self.station, request_id, facts_for=actor)
         if row is None:
             raise IssuanceRefused(f"no request {request_id}", code=IssuanceRefused.Code.UNKNOWN_REQUEST)
         cert = x509.load_der_x509_certificate(row.certificate_der) if row.certificate_der else None
         return _Request(request_id, row.state, actor, row.piv_auth_sha256, Aal(row.aal),
-                        x509.load_der_x509_certificate(row.piv_auth_der).subject, row.target_state, cert, row.serial, row.policy)
+                        x509.load_der_x509_certificate(row.piv_auth_der).subject, row.target_state, cert, row.serial, row.policy,
+                        facts=row.facts)
 
     def _expect(self, req: _Request, expected: RequestState, target: Target | None = None) -> None:
         """Before a step acts: the request is ``expected`` in the records (else ``issuance.state``)
@@ -220,7 +226,9 @@ class IssuanceEngine:
         device is the request's own. Each refusal is audited; one the request cannot get past
         (approver withdrawn, limit reached) ends it ``failed``."""
         device = target.describe().device if target is not None else None
-        facts = requests.step_facts(self.station, req.id, req.actor)
+        facts, req.facts = req.facts, None
+        if facts is None:  # none read with the request: read now, after the transition before it
+            facts = requests.step_facts(self.station, req.id, req.actor)
         if facts.state != expected.value:
             raise IssuanceRefused(f"request {req.id} is {facts.state}, not {expected.value}", code=IssuanceRefused.Code.STATE)
         if facts.unbacked is not None:  # the row says what the chain does not
@@ -257,6 +265,7 @@ class IssuanceEngine:
                  details: dict | None = None, **columns) -> None:
         """``expected`` → ``new`` with its audit event, in one transaction; refused (nothing
         written) when the request is no longer ``expected``."""
+        req.facts = None  # read before this transition: no step after it goes by them
         state = requests.advance(self.station, req.id, expected, new, actor=req.actor, action=action, details=details, **columns)
         if state is not None:
             raise IssuanceRefused(f"request {req.id} is {state}, not {expected.value}", code=IssuanceRefused.Code.STATE)
@@ -303,7 +312,8 @@ class IssuanceEngine:
         return mine[0] if mine and mine[1] else None
 
     def _open(self, card: PivSession, *, registrar: str, aal: str, target: Target,
-              replace: bool = False) -> tuple[int, SignedIn]:
+              replace: bool = False) -> tuple[int, SignedIn, CardContents]:
+        """The request opened: its id, the registrar signed in, and what was read from the card."""
         self._devices(card, target)
         self._check("before the registrar signs in")
         signed = self._sign_in(registrar, "open a request", Role.REGISTRAR)
@@ -353,7 +363,7 @@ class IssuanceEngine:
                                           replaces=replaces)
         self._tell(Step.REQUEST, f"request {request_id} opened for {cert.subject.rfc4514_string()}", request_id=request_id,
                    state=RequestState.REQUESTED)
-        return request_id, signed
+        return request_id, signed, contents
 
     # --- 2. approval ------------------------------------------------------------------------------
     def approve(self, request_id: int, *, approver: str) -> None:
@@ -417,10 +427,12 @@ class IssuanceEngine:
             return self._verify(req, target)
 
     # --- 3. applicant authentication ------------------------------------------------------------------
-    def _authenticate(self, req: _Request, card: PivSession | None) -> None:
+    def _authenticate(self, req: _Request, card: PivSession | None, read: CardContents | None = None) -> None:
         """A PKI-AUTH that fails (card rejected, wrong PIN not asked again, last PIN try, another
         card, photo not confirmed) ends the request: it is not left approved for anyone to try
-        again. A person at a screen is asked a mistyped PIN again (``pkiauth.PinEntry``)."""
+        again. A person at a screen is asked a mistyped PIN again (``pkiauth.PinEntry``).
+        ``read``: what this engine read from ``card`` when it opened the request, in the same
+        card session (not read again; every check runs on it)."""
         if card is None:
             raise IssuanceRefused("PKI-AUTH needs the applicant's PIV card in a reader",
                                   code=IssuanceRefused.Code.CARD_NEEDED, hint="name the applicant's reader")
@@ -429,7 +441,7 @@ class IssuanceEngine:
         self._check("before PKI-AUTH")
         try:
             verdict = pki_auth(card, self.profile, self.ui, cache_dir=self.crl_cache, cancel=self.cancel_token,
-                               progress=lambda event: self.ui.progress(replace(event, request_id=req.id)))
+                               progress=lambda event: self.ui.progress(replace(event, request_id=req.id)), already=read)
         except LastTryRefused as exc:
             raise self._stop(req, exc, str(exc), exc.hint, ends=True) from None
         if not verdict.accepted:
@@ -662,10 +674,10 @@ class IssuanceEngine:
         """Open, approve and complete in one go. An attempt that stops part way (a refusal, a
         wrong token PIN, a missing input) ends its request ``failed``, a certificate already
         issued revoked: nothing is left half done for someone to resume."""
-        request_id, signed = self._open(card, registrar=registrar, aal=aal, target=target, replace=replace)
+        request_id, signed, read = self._open(card, registrar=registrar, aal=aal, target=target, replace=replace)
         try:
             self.approve(request_id, approver=approver)
-            return self._complete(self._load(request_id, signed.identity), card, target)
+            return self._complete(self._load(request_id, signed.identity), card, target, read)
         except Cancelled as exc:  # stopped at a safe point: left as it is, to resume or cancel
             if exc.request_id is None:
                 exc.request_id = request_id
@@ -682,9 +694,10 @@ class IssuanceEngine:
         """``registrar`` signs in afresh and carries out the remaining steps."""
         return self._complete(self._as(registrar, request_id), card, target)
 
-    def _complete(self, req: _Request, card: PivSession | None, target: Target) -> Outcome:
+    def _complete(self, req: _Request, card: PivSession | None, target: Target, read: CardContents | None = None) -> Outcome:
+        """``read``: what was read from ``card`` when the request was opened, in this card session."""
         steps = {
-            RequestState.APPROVED.value: lambda: self._authenticate(req, card),
+            RequestState.APPROVED.value: lambda: self._authenticate(req, card, read),
             RequestState.AUTHENTICATED.value: lambda: self._generate(req, target),
             RequestState.KEY_GENERATED.value: lambda: self._deliver(req, target),
             RequestState.DELIVERED.value: lambda: self._activate(req, target),
@@ -692,6 +705,7 @@ class IssuanceEngine:
         with self._leaves(req.id):
             self._devices(card, target)
             if req.target_state:
+                req.facts = None  # the device is looked at first: its step reads its facts after that
                 target.restore(json.loads(req.target_state))
             while req.state in steps:  # each step checks the state in the database and the chain before its device work
                 steps[req.state]()

@@ -81,13 +81,19 @@ def _reject(reason: str, detail: str, identity: Identity | None = None) -> Verdi
 
 
 def read_public_objects(session: PivSession, *, objects: tuple[str, ...] = tuple(_FREE_OBJECTS),
-                        slots: tuple[Slot, ...] = tuple(Slot)) -> CardContents:
+                        slots: tuple[Slot, ...] = tuple(Slot), already: CardContents | None = None) -> CardContents:
     """Everything readable without the PIN (or the ``objects`` and certificate ``slots`` named);
-    absent or empty objects are ``None``."""
+    absent or empty objects are ``None``. ``already``: what ``session`` read from the card
+    before (the card held exclusively since): the objects and certificates it holds are taken
+    from it, not read again."""
     contents = CardContents()
     for attr in objects:
-        setattr(contents, attr, session.read_optional(_FREE_OBJECTS[attr]) or None)
+        known = getattr(already, attr) if already is not None else None
+        setattr(contents, attr, known if known is not None else session.read_optional(_FREE_OBJECTS[attr]) or None)
     for slot in slots:
+        if already is not None and str(slot) in already.certificates:
+            contents.certificates[str(slot)] = already.certificates[str(slot)]
+            continue
         raw = session.read_optional(slot.object_id)
         if raw:
             try:
@@ -125,8 +131,11 @@ def pki_auth(
     cache_dir: str | Path | None = None,
     cancel: threading.Event | None = None,
     progress: Callable[[Progress], None] | None = None,
+    already: CardContents | None = None,
 ) -> Verdict:
     """Authenticate the card in ``session``; returns the verdict (see the module docstring).
+    ``already``: public objects ``session`` read from the card before, holding it exclusively
+    since (:func:`read_public_objects`): every check still runs on them.
 
     ``cancel`` set stops PKI-AUTH with :class:`~station.cancel.Cancelled` at its next safe
     point: before reading, before the PIN is asked for, after it is typed but before VERIFY
@@ -140,7 +149,7 @@ def pki_auth(
         raise InterfaceRestricted("PKI-AUTH needs the contact interface: the PIN and key 9A do not work contactless")
     check(cancel, "before reading the card")
     _tell(progress, "reading the card", "reading the card's public objects and certificates")
-    contents = read_public_objects(session)
+    contents = read_public_objects(session, already=already)
     key_ref, pin_kind = pin_reference(contents)
     status = session.get_pin_status(key_ref)
     if status.blocked:

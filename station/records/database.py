@@ -91,16 +91,27 @@ def with_password(url: str, password: str) -> str:
 def _sqlite_pragmas(engine: Engine, busy_timeout: float) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection, _record):  # noqa: ANN001
-        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+        dbapi_connection.isolation_level = None  # the station sends BEGIN itself (below)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def on_begin(conn):  # noqa: ANN001
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Every transaction starts with BEGIN IMMEDIATE, sent by the dialect's begin hook, which
+    # SQLAlchemy calls at each transaction's start and whose errors it wraps as a statement's
+    # (a locked database is an OperationalError, as before): on the DBAPI connection, not as
+    # a statement through a "begin" event (that is a Core execution per transaction, and any
+    # engine event makes every statement look for listeners).
+    engine.dialect.do_begin = _begin_immediate
+
+
+def _begin_immediate(dbapi_connection) -> None:  # noqa: ANN001
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("BEGIN IMMEDIATE")
+    finally:
+        cursor.close()
 
 
 def _private_sqlite_files(url: str) -> None:

@@ -33,7 +33,7 @@ from station.records.models import (
     utcnow,
 )
 from station.terms import RequestState, Role
-from station.service.operators import operator_with_role, role_refusal, same_person
+from station.service.operators import role_refusal, same_person
 from station.service.station import Station
 
 IDENTITY_PROOFING_MAX_AGE = dt.timedelta(days=90)  # Common Policy §4.2.3
@@ -77,6 +77,10 @@ def _common_name(cert: x509.Certificate) -> str:
     return str(cns[0].value) if cns else cert.subject.rfc4514_string()
 
 
+_KNOWN_PIV_AUTH = select(PivAuthCertificate.__table__.c.applicant_id, PivAuthCertificate.__table__.c.id).where(
+    PivAuthCertificate.__table__.c.fingerprint == bindparam("fingerprint"))
+
+
 def record_applicant(
     station: Station,
     piv_auth_cert: x509.Certificate,
@@ -94,7 +98,7 @@ def record_applicant(
     """
     fp = fingerprint(piv_auth_cert)
     with station.db.transaction() as session:
-        known = session.execute(select(PivAuthCertificate).where(PivAuthCertificate.fingerprint == fp)).scalar_one_or_none()
+        known = session.connection().execute(_KNOWN_PIV_AUTH, {"fingerprint": fp}).first()  # a row, not an ORM object
         if known is not None:
             return known.applicant_id, known.id
         applicant = None
@@ -149,32 +153,41 @@ def open_request(
     aal, target = Aal(aal), TargetKind(target_kind)
     if aal is Aal.AAL3 and not target.is_hardware:
         raise AssuranceMismatch(f"AAL3 cannot be issued to a {target.value} key")
-    with station.db.transaction() as session:
-        op = operator_with_role(session, registrar, Role.REGISTRAR)
-        pac = session.get(PivAuthCertificate, piv_auth_certificate_id)
+    with station.db.transaction() as session:  # rows, not ORM objects
+        connection = session.connection()
+        op = connection.execute(_OPERATOR_ROLES, {"identity": registrar}).first()
+        refusal = role_refusal(registrar, op is not None and op.active, op.roles if op is not None else None, Role.REGISTRAR)
+        if refusal is not None:
+            raise refusal
+        pac = connection.execute(_PIV_AUTH_RECORD, {"id": piv_auth_certificate_id}).first()
         if pac is None:
             raise IssuanceError(f"no PIV Authentication certificate record {piv_auth_certificate_id}", code=IssuanceError.Code.UNKNOWN_PIV_AUTH)
-        req = IssuanceRequest(
-            applicant_id=pac.applicant_id,
-            piv_auth_certificate_id=pac.id,
-            aal=aal.value,
-            target_kind=target.value,
-            registrar_id=op.id,
-            state=RequestState.REQUESTED.value,
-            target_uri=target_uri,
-        )
-        session.add(req)
-        session.flush()
+        request_id = connection.execute(_INSERT_REQUEST, {
+            "applicant_id": pac.applicant_id,
+            "piv_auth_certificate_id": piv_auth_certificate_id,
+            "aal": aal.value,
+            "target_kind": target.value,
+            "registrar_id": op.id,
+            "state": RequestState.REQUESTED.value,
+            "target_uri": target_uri,
+        }).inserted_primary_key[0]  # created_at: now (the column's default)
         station.audit.append(
             session,
             actor=registrar,
             action="request.opened",
             object_type="request",
-            object_id=req.id,
+            object_id=request_id,
             details={"applicant_id": pac.applicant_id, "aal": aal.value, "target_kind": target.value, "piv_auth_sha256": pac.fingerprint,
                      "target_device": target_device, **({"replaces": replaces} if replaces else {})},
         )
-        return req.id
+        return request_id
+
+
+_INSERT_REQUEST = IssuanceRequest.__table__.insert()  # made once (SQLAlchemy keys a new statement each time)
+_OPERATOR_ROLES = select(Operator.__table__.c.id, Operator.__table__.c.active, Operator.__table__.c.roles).where(
+    Operator.__table__.c.identity == bindparam("identity"))
+_PIV_AUTH_RECORD = select(PivAuthCertificate.__table__.c.applicant_id, PivAuthCertificate.__table__.c.fingerprint).where(
+    PivAuthCertificate.__table__.c.id == bindparam("id"))
 
 
 def require_backed(session: Session, req: IssuanceRequest) -> AuditedRequest:
@@ -187,7 +200,7 @@ def require_backed(session: Session, req: IssuanceRequest) -> AuditedRequest:
 def approver_signed_in(session: Session, audited: AuditedRequest) -> bool:
     """The approver's ``operator.signed_in`` is in the chain between the request's opening and
     its approval."""
-    return audited.approver is not None and session.execute(
+    return audited.approver is not None and session.connection().execute(  # a row: no ORM execution
         _SIGNED_IN, {"actor": audited.approver, "after": audited.opened_seq, "before": audited.decided_seq}).first() is not None
 
 
@@ -263,16 +276,34 @@ def reject_request(station: Station, request_id: int, *, approver: str, reason: 
     decide_request(station, request_id, approver=approver, approve=False, reason=reason)
 
 
-def _existing(req: IssuanceRequest, key_sha256: str) -> IssuedCredential:
-    cred = req.credential
-    assert cred is not None
-    if cred.public_key_sha256 != key_sha256:
+_CREDENTIALS, _PIV_AUTH = Credential.__table__, PivAuthCertificate.__table__
+# the request to certify, locked, with the identities of its registrar and approver (for the
+# chain), its applicant's PIV Authentication certificate and its credential if issued: one query
+_CERTIFYING = (select(_REQUESTS.c.state, _REQUESTS.c.aal, _REQUESTS.c.target_kind, _REQUESTS.c.created_at,
+                      _REQUESTS.c.piv_auth_certificate_id, _REGISTRAR.c.identity.label("registrar"),
+                      _APPROVER.c.identity.label("approver"), _PIV_AUTH.c.der.label("piv_auth_der"),
+                      _PIV_AUTH.c.fingerprint.label("piv_auth_fingerprint"), _CREDENTIALS.c.id.label("credential_id"),
+                      _CREDENTIALS.c.serial, _CREDENTIALS.c.certificate, _CREDENTIALS.c.policy,
+                      _CREDENTIALS.c.public_key_sha256)
+               .select_from(_REQUESTS.outerjoin(_REGISTRAR, _REGISTRAR.c.id == _REQUESTS.c.registrar_id)
+                            .outerjoin(_APPROVER, _APPROVER.c.id == _REQUESTS.c.approver_id)
+                            .outerjoin(_PIV_AUTH, _PIV_AUTH.c.id == _REQUESTS.c.piv_auth_certificate_id)
+                            .outerjoin(_CREDENTIALS, _CREDENTIALS.c.request_id == _REQUESTS.c.id))
+               .where(_REQUESTS.c.id == bindparam("id")).with_for_update(of=_REQUESTS))
+_INSERT_CREDENTIAL = _CREDENTIALS.insert()
+_CERTIFIED = (_REQUESTS.update().where(_REQUESTS.c.id == bindparam("rid"))
+              .values(state=bindparam("new"), issued_at=bindparam("at")))
+
+
+def _existing(request_id: int, row, key_sha256: str) -> IssuedCredential:
+    """The credential already issued for the request (``row``: :data:`_CERTIFYING`'s)."""
+    if row.public_key_sha256 != key_sha256:
         raise IssuanceError(
-            f"request {req.id} was already issued certificate {cred.serial} for another key",
+            f"request {request_id} was already issued certificate {row.serial} for another key",
             code=IssuanceError.Code.ALREADY_ISSUED,
             hint="open a new request for a new key",
         )
-    return IssuedCredential(cred.id, cred.serial, x509.load_der_x509_certificate(cred.certificate), True, cred.policy)
+    return IssuedCredential(row.credential_id, row.serial, x509.load_der_x509_certificate(row.certificate), True, row.policy)
 
 
 def issue_certificate(
@@ -300,15 +331,20 @@ def issue_certificate(
     subject_key = proof.verified_public_key()
     key_sha = public_key_sha256(subject_key)
     with station.db.transaction() as session:
-        req = locked_request(session, request_id)
-        require_backed(session, req)
-        if req.credential is not None:
-            return _existing(req, key_sha)
+        # rows, not ORM objects: the request locked, with what it needs (one query)
+        connection = session.connection()
+        req = connection.execute(_CERTIFYING, {"id": request_id}).first()
+        if req is None:
+            raise IssuanceError(f"no request {request_id}", code=IssuanceError.Code.UNKNOWN_REQUEST)
+        # RecordNotBacked unless the chain backs the row
+        backed_request_said(session, request_id, req.state, req.registrar, req.approver)
+        if req.credential_id is not None:
+            return _existing(request_id, req, key_sha)
         if req.state != from_state.value:
             raise IssuanceError(f"request {request_id} is {req.state}; only a request that is {from_state.value} is certified",
                                 code=IssuanceError.Code.STATE)
-        piv_auth = x509.load_der_x509_certificate(req.piv_auth_certificate.der)
-        if applicant_piv_auth_cert is not None and fingerprint(applicant_piv_auth_cert) != req.piv_auth_certificate.fingerprint:
+        piv_auth = x509.load_der_x509_certificate(req.piv_auth_der)
+        if applicant_piv_auth_cert is not None and fingerprint(applicant_piv_auth_cert) != req.piv_auth_fingerprint:
             raise IssuanceError("the PIV Authentication certificate is not the one of this request", code=IssuanceError.Code.MISMATCH)
         if (aal is not None and Aal(aal).value != req.aal) or (
             target_kind is not None and TargetKind(target_kind).value != req.target_kind
@@ -331,42 +367,41 @@ def issue_certificate(
             now=now,
         )
         cert = station.ca.issue(plan)
-        cred = Credential(
-            request_id=req.id,
-            serial=serial_hex(plan.serial),
-            issuer_key_id=station.ca.key_id,
-            certificate=cert.public_bytes(serialization.Encoding.DER),
-            policy=plan.policy.dotted_string,
-            subject=cert.subject.rfc4514_string(),
-            san_uuid=str(plan.san_uuid),
-            public_key_sha256=key_sha,
-            target_device=target_device,
-            piv_auth_certificate_id=req.piv_auth_certificate_id,
-            not_before=plan.not_before,
-            not_after=plan.not_after,
-            issued_at=now,
-        )
-        session.add(cred)
-        req.state, req.issued_at = to_state.value, now
-        session.flush()
+        cred = {
+            "request_id": request_id,
+            "serial": serial_hex(plan.serial),
+            "issuer_key_id": station.ca.key_id,
+            "certificate": cert.public_bytes(serialization.Encoding.DER),
+            "policy": plan.policy.dotted_string,
+            "subject": cert.subject.rfc4514_string(),
+            "san_uuid": str(plan.san_uuid),
+            "public_key_sha256": key_sha,
+            "target_device": target_device,
+            "piv_auth_certificate_id": req.piv_auth_certificate_id,
+            "not_before": plan.not_before,
+            "not_after": plan.not_after,
+            "issued_at": now,
+        }
+        credential_id = connection.execute(_INSERT_CREDENTIAL, cred).inserted_primary_key[0]  # status: active (default)
+        connection.execute(_CERTIFIED, {"rid": request_id, "new": to_state.value, "at": now})
         station.audit.append(
             session,
             actor=actor,
             action="credential.issued",
             object_type="credential",
-            object_id=cred.serial,
+            object_id=cred["serial"],
             details={
-                "request_id": req.id,
+                "request_id": request_id,
                 "request_state": to_state.value,
-                "serial": cred.serial,
-                "policy": cred.policy,
+                "serial": cred["serial"],
+                "policy": cred["policy"],
                 "aal": req.aal,
                 "target_kind": req.target_kind,
                 "target_device": target_device,
-                "san_uuid": cred.san_uuid,
+                "san_uuid": cred["san_uuid"],
                 "public_key_sha256": key_sha,
-                "not_after": cred.not_after.isoformat(),
+                "not_after": plan.not_after.isoformat(),
                 "certificate_sha256": fingerprint(cert),
             },
         )
-        return IssuedCredential(cred.id, cred.serial, cert, False, cred.policy)
+        return IssuedCredential(credential_id, cred["serial"], cert, False, cred["policy"])

@@ -8,6 +8,7 @@ the service layer touches the database. Every change and its audit event commit 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -60,6 +61,7 @@ class RequestRecord:
     certificate_der: bytes | None
     serial: str | None
     policy: str | None
+    facts: StepFacts | None = None  # read in the same transaction when asked (``facts_for``)
 
 
 @dataclass(frozen=True)
@@ -99,13 +101,16 @@ class EndingCredential:
     audited: AuditedCredential | None
 
 
-def load(station: Station, request_id: int) -> RequestRecord | None:
+def load(station: Station, request_id: int, *, facts_for: str | None = None) -> RequestRecord | None:
+    """The request (None: no such request); with ``facts_for`` (the acting registrar), also
+    the :class:`StepFacts` of its next step, read in the same transaction."""
     with station.db.transaction() as session:
         row = session.connection().execute(_LOAD, {"id": request_id}).first()
-    if row is None:
-        return None
+        if row is None:
+            return None
+        facts = _step_facts(session, request_id, facts_for) if facts_for is not None else None
     return RequestRecord(request_id, row.state, row.aal, row.target_state, row.fingerprint, row.der, row.certificate,
-                         row.serial, row.policy)
+                         row.serial, row.policy, facts)
 
 
 def state_of(station: Station, request_id: int) -> str | None:
@@ -128,13 +133,20 @@ def advance(station: Station, request_id: int, expected: RequestState, new: Requ
     when done, else (nothing written) the state the request is in instead."""
     with station.db.transaction() as session:
         connection = session.connection()
-        moved = connection.execute(_ADVANCE.values(**columns) if columns else _ADVANCE,
-                                   {"rid": request_id, "expected": expected.value, "new": new.value}).rowcount
+        moved = connection.execute(_advance_setting(tuple(sorted(columns))),
+                                   {"rid": request_id, "expected": expected.value, "new": new.value,
+                                    **{f"set_{name}": value for name, value in columns.items()}}).rowcount
         if moved != 1:
             return connection.execute(_STATE, {"id": request_id}).scalar()
         station.audit.append(session, actor=actor, action=action, object_type="request", object_id=request_id,
                              details=details or {})
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def _advance_setting(names: tuple[str, ...]):  # noqa: ANN202
+    """:data:`_ADVANCE` also setting the columns ``names`` (bound as ``set_<name>``), made once per set of names."""
+    return _ADVANCE.values(**{name: bindparam(f"set_{name}") for name in names}) if names else _ADVANCE
 
 
 def _active_credentials(session: Session, applicant_id: int | None, besides: int | None = None,

@@ -91,6 +91,15 @@ class CardChecker:
         self.now = now
         self.state = CheckState()
         self._signer_results: dict[bytes, Finding | None] = {}
+        self._certs: dict[bytes, x509.Certificate | None] = {}
+
+    def _cert(self, der: bytes | None) -> x509.Certificate | None:
+        """:func:`_load_cert`, once per certificate in a run (checks 1, 3 and 4 read the same ones)."""
+        if der is None:
+            return None
+        if der not in self._certs:
+            self._certs[der] = _load_cert(der)
+        return self._certs[der]
 
     def run(self) -> CheckState:
         if self.check_sizes():
@@ -133,7 +142,7 @@ class CardChecker:
         result = self.validator.validate(der, policies=self.profile.piv_auth_policies)
         if not result.ok:
             self.state.fail(result.reason, f"PIV Authentication certificate: {result.detail}")
-        cert = _load_cert(der)
+        cert = self._cert(der)
         if cert is None and result.ok:
             self.state.fail("cert-invalid", "PIV Authentication certificate does not parse")
         self.state.piv_auth = cert
@@ -190,7 +199,7 @@ class CardChecker:
         return finding
 
     def _check_signer(self, signed: SignedObject) -> Finding | None:
-        cert = _load_cert(signed.signer_der)
+        cert = self._cert(signed.signer_der)
         if cert is None:
             return Finding("cert-invalid", "signer certificate does not parse")
         try:
@@ -218,7 +227,7 @@ class CardChecker:
         result = self.validator.validate(der, policies=self.profile.card_auth_policies)
         if not result.ok:
             self.state.fail(result.reason, f"Card Authentication certificate: {result.detail}")
-        self.check_key_identifier(_load_cert(der), "Card Authentication")
+        self.check_key_identifier(self._cert(der), "Card Authentication")
 
     # 4 ------------------------------------------------------------------------------
     def check_identifiers(self) -> None:
@@ -226,7 +235,7 @@ class CardChecker:
         if chuid is None:
             return
         for slot, label in (("9A", "PIV Authentication"), ("9E", "Card Authentication")):
-            cert = _load_cert(self.contents.certificates.get(slot))
+            cert = self._cert(self.contents.certificates.get(slot))
             if cert is None:
                 continue
             try:

@@ -10,6 +10,7 @@ path, revocation) is the caller's business.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -106,23 +107,42 @@ def verify_signed_data(
 
 def _find_signer(sid, candidates: list[bytes]) -> bytes:
     for der in candidates:
-        cert = asn1_x509.Certificate.load(der)
         if sid.name == "issuer_and_serial_number":
             # serial first, then the encoded names, and only then RFC 5280 §7.1 name matching
             # (asn1crypto's normalizing comparison is slow and rarely needed)
             issuer = sid.chosen["issuer"]
-            if cert.serial_number == sid.chosen["serial_number"].native and (
-                    cert.issuer.dump() == issuer.dump() or cert.issuer == issuer):
+            serial, issuer_der = _serial_and_issuer(der)
+            if serial == sid.chosen["serial_number"].native and (
+                    issuer_der == issuer.dump() or asn1_x509.Certificate.load(der).issuer == issuer):
                 return der
         elif sid.name == "subject_key_identifier":
-            if cert.key_identifier == sid.chosen.native:
+            if _key_identifier(der) == sid.chosen.native:
                 return der
     raise CmsError("the signer's certificate is not available")
 
 
+# A card's content signer signs its CHUID, biometrics and Security Object: its certificate is
+# looked at four times in one PKI-AUTH. What is read from it depends on its bytes alone, so it
+# is parsed once per certificate (bounded; a failure is not remembered and raises again).
+@functools.lru_cache(maxsize=64)
+def _serial_and_issuer(der: bytes) -> tuple[int, bytes]:
+    cert = asn1_x509.Certificate.load(der)
+    return cert.serial_number, cert.issuer.dump()
+
+
+@functools.lru_cache(maxsize=64)
+def _key_identifier(der: bytes) -> bytes | None:
+    return asn1_x509.Certificate.load(der).key_identifier
+
+
+@functools.lru_cache(maxsize=64)
+def _public_key(der: bytes):  # noqa: ANN202
+    return x509.load_der_x509_certificate(der).public_key()
+
+
 def _verify_signature(signer_der: bytes, si, data: bytes, digest_name: str) -> None:
     try:
-        key = x509.load_der_x509_certificate(signer_der).public_key()
+        key = _public_key(signer_der)
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise CmsError(f"signer certificate unusable: {exc}") from exc
     algo = si["signature_algorithm"]

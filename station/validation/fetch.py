@@ -131,7 +131,13 @@ class HttpClient:
         self.profile = profile
         self.deadline = time.monotonic() + profile.verification_deadline
         self.failed = failed
-        self._opener = urllib.request.build_opener(_NoRedirect)
+        self._opener: urllib.request.OpenerDirector | None = None  # built at the first fetch: most validations fetch nothing
+
+    @property
+    def opener(self) -> urllib.request.OpenerDirector:
+        if self._opener is None:
+            self._opener = urllib.request.build_opener(_NoRedirect)
+        return self._opener
 
     async def get(self, url: str) -> tuple[bytes, str | None]:
         return await asyncio.to_thread(self._request, url, None, None)
@@ -172,7 +178,7 @@ class HttpClient:
         if content_type:
             request.add_header("Content-Type", content_type)
         timeout = min(self.profile.fetch_timeout, self._remaining(url))
-        with self._opener.open(request, timeout=timeout) as response:
+        with self.opener.open(request, timeout=timeout) as response:
             chunks, size = [], 0
             while chunk := response.read1(64 * 1024):  # whatever has arrived: a trickle cannot outlast the deadline
                 size += len(chunk)

@@ -121,6 +121,9 @@ class Pkcs11Token:
                 lib.reinitialize()  # a token plugged in, removed or initialized since
         # which login this token's operations share (PKCS#11 login state is per process and token)
         self._login_key = (module, self.token.label, str(self.token.serial))
+        # (held session, CKA_ID, private key object) of the pair generate_key made in the held
+        # session: signing in that session (the certification request) needs no search for it
+        self._made: tuple[object, bytes, object] | None = None
 
     def describe(self) -> dict[str, str]:
         t = self.token
@@ -151,6 +154,7 @@ class Pkcs11Token:
 
     def release(self) -> None:
         """Close the held session, which logs the token out."""
+        self._made = None
         held = _HELD.pop(self._login_key, None)
         if held is not None:
             try:
@@ -170,20 +174,24 @@ class Pkcs11Token:
                    Attribute.UNWRAP: False}
         public = {Attribute.TOKEN: True, Attribute.VERIFY: True, Attribute.ENCRYPT: False, Attribute.WRAP: False}
         param, _ = ALGORITHMS[algorithm]
+        self._made = None
         with self._open(pin) as session:
             try:
                 if algorithm.startswith("P-"):
                     params = session.create_domain_parameters(
                         KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters(param)}, local=True)
-                    pub, _ = params.generate_keypair(store=True, id=key_id, label=label,
-                                                     public_template=public, private_template=private)
+                    pub, priv = params.generate_keypair(store=True, id=key_id, label=label,
+                                                        public_template=public, private_template=private)
                     der = encode_ec_public_key(pub)
                 else:
-                    pub, _ = session.generate_keypair(KeyType.RSA, param, store=True, id=key_id, label=label,
-                                                      public_template=public, private_template=private)
+                    pub, priv = session.generate_keypair(KeyType.RSA, param, store=True, id=key_id, label=label,
+                                                         public_template=public, private_template=private)
                     der = encode_rsa_public_key(pub)
             except p11exc.PKCS11Error as exc:
                 raise _translate(exc, "generating the key pair on the token") from None
+            held = _HELD.get(self._login_key)
+            if held is not None and held[1] is session:  # the session stays open: its handle stays good
+                self._made = (session, key_id, priv)
         return key_id, load_der_public_key(der)
 
     def find_key(self, pin: str, *, key_id: bytes | None = None, label: str | None = None) -> bytes:
@@ -213,6 +221,7 @@ class Pkcs11Token:
     def destroy_key_pair(self, pin: str, key_id: bytes) -> None:
         """Remove the public and private keys stored with ``key_id``, not its certificate, and
         what a killed key generation left without a CKA_ID (:mod:`.remnants`)."""
+        self._made = None
         with self._open(pin) as session:
             for kind in (ObjectClass.PUBLIC_KEY, ObjectClass.PRIVATE_KEY):
                 for key in list(session.get_objects({Attribute.CLASS: kind, Attribute.ID: key_id})):
@@ -247,7 +256,9 @@ class Pkcs11Token:
         digest = hashlib.new(hash_name, message).digest()
         with self._open(pin) as session:
             try:
-                key = self._private_key(session, key_id)
+                made = self._made
+                made_here = made is not None and made[0] is session and made[1] == key_id
+                key = made[2] if made_here else self._private_key(session, key_id)
                 if key.key_type == KeyType.EC:
                     return encode_ecdsa_signature(key.sign(digest, mechanism=Mechanism.ECDSA))
                 return key.sign(digest_info(hash_name, digest), mechanism=Mechanism.RSA_PKCS)

@@ -41,11 +41,15 @@ class Pkcs11Target(Target):
         self.key_id: bytes | None = None
         self.public_key = None
         self._pin: str | None = None  # the transport PIN, read from its source once
+        self._description: DeviceDescription | None = None
 
     def describe(self) -> DeviceDescription:
-        d = self.token.describe()
-        device = DeviceIdentity("pkcs11", d["label"], d["manufacturer"], d["model"], d["serial"])
-        return DeviceDescription("pkcs11", self.hardware, device, str(self.uri), smart_card=False, details=d)
+        """Made once: it is the token's information read when it was opened, and the configuration."""
+        if self._description is None:
+            d = self.token.describe()
+            device = DeviceIdentity("pkcs11", d["label"], d["manufacturer"], d["model"], d["serial"])
+            self._description = DeviceDescription("pkcs11", self.hardware, device, str(self.uri), smart_card=False, details=d)
+        return self._description
 
     def _transport_pin(self) -> str:
         """From pin-value, a PIN file or the keyring (a D-Bus call): read once, not per operation."""
