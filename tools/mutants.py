@@ -120,9 +120,9 @@ MUTANTS: tuple[Mutant, ...] = (
       "problems = _request_said(request_id, state, registrar, approver, replay)\n    if problems:",
       "problems = _request_said(request_id, state, registrar, approver, replay)\n    if False:", (ENGINE_TRUST,)),
     M("the limit counts the credentials the chain has active, not the rows", "station/service/requests.py",
-      "return sum(1 for credential in audited.values() if credential.active)",
-      "return len(session.execute(select(Credential.serial).where("
-      "Credential.serial.in_(list(audited)), Credential.status == 'active')).all())", (ENGINE_TRUST,)),
+      "return sum(1 for serial, credential in audited.items() if credential.active and serial != replaced)",
+      "return len(session.execute(select(Credential.serial).where(Credential.serial.in_(list(audited)), "
+      "Credential.status == 'active', Credential.serial != (replaced or ''))).all())", (ENGINE_TRUST,)),
     M("an ended request revokes a credential the chain has active, whatever its row says", "station/issuance/engine.py",
       "return credential is not None and (credential.audited is None or credential.audited.active)",
       "return credential is not None and credential.status == 'active'", (ENGINE_TRUST,)),
@@ -179,7 +179,7 @@ MUTANTS: tuple[Mutant, ...] = (
       "while not done.wait(_CANCEL_POLL):", "while not done.wait(None):", ("tests/issuance/test_signin.py",)),
     M("a prompt's answer is emptied when the worker takes it", "station/issuance/bridge.py",
       "value, self._value = self._value, None", "value = self._value", ("tests/issuance/test_bridge.py",)),
-    M("the composition root resets a card when it lets it go", "station/service/session.py",
+    M("the composition root resets a card when it lets it go", "station/devices/pcsc.py",
       "conn.close(reset=True)", "conn.close()", ("tests/issuance/test_session.py",)),
     # --- the Qt interface (issue 11)
     M("the kiosk empties its PIN entries once the prompt is answered", "station/ui/kiosk.py",
