@@ -71,6 +71,11 @@ def _text(status: int, reason: str, **headers: str) -> web.Response:
     return web.Response(status=status, text=reason + "\n", headers=headers)
 
 
+def _unauthorized(reason: str) -> web.Response:
+    """401 with the HTTP Basic challenge (RFC 7030 §3.2.3, RFC 7617)."""
+    return _text(401, reason, **{"WWW-Authenticate": 'Basic realm="estrealm"'})
+
+
 def key_name(public_key) -> str | None:
     """The key types a phone may send: EC P-256 or P-384, RSA 2048 and up; else None."""
     if isinstance(public_key, ec.EllipticCurvePublicKey):
@@ -176,7 +181,7 @@ class EnrollmentService:
     async def _refuse(self, refused: BindingRefused, label: str) -> web.Response:
         await self._off_loop(self.hooks.audit, refused.request_id, "enrollment.refused",
                              {"reason": refused.reason.value, "label": label})
-        return _text(401, f"enrollment refused: {refused.reason.value}", **{"WWW-Authenticate": 'Basic realm="estrealm"'})
+        return _unauthorized(f"enrollment refused: {refused.reason.value}")
 
     def _enrollment(self, request: web.Request) -> Enrollment:
         enrollment = self.registry.find(request.match_info["label"])
@@ -223,8 +228,7 @@ class EnrollmentService:
         try:
             user, _, otp = base64.b64decode(request.headers["Authorization"].removeprefix("Basic ")).decode().partition(":")
         except (KeyError, ValueError, UnicodeDecodeError, binascii.Error):
-            return _text(401, "HTTP Basic authentication with the enrollment code is needed",
-                         **{"WWW-Authenticate": 'Basic realm="estrealm"'})
+            return _unauthorized("HTTP Basic authentication with the enrollment code is needed")
         try:
             enrollment = self.registry.check(label, user, otp)
         except BindingRefused as refused:
@@ -285,7 +289,7 @@ class EnrollmentService:
         return _text(403, f"AAL3 needs a verified hardware key attestation: {why}")
 
     # --- the station's steps 6 and 7, over mutual TLS ------------------------------------------------------
-    async def _credential(self, request: web.Request) -> tuple[Enrollment, x509.Certificate]:
+    def _credential(self, request: web.Request) -> tuple[Enrollment, x509.Certificate]:
         enrollment = self._enrollment(request)
         presented = self._client_certificate(request)
         if presented is None or enrollment.certificate is None or presented != enrollment.certificate:
@@ -293,7 +297,7 @@ class EnrollmentService:
         return enrollment, presented
 
     async def _activate(self, request: web.Request) -> web.Response:
-        enrollment, _ = await self._credential(request)
+        enrollment, _ = self._credential(request)
         enrollment.signal(enrollment.activated)
         enrollment.on_event("activated", "the phone protects the key with the applicant's PIN")
         return web.json_response({"activated": True})
@@ -301,7 +305,7 @@ class EnrollmentService:
     async def _selftest(self, request: web.Request) -> web.Response:
         from station.issuance.selftest import check_certificate
 
-        enrollment, presented = await self._credential(request)
+        enrollment, presented = self._credential(request)
         if not enrollment.activated.is_set():
             return _text(409, "activate the credential first")
         result = check_certificate(presented, self.ca, enrollment.policy, possession=True)  # the handshake signed
