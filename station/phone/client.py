@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import http.client
 import json
@@ -142,8 +143,13 @@ def enroll(payload: EnrollmentPayload, *, pin: str, store: Path, test_attestatio
     status, _, body = est.call("POST", "simpleenroll", base64.encodebytes(csr.public_bytes(serialization.Encoding.DER)), headers)
     if status != 200:
         raise _refused(status, body, "the enrollment")
-    certificates = pkcs7.load_der_pkcs7_certificates(base64.b64decode(body))
-    certificate = next(c for c in certificates if c.public_key() == key.public_key())
+    try:
+        certificates = pkcs7.load_der_pkcs7_certificates(base64.b64decode(body))
+    except (ValueError, binascii.Error):
+        raise PhoneError("the station's answer to the enrollment is not base64 PKCS#7 (RFC 7030 §4.2.3)") from None
+    certificate = next((c for c in certificates if c.public_key() == key.public_key()), None)
+    if certificate is None:
+        raise PhoneError("the station's answer holds no certificate for the phone's key")
     store.mkdir(parents=True, exist_ok=True)
     key_path, cert_path = store / "key.pem", store / "cert.pem"
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -157,7 +163,10 @@ def enroll(payload: EnrollmentPayload, *, pin: str, store: Path, test_attestatio
     status, _, body = est.call("POST", "selftest", b"{}", {"Content-Type": "application/json"}, credential)
     if status != 200:
         raise _refused(status, body, "the self-test")
-    result = json.loads(body)
+    try:
+        result = json.loads(body)
+    except ValueError:
+        raise PhoneError("the station's self-test answer is not JSON") from None
     policies = certificate.extensions.get_extension_for_class(x509.CertificatePolicies).value
     return Enrolled(format(certificate.serial_number, "x"), policies[0].policy_identifier.dotted_string, result)
 

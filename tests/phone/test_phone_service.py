@@ -44,7 +44,9 @@ def make_ca():
 class Station:
     """The engine's side of one enrollment: certify the phone's key at once."""
 
-    def __init__(self, service: EnrollmentService, ca_key, ca_cert, aal: str = "AAL2"):
+    def __init__(self, service: EnrollmentService, ca_key, ca_cert, aal: str = "AAL2", *, other_key: bool = False):
+        """``other_key``: a station gone wrong certifies a key that is not the phone's."""
+        self.other_key = other_key
         self.enrollment = Enrollment(1, aal)
         self.otp = service.registry.bind(self.enrollment)
         self.payload = EnrollmentPayload(service.base_url(self.enrollment.label), service.fingerprint, self.enrollment.user,
@@ -58,7 +60,8 @@ class Station:
         csr = x509.load_der_x509_csr(e.csr_der)
         now = dt.datetime.now(dt.timezone.utc)
         e.certificate = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "A")]))
-                         .issuer_name(ca_cert.subject).public_key(csr.public_key()).serial_number(x509.random_serial_number())
+                         .issuer_name(ca_cert.subject)
+                         .public_key(ec.generate_private_key(ec.SECP256R1()).public_key() if self.other_key else csr.public_key()).serial_number(x509.random_serial_number())
                          .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(days=1))
                          .add_extension(x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier(AAL2), None)]),
                                         False).sign(ca_key, hashes.SHA256()))
@@ -176,3 +179,11 @@ def test_an_expired_code_gets_401_and_an_audit_event(service_for, tmp_path):
     with pytest.raises(PhoneError, match="HTTP 401.*expired"):
         enroll(station.payload, pin="k9Pz4mQ1", store=tmp_path / "phone")
     assert audited == [(1, "enrollment.refused", "expired")] and not station.enrollment.request_received.is_set()
+
+
+def test_the_client_refuses_a_certificate_for_another_key_in_one_line(service_for, tmp_path):
+    service, ca_key, ca_cert = service_for()
+    station = Station(service, ca_key, ca_cert, other_key=True)
+    with pytest.raises(PhoneError, match="no certificate for the phone's key"):
+        enroll(station.payload, pin="k9Pz4mQ1", store=tmp_path / "phone")
+    assert not (tmp_path / "phone").exists()  # nothing stored
