@@ -13,23 +13,18 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from PySide6.QtCore import QCoreApplication, QRect, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QFont, QImage, QPainter
+from PySide6.QtCore import QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QSizePolicy,
                                QVBoxLayout, QWidget)
 
+from station.ui.widgets import scaled_font, tr
 from station.wizard.flow import IssuanceFlow
 
 
-def tr(text: str) -> str:
-    return QCoreApplication.translate("station", text)
-
-
-def module_layout(side: int, count: int) -> tuple[int, int]:
-    """The size of one module in whole device pixels (at least 1) and the margin that centres
-    ``count`` modules in ``side`` device pixels."""
-    module = max(1, side // count)
-    return module, (side - module * count) // 2
+def module_size(side: int, count: int) -> int:
+    """The size of one of ``count`` modules across ``side`` device pixels, in whole pixels (at least 1)."""
+    return max(1, side // count)
 
 
 class QrCode(QWidget):
@@ -77,7 +72,7 @@ class QrCode(QWidget):
         if not self._rows:
             return 0
         width, height, _ = self._device_size()
-        return module_layout(min(width, height), len(self._rows))[0]
+        return module_size(min(width, height), len(self._rows))
 
     def picture(self) -> QImage:
         """The code at the widget's size in device pixels, drawn without any scaling: every
@@ -89,7 +84,7 @@ class QrCode(QWidget):
             image.fill(Qt.GlobalColor.white)
             if self._rows:
                 count = len(self._rows)
-                module, _ = module_layout(min(width, height), count)
+                module = module_size(min(width, height), count)
                 left, top = (width - module * count) // 2, (height - module * count) // 2
                 squares = []
                 for y, row in enumerate(self._rows):
@@ -162,10 +157,7 @@ class PhonePanel(QGroupBox):
         code.addWidget(self.instructions)
         self.countdown = QLabel()
         self.countdown.setAccessibleName(tr("Time left for this code"))
-        font = QFont(self.countdown.font())
-        font.setPointSizeF(font.pointSizeF() * 1.3)
-        font.setBold(True)
-        self.countdown.setFont(font)
+        self.countdown.setFont(scaled_font(self.countdown, 1.3, bold=True))
         code.addWidget(self.countdown)
         buttons = QHBoxLayout()
         self.new_code = QPushButton(tr("&New code"))

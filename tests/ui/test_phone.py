@@ -25,7 +25,7 @@ from station.phone.client import read_qr
 from station.service.requests import state_of
 from station.ui.app import DemoInfo
 from station.ui.context import Settings, UiContext
-from station.ui.phone import PhonePanel, QrCode, module_layout
+from station.ui.phone import PhonePanel, QrCode, module_size
 from station.ui.worker import QtDeviceWorker
 from station.wizard.flow import IssuanceFlow, Operation, TargetOffer
 from tests.conftest import GOLDEN, TEST_PIN
@@ -47,7 +47,7 @@ def painted(folder: Path, scale: float = 1) -> Path:
     qr.show()
     image = qr.grab().toImage()
     assert image.devicePixelRatio() == scale and image.height() == round(330 * scale)
-    module, _ = module_layout(min(image.width(), image.height()), len(rows))
+    module = module_size(min(image.width(), image.height()), len(rows))
     assert qr.module_pixels() == module == int(330 * scale) // len(rows) >= 4 * scale and qr.minimumWidth() >= 300
     left, top = (image.width() - module * len(rows)) // 2, (image.height() - module * len(rows)) // 2
     for y, row in enumerate(rows):
