@@ -69,7 +69,7 @@ class Enrollment:
     policy: str = ""  # the certificate policy it was issued under
     selftest: Any = None  # the station's SelfTestResult of the phone's self-test
     ended: str = ""  # why the station stopped waiting (cancel, a new code): the service answers 503
-    on_event: Callable[[str, str], None] = lambda kind, detail: None  # (kind, detail) for screens; any thread
+    on_event: Callable[..., None] = lambda kind, detail, ok=True: None  # (kind, detail, ok) for screens; any thread
     request_received: threading.Event = field(default_factory=threading.Event)
     delivered: threading.Event = field(default_factory=threading.Event)  # the certificate is ready to send
     sent: threading.Event = field(default_factory=threading.Event)  # ...and the phone has it

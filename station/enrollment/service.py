@@ -285,7 +285,7 @@ class EnrollmentService:
     async def _aal3_refused(self, enrollment: Enrollment, label: str, why: str) -> web.Response:
         await self._off_loop(self.hooks.audit, enrollment.request_id, "enrollment.refused",
                              {"reason": "aal3-needs-attestation", "label": label, "detail": why})
-        enrollment.on_event("refused", f"AAL3 needs a verified key attestation: {why}")
+        enrollment.on_event("refused", f"AAL3 needs a verified key attestation: {why}", False)
         return _text(403, f"AAL3 needs a verified hardware key attestation: {why}")
 
     # --- the station's steps 6 and 7, over mutual TLS ------------------------------------------------------
@@ -313,7 +313,7 @@ class EnrollmentService:
         result.finish()
         enrollment.selftest = result
         enrollment.signal(enrollment.tested)
-        enrollment.on_event("selftest", result.detail)
+        enrollment.on_event("selftest", result.detail, result.passed)
         return web.json_response({"passed": result.passed, "checks": result.checks, "detail": result.detail,
                                   "serial": format(presented.serial_number, "x"), "policy_oid": enrollment.policy})
 

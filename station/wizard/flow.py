@@ -232,7 +232,7 @@ class IssuanceFlow:
         return CodeAction.GO_ON if self.state is RequestState.AUTHENTICATED else None
 
     def phone_event(self, event, modules=()) -> None:
-        """A phone event (``kind``, ``detail``, ``uri``, ``expires``; station.issuance.targets.phone.
+        """A phone event (``kind``, ``detail``, ``uri``, ``expires``, ``ok``; station.issuance.targets.phone.
         PhoneEvent) and, for a ``code``, its QR modules. A code arriving after the wait has ended
         (a new code racing an expiry or a cancel) died with the session and is not shown."""
         phone = self.phone
@@ -241,10 +241,8 @@ class IssuanceFlow:
                 self.phone = replace(phone, uri=event.uri, modules=tuple(tuple(row) for row in modules),
                                      expires=float(event.expires), enrolled=False, problem="")
             return
-        failed_test = event.kind == "selftest" and event.detail.startswith("failed")  # SelfTestResult.finish's words
-        ok = event.kind not in ("refused", "ended") and not failed_test
         changes = {"uri": "", "modules": ()} if event.kind in ("enrolling", "ended") else {}  # spent, or expired
-        self.phone = replace(phone, steps=phone.steps + (PhoneStep(event.kind, event.detail, ok),),
+        self.phone = replace(phone, steps=phone.steps + (PhoneStep(event.kind, event.detail, event.ok),),
                              enrolled=phone.enrolled or event.kind == "enrolling", **changes)
 
     def phone_problem(self, message: str) -> None:

@@ -47,7 +47,8 @@ class Station:
     def __init__(self, service: EnrollmentService, ca_key, ca_cert, aal: str = "AAL2", *, other_key: bool = False):
         """``other_key``: a station gone wrong certifies a key that is not the phone's."""
         self.other_key = other_key
-        self.enrollment = Enrollment(1, aal)
+        self.events: list[tuple[str, bool]] = []  # (kind, ok) as the screens hear them
+        self.enrollment = Enrollment(1, aal, on_event=lambda kind, detail, ok=True: self.events.append((kind, ok)))
         self.otp = service.registry.bind(self.enrollment)
         self.payload = EnrollmentPayload(service.base_url(self.enrollment.label), service.fingerprint, self.enrollment.user,
                                          self.otp, self.enrollment.expires)
@@ -92,6 +93,7 @@ def test_the_self_test_fails_a_revoked_credential(service_for, tmp_path):
     result = enroll(station.payload, pin="k9Pz4mQ1", store=tmp_path / "phone")
     assert result.selftest["passed"] is False and result.selftest["checks"]["not_revoked"] is False
     assert station.enrollment.selftest.passed is False
+    assert station.events == [("enrolling", True), ("enrolled", True), ("activated", True), ("selftest", False)]
 
 
 def test_an_aal2_phone_with_a_failed_attestation_still_enrolls_at_aal2(service_for, tmp_path):
@@ -111,7 +113,7 @@ def test_aal3_with_an_untrusted_attestation_is_refused_and_audited(service_for, 
         enroll(station.payload, pin="k9Pz4mQ1", store=tmp_path / "phone", test_attestation=True)
     assert audited == [("enrollment.refused", {"reason": "aal3-needs-attestation", "label": station.enrollment.label,
                                                "detail": "no configured root"})]
-    assert not station.enrollment.request_received.is_set()
+    assert not station.enrollment.request_received.is_set() and station.events == [("refused", False)]
 
 
 def test_a_silent_connection_is_dropped_and_others_are_served(service_for, tmp_path):

@@ -153,11 +153,12 @@ def test_the_phone_code_counts_down_and_new_code_replaces_it_while_the_engine_wa
 def test_the_phone_steps_are_listed_and_the_code_is_spent_once_it_enrolls():
     flow = phone_waiting()
     flow.phone_event(PhoneEvent("code", "scan", "dpiv://enroll?otp=a", 1000), [[True]])
-    flow.phone_event(PhoneEvent("refused", "AAL3 needs a verified key attestation: none was sent"))
+    flow.phone_event(PhoneEvent("refused", "AAL3 needs a verified key attestation: none was sent", ok=False))
     assert flow.phone.uri and flow.new_code_action() is CodeAction.REPLACE  # a refused request does not spend the code
-    for kind, detail in (("enrolling", "the phone sent its P-256 key's request"), ("enrolled", "the certificate is on the phone"),
-                         ("activated", "the phone protects the key"), ("selftest", "failed: policy")):
-        flow.phone_event(PhoneEvent(kind, detail))
+    for kind, detail, ok in (("enrolling", "the phone sent its P-256 key's request", True),
+                             ("enrolled", "the certificate is on the phone", True),
+                             ("activated", "the phone protects the key", True), ("selftest", "failed: policy", False)):
+        flow.phone_event(PhoneEvent(kind, detail, ok=ok))
     assert [(s.kind, s.ok) for s in flow.phone.steps] == [("refused", False), ("enrolling", True), ("enrolled", True),
                                                           ("activated", True), ("selftest", False)]
     assert flow.phone.uri == "" and flow.phone.modules == () and flow.seconds_left(0) == 0
@@ -167,7 +168,7 @@ def test_the_phone_steps_are_listed_and_the_code_is_spent_once_it_enrolls():
 def test_once_the_wait_ends_the_code_is_dead_and_new_code_goes_on_with_the_request():
     flow = phone_waiting()
     flow.phone_event(PhoneEvent("code", "scan", "dpiv://enroll?otp=a", 1000), [[True]])
-    flow.phone_event(PhoneEvent("ended", "the code expired before the phone enrolled"))
+    flow.phone_event(PhoneEvent("ended", "the code expired before the phone enrolled", ok=False))
     flow.failed("request 9 is left waiting: the phone did not enroll before its code expired",
                 "make the device send its request, then `station requests resume ID`", "target.request_timeout")
     assert flow.view().problem.hint.startswith("press “New code”")

@@ -37,11 +37,13 @@ CERTIFICATE_PICKUP_SECONDS = 30.0  # from the certificate to the phone having it
 class PhoneEvent:
     """What the screens show of the phone: ``code`` (a new QR payload in ``uri``, valid until
     ``expires``, Unix seconds), ``enrolling``, ``enrolled``, ``activated``, ``selftest``,
-    ``refused``, ``ended``; ``detail`` in plain words."""
+    ``refused``, ``ended``; ``detail`` in plain words; ``ok``: it went well (a refusal, an
+    expiry or a failed self-test did not)."""
     kind: str
     detail: str
     uri: str = ""
     expires: int = 0
+    ok: bool = True
 
 
 class DeviceDidNotAnswer(TargetError):
@@ -81,8 +83,8 @@ class PhoneTarget(Target):
             self._service = self._service_factory()
         return self._service
 
-    def _emit(self, kind: str, detail: str) -> None:
-        self._listener(PhoneEvent(kind, detail))
+    def _emit(self, kind: str, detail: str, ok: bool = True) -> None:
+        self._listener(PhoneEvent(kind, detail, ok=ok))
 
     def new_code(self) -> PhoneEvent:
         """A new binding for the waiting request (the old label and secret die at once); its
@@ -110,7 +112,7 @@ class PhoneTarget(Target):
         while not enrollment.request_received.is_set():
             left = enrollment.expires - time.time()
             if left <= 0:  # the binding stays, refused as expired, until the target closes
-                self._emit("ended", "the code expired before the phone enrolled")
+                self._emit("ended", "the code expired before the phone enrolled", ok=False)
                 raise RequestNotReceived("the phone did not enroll before its code expired")
             enrollment.wait(enrollment.request_received, deadline=time.monotonic() + min(left, 1.0), cancel=cancel,
                             what="to enroll")
